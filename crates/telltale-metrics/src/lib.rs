@@ -1,0 +1,3 @@
+//! RED metrics for axum, tower and tonic servers and clients, a Prometheus /metrics router, cardinality guard.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! Reference Orders API.
+fn main() {}
