@@ -12,6 +12,8 @@
 //!   and gRPC, and the `error.type` values.
 //! - [`headers`]: header names.
 //! - [`body`]: a response-body wrapper that reports, exactly once, how the body ended.
+//! - [`trace_ids`]: trace/span ids as plain data in `tracing` span extensions, for logs.
+//! - `extract` (feature `axum`): `RequestId` as an axum extractor.
 //!
 //! ```
 //! use telltale_core::{method, outcome, RequestId};
@@ -32,11 +34,14 @@
 #![warn(missing_docs)]
 
 pub mod body;
+#[cfg(feature = "axum")]
+pub mod extract;
 pub mod headers;
 pub mod method;
 pub mod outcome;
 pub mod request_id;
 pub mod route;
 pub mod status;
+pub mod trace_ids;
 
 pub use request_id::{InvalidRequestId, RequestId, current_request_id, with_request_id};
