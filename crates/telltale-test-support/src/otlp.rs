@@ -1,0 +1,1 @@
+//! A real OTLP/gRPC trace receiver for tests (feature `otlp`).
