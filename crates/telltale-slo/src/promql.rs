@@ -1,0 +1,258 @@
+//! PromQL for SLIs, warnings and dashboards, built from a validated spec.
+//!
+//! ```
+//! use telltale_slo::promql;
+//! use telltale_slo::spec::{ServiceSpec, Slo};
+//!
+//! let spec = ServiceSpec::builder("orders-api")
+//!     .slo(Slo::availability("availability", 99.9))
+//!     .build()
+//!     .unwrap();
+//! let ratio = promql::error_ratio(&spec, &spec.slos[0], "1h");
+//! assert!(ratio.contains("http_response_status_code=~\"5..\""));
+//! assert!(ratio.contains("[1h]"));
+//! ```
+//!
+//! Long-window ratios are computed from the raw counters over the long window
+//! (`sum(rate(errors[3d])) / sum(rate(total[3d]))`), so they are weighted by traffic; an
+//! average of short-window ratios would give a quiet night the same weight as a busy day.
+
+use std::collections::BTreeSet;
+
+use telltale_metrics::names::{self, client};
+
+use crate::decimal::Decimal;
+use crate::spec::{ServiceSpec, Slo, SloKind};
+
+/// The windows recording rules are written for (the multi-window alerts need them all).
+pub const RULE_WINDOWS: &[&str] = &["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+
+/// Name of the recording rule holding an SLO's error ratio over `window`.
+pub fn recording_rule_name(window: &str) -> String {
+    format!("slo:sli_error:ratio_rate{window}")
+}
+
+/// Label matcher `name="value"` with the value escaped for PromQL.
+pub fn eq(name: &str, value: &str) -> String {
+    format!("{name}={}", quote(value))
+}
+
+/// A PromQL double-quoted string.
+pub fn quote(value: &str) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Matchers selecting the service only.
+pub fn service_matchers(spec: &ServiceSpec) -> Vec<String> {
+    vec![eq(&spec.service_label, &spec.service)]
+}
+
+/// Matchers selecting the SLO's requests: service, routes, selectors.
+pub fn slo_matchers(spec: &ServiceSpec, slo: &Slo) -> Vec<String> {
+    let mut m = service_matchers(spec);
+    let labels = spec.label_names();
+    match slo.routes.as_slice() {
+        [] => {}
+        [one] => m.push(eq(labels.route, one)),
+        many => {
+            let alternatives: Vec<String> = many.iter().map(|r| regex_escape(r)).collect();
+            m.push(format!("{}=~{}", labels.route, quote(&alternatives.join("|"))));
+        }
+    }
+    for (k, v) in &slo.selectors {
+        m.push(eq(k, v));
+    }
+    m
+}
+
+fn selector(metric: &str, matchers: &[String]) -> String {
+    format!("{metric}{{{}}}", matchers.join(","))
+}
+
+/// The series counting every request of the SLO (`_count` of the histogram, or the counter).
+pub fn total_series(spec: &ServiceSpec, slo: &Slo) -> String {
+    let metric = slo.metric.as_deref().unwrap_or(spec.label_names().duration);
+    if metric == spec.label_names().duration {
+        format!("{metric}_count")
+    } else {
+        metric.to_owned()
+    }
+}
+
+/// The `le` matcher for a bucket boundary. The exporter prints `1` for 1.0 while
+/// Prometheus 3 normalises to `1.0`: integers match both.
+pub fn le_matcher(threshold: f64) -> String {
+    let text = format!("{threshold}");
+    if text.contains('.') {
+        eq("le", &text)
+    } else {
+        format!("le=~\"{text}(\\\\.0)?\"")
+    }
+}
+
+fn server_error_matcher(spec: &ServiceSpec) -> String {
+    format!("{}=~\"5..\"", spec.label_names().status)
+}
+
+/// `sum(rate(total[window]))` for the SLO.
+pub fn total_rate(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
+    format!(
+        "sum(rate({}[{window}]))",
+        selector(&total_series(spec, slo), &slo_matchers(spec, slo))
+    )
+}
+
+/// `sum(rate(good_or_bad[window]))`: for availability the 5xx requests, for latency the
+/// requests within the threshold (the `le` bucket).
+pub fn numerator_rate(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
+    let mut m = slo_matchers(spec, slo);
+    match slo.kind {
+        SloKind::Availability => {
+            m.push(server_error_matcher(spec));
+            format!("sum(rate({}[{window}]))", selector(&total_series(spec, slo), &m))
+        }
+        SloKind::Latency { threshold_seconds } => {
+            m.push(le_matcher(threshold_seconds));
+            format!(
+                "sum(rate({}[{window}]))",
+                selector(&format!("{}_bucket", spec.label_names().duration), &m)
+            )
+        }
+    }
+}
+
+/// The SLI error ratio over `window`, from raw counters (traffic-weighted).
+pub fn error_ratio(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
+    let num = numerator_rate(spec, slo, window);
+    let total = total_rate(spec, slo, window);
+    match slo.kind {
+        SloKind::Availability => format!("{num}\n/\n{total}"),
+        SloKind::Latency { .. } => format!("1 - (\n  {num}\n  /\n  {total}\n)"),
+    }
+}
+
+/// [`error_ratio`] on one line (for dashboards and the `budget` queries).
+pub fn error_ratio_one_line(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
+    error_ratio(spec, slo, window)
+        .replace("\n  ", " ")
+        .replace('\n', " ")
+}
+
+/// Selector of the absent() alert: the service's total series (and, for latency, the
+/// exact threshold bucket, so a changed bucket layout is noticed too).
+pub fn absent_expr(spec: &ServiceSpec, slo: &Slo) -> String {
+    let m = service_matchers(spec);
+    match slo.kind {
+        SloKind::Availability => format!("absent({})", selector(&total_series(spec, slo), &m)),
+        SloKind::Latency { threshold_seconds } => {
+            let mut m = m;
+            m.push(le_matcher(threshold_seconds));
+            format!(
+                "absent({})",
+                selector(&format!("{}_bucket", spec.label_names().duration), &m)
+            )
+        }
+    }
+}
+
+/// Quantile `q` of the SLO's request duration over `window`.
+pub fn latency_quantile(spec: &ServiceSpec, slo: &Slo, q: &str, window: &str) -> String {
+    format!(
+        "histogram_quantile({q}, sum by (le) (rate({}[{window}])))",
+        selector(
+            &format!("{}_bucket", spec.label_names().duration),
+            &slo_matchers(spec, slo)
+        )
+    )
+}
+
+/// The service's 5xx ratio over `window` (all routes).
+pub fn service_error_ratio(spec: &ServiceSpec, window: &str) -> String {
+    let count = format!("{}_count", spec.label_names().duration);
+    let m = service_matchers(spec);
+    let mut bad = m.clone();
+    bad.push(server_error_matcher(spec));
+    format!(
+        "sum(rate({}[{window}]))\n/\nsum(rate({}[{window}]))",
+        selector(&count, &bad),
+        selector(&count, &m)
+    )
+}
+
+/// Matchers of one dependency's client metrics.
+pub fn dependency_matchers(spec: &ServiceSpec, dependency: &str) -> Vec<String> {
+    let mut m = service_matchers(spec);
+    m.push(eq(names::labels::PEER_SERVICE, dependency));
+    m
+}
+
+/// A dependency's error ratio over `window` (client `error_type` set = failed call).
+pub fn dependency_error_ratio(spec: &ServiceSpec, dependency: &str, window: &str) -> String {
+    let count = format!("{}_count", names::otel::HTTP_CLIENT_REQUEST_DURATION);
+    let m = dependency_matchers(spec, dependency);
+    let mut bad = m.clone();
+    bad.push(format!("{}!=\"\"", names::labels::ERROR_TYPE));
+    format!(
+        "sum(rate({}[{window}]))\n/\nsum(rate({}[{window}]))",
+        selector(&count, &bad),
+        selector(&count, &m)
+    )
+}
+
+/// 1 when the dependency's circuit breaker is open.
+pub fn breaker_open(spec: &ServiceSpec, dependency: &str) -> String {
+    let mut m = dependency_matchers(spec, dependency);
+    m.push(eq(names::labels::STATE, "open"));
+    format!("max({}) == 1", selector(client::CIRCUIT_BREAKER_STATE, &m))
+}
+
+/// A threshold `burn × budget`, printed exactly.
+pub fn burn_threshold(slo: &Slo, burn: &Decimal) -> Decimal {
+    slo.error_budget().mul(burn)
+}
+
+/// Metric names (`foo` of every `foo{...}` selector) referenced by `exprs`, without
+/// recording rules (names with `:`).
+pub fn metric_names_in<'a>(exprs: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for expr in exprs {
+        let bytes = expr.as_bytes();
+        let mut in_string = false;
+        let mut start = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'"' && (i == 0 || bytes[i - 1] != b'\\') {
+                in_string = !in_string;
+                start = None;
+                continue;
+            }
+            if in_string {
+                continue;
+            }
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b':' {
+                if start.is_none() {
+                    start = Some(i);
+                }
+            } else {
+                if let (b'{', Some(s)) = (b, start) {
+                    let name = &expr[s..i];
+                    if !name.contains(':') && !name.starts_with(|c: char| c.is_ascii_digit()) {
+                        out.insert(name.to_owned());
+                    }
+                }
+                start = None;
+            }
+        }
+    }
+    out
+}
