@@ -687,7 +687,7 @@ impl ServiceSpecBuilder {
                     return Err(SpecError::new(
                         at("metric"),
                         format!(
-                            "unknown metric `{metric}` for a {} SLO with scheme {}",
+                            "unknown metric `{metric}` for kind {} with scheme {}",
                             slo.kind.as_str(),
                             scheme_name(self.scheme)
                         ),

@@ -1,0 +1,290 @@
+//! The generated files pass the real tools (`promtool`, `amtool`), and the alerts behave
+//! as the SRE Workbook predicts on synthetic series (`promtool test rules`).
+//!
+//! The tools come from Debian's `prometheus` and `prometheus-alertmanager` packages
+//! (`scripts/test` installs them). Missing tools fail the tests: they are the point.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use telltale_slo::rules::{BURN_WINDOWS, burn_alert_name};
+use telltale_slo::{ServiceSpec, generate};
+
+fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` not found on PATH or in /usr/bin: install Debian's `prometheus` (promtool) \
+                 and `prometheus-alertmanager` (amtool) packages, as scripts/test does"
+            )
+        })
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run tool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+fn example() -> ServiceSpec {
+    ServiceSpec::from_yaml_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/orders-api/slo.yaml"
+    ))
+    .unwrap()
+}
+
+fn generated_dir(spec: &ServiceSpec) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    generate(spec).write_to(dir.path()).unwrap();
+    dir
+}
+
+#[test]
+fn generated_rules_pass_promtool_check_rules() {
+    for scheme in ["otel", "legacy"] {
+        let yaml = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/orders-api/slo.yaml"
+        ))
+        .unwrap()
+        .replace("scheme: otel", &format!("scheme: {scheme}"));
+        let spec = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+        let dir = generated_dir(&spec);
+        let rules = dir.path().join("prometheus/orders-api.rules.yaml");
+        let out = run(Command::new(tool("promtool"))
+            .arg("check")
+            .arg("rules")
+            .arg(&rules));
+        assert!(out.contains("SUCCESS"), "{out}");
+    }
+}
+
+#[test]
+fn generated_alertmanager_config_passes_amtool_check_config() {
+    let dir = generated_dir(&example());
+    let out = run(Command::new(tool("amtool"))
+        .arg("check-config")
+        .arg(dir.path().join("alertmanager/alertmanager.yaml")));
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(out.contains("2 inhibit rules"), "{out}");
+}
+
+#[test]
+fn generation_is_deterministic_and_thresholds_are_exact() {
+    let spec = example();
+    assert_eq!(generate(&spec), generate(&spec));
+    let rules = &generate(&spec).files["prometheus/orders-api.rules.yaml"];
+    for t in [
+        "> 0.0144", "> 0.006", "> 0.003", "> 0.001", "> 0.144", "> 0.06", "> 0.03", "> 0.01",
+    ] {
+        assert!(rules.contains(t), "missing threshold {t}");
+    }
+    assert!(!rules.contains("00000000"), "float artefact in:\n{rules}");
+    // Long windows come from raw counters over the long window, not averaged short ratios.
+    assert!(rules.contains("[3d]))"));
+    assert!(!rules.contains("avg_over_time"));
+}
+
+// === promtool test rules ===
+
+const OK: &str = r#"http_server_request_duration_seconds_count{service="orders-api",http_route="/orders/{id}",http_request_method="GET",http_response_status_code="200"}"#;
+const ERR: &str = r#"http_server_request_duration_seconds_count{service="orders-api",http_route="/orders/{id}",http_request_method="GET",http_response_status_code="503",error_type="503"}"#;
+
+/// A counter's cumulative values, one per minute, from per-minute increments.
+fn counter(minutes: u32, per_minute: impl Fn(u32) -> u64) -> String {
+    let mut v = 0u64;
+    let mut out = vec!["0".to_owned()];
+    for m in 1..=minutes {
+        v += per_minute(m);
+        out.push(v.to_string());
+    }
+    out.join(" ")
+}
+
+fn series(name: &str, values: String) -> String {
+    format!(
+        "      - series: {}\n        values: \"{values}\"\n",
+        serde_json::to_string(name).unwrap()
+    )
+}
+
+/// `count(ALERTS{...})` is 1 (`Some(1)`) or empty (`None`) at `minute`.
+fn expect_alerts(selector: &str, minute: u32, firing: bool) -> String {
+    let samples = if firing {
+        "\n          - labels: '{}'\n            value: 1"
+    } else {
+        " []"
+    };
+    format!(
+        "      - expr: 'count(ALERTS{{{selector},alertstate=\"firing\"}})'\n        eval_time: {minute}m\n        exp_samples:{samples}\n"
+    )
+}
+
+fn test_case(name: &str, input: &[String], checks: &[String]) -> String {
+    format!(
+        "  # {name}\n  - interval: 1m\n    input_series:\n{}    promql_expr_test:\n{}",
+        input.concat(),
+        checks.concat()
+    )
+}
+
+#[test]
+fn burn_rate_alerts_fire_resolve_and_stay_quiet_as_the_workbook_predicts() {
+    let spec = example();
+    let dir = generated_dir(&spec);
+    let availability = &spec.slos[0];
+    let burn = burn_alert_name(&spec, availability);
+    let budget = availability.error_budget().to_f64();
+    let page = BURN_WINDOWS[0];
+    assert_eq!(page.label(), "1h/5m");
+
+    // Workbook: detection time = burn × budget / error ratio × long window.
+    // 14.4 × 0.001 / 0.1 × 60 min = 8.64 min for a steady 10% error rate.
+    let error_ratio = 0.1;
+    let predicted_min = page.burn().to_f64() * budget / error_ratio * 60.0;
+    assert!((predicted_min - 8.64).abs() < 1e-9, "{predicted_min}");
+    let start = 120u32; // two clean hours first, so the 1h window is full of traffic
+    let stop = 180u32;
+    let end = 240u32;
+    let page_1h = format!("alertname=\"{burn}\",window=\"1h/5m\"");
+    let any_page = format!("alertname=\"{burn}\",severity=\"page\"");
+
+    // 100 requests a minute; 10% are 503s between `start` and `stop`.
+    let steady = test_case(
+        "steady 10% errors page within the predicted time and resolve when they stop",
+        &[
+            series(
+                OK,
+                counter(end, |m| if m > start && m <= stop { 90 } else { 100 }),
+            ),
+            series(ERR, counter(end, |m| if m > start && m <= stop { 10 } else { 0 })),
+        ],
+        &[
+            expect_alerts(&any_page, start, false),
+            // Just before the predicted time: not yet.
+            expect_alerts(&page_1h, start + predicted_min.floor() as u32, false),
+            // One evaluation interval (and one scrape) after it: firing.
+            expect_alerts(&page_1h, start + predicted_min.ceil() as u32 + 1, true),
+            expect_alerts(&page_1h, stop, true),
+            // 5m after the errors stop the short window is clean: the 1h/5m page resolves.
+            expect_alerts(&page_1h, stop + 7, false),
+            // 30m after, the 6h/30m page too.
+            expect_alerts(&any_page, stop + 32, false),
+        ],
+    );
+
+    // 0.05% errors (burn 0.5) for six hours: nothing fires.
+    let low = test_case(
+        "0.05% errors fire nothing",
+        &[
+            series(OK, counter(360, |_| 1999)),
+            series(ERR, counter(360, |_| 1)),
+        ],
+        &[
+            expect_alerts(&format!("alertname=\"{burn}\""), 120, false),
+            expect_alerts(&format!("alertname=\"{burn}\""), 359, false),
+            expect_alerts("alertname=\"OrdersApiAvailabilitySliMissing\"", 359, false),
+            expect_alerts("alertname=\"OrdersApiErrorRatioHigh\"", 359, false),
+        ],
+    );
+
+    // A 5-minute spike of 10% errors: the 5m window is far above 14.4x, but the 1h window
+    // stays below (0.1 × 5/60 = 0.0083 < 0.0144): no page.
+    let spike = test_case(
+        "a 5-minute error spike alone does not page",
+        &[
+            series(OK, counter(200, |m| if m > 120 && m <= 125 { 90 } else { 100 })),
+            series(ERR, counter(200, |m| if m > 120 && m <= 125 { 10 } else { 0 })),
+        ],
+        (121..=140)
+            .step_by(2)
+            .chain([160, 199])
+            .map(|m| expect_alerts(&any_page, m, false))
+            .collect::<Vec<_>>()
+            .as_slice(),
+    );
+
+    // Latency: all requests take 0.1 s, then from minute 60 they take 0.5 s.
+    let h = "http_server_request_duration_seconds";
+    let bucket = |le: &str, slow: bool| {
+        let name = format!(
+            "{h}_bucket{{service=\"orders-api\",http_route=\"/orders/{{id}}\",http_request_method=\"GET\",http_response_status_code=\"200\",le=\"{le}\"}}"
+        );
+        series(
+            &name,
+            counter(120, move |m| if m > 60 && !slow { 0 } else { 100 }),
+        )
+    };
+    let latency = test_case(
+        "a latency breach fires the latency warning",
+        &[
+            bucket("0.1", false),
+            bucket("0.25", false),
+            bucket("0.5", true),
+            bucket("1", true),
+            bucket("+Inf", true),
+            series(OK, counter(120, |_| 100)),
+        ],
+        &[
+            expect_alerts("alertname=\"OrdersApiLatencyAboveThreshold\"", 55, false),
+            // 5m rate window + `for: 10m` + evaluation slack.
+            expect_alerts("alertname=\"OrdersApiLatencyAboveThreshold\"", 80, true),
+            expect_alerts("alertname=\"OrdersApiAvailabilitySloBurn\"", 80, false),
+        ],
+    );
+
+    // A service whose metrics vanished: the SLI-missing alerts fire (after `for: 10m`).
+    let absent = test_case(
+        "missing SLI metrics fire the absent alert",
+        &[series(
+            r#"http_server_request_duration_seconds_count{service="other-api",http_response_status_code="200"}"#,
+            counter(30, |_| 100),
+        )],
+        &[
+            expect_alerts("alertname=\"OrdersApiAvailabilitySliMissing\"", 5, false),
+            expect_alerts("alertname=\"OrdersApiAvailabilitySliMissing\"", 15, true),
+            expect_alerts("alertname=\"OrdersApiLatencySliMissing\"", 15, true),
+        ],
+    );
+
+    let test_yaml = format!(
+        "rule_files:\n  - prometheus/orders-api.rules.yaml\nevaluation_interval: 1m\ntests:\n{steady}{low}{spike}{latency}{absent}"
+    );
+    let test_file = dir.path().join("slo-test.yaml");
+    std::fs::write(&test_file, &test_yaml).unwrap();
+    let out = Command::new(tool("promtool"))
+        .arg("test")
+        .arg("rules")
+        .arg(&test_file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool test rules failed:\n{text}\n--- test file ---\n{}",
+        shorten(&test_yaml)
+    );
+    assert!(text.contains("SUCCESS"), "{text}");
+}
+
+fn shorten(yaml: &str) -> String {
+    yaml.lines()
+        .map(|l| if l.len() > 200 { &l[..200] } else { l })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

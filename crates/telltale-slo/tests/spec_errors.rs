@@ -1,0 +1,176 @@
+//! Bad specs fail with a message naming the file, the line and the fix.
+
+use telltale_slo::ServiceSpec;
+
+const GOOD: &str = "\
+service: orders-api
+labels:
+  team: orders
+slos:
+  - name: availability
+    kind: availability
+    objective: 99.9
+  - name: latency
+    kind: latency
+    objective: 99
+    threshold: 0.25
+";
+
+/// Parses `yaml`, expects an error, checks `file:line:` and that the message and the fix
+/// contain the given fragments.
+fn expect_error(yaml: &str, line: u64, message: &str, fix: &str) -> String {
+    let err = ServiceSpec::from_yaml_str(yaml, "slo.yaml").expect_err("spec must be rejected");
+    let text = err.to_string();
+    eprintln!("{text}");
+    assert_eq!(err.file(), Some("slo.yaml"), "{text}");
+    assert_eq!(err.line(), Some(line), "{text}");
+    assert!(text.starts_with(&format!("slo.yaml:{line}:")), "{text}");
+    assert!(err.message().contains(message), "{text}");
+    assert!(err.fix().contains(fix), "{text}");
+    text
+}
+
+#[test]
+fn the_good_spec_and_the_shipped_example_parse() {
+    let spec = ServiceSpec::from_yaml_str(GOOD, "slo.yaml").unwrap();
+    assert_eq!(spec.slos.len(), 2);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/orders-api/slo.yaml");
+    let spec = ServiceSpec::from_yaml_file(example).unwrap();
+    assert_eq!(spec.service, "orders-api");
+    assert_eq!(spec.dependencies, ["inventory"]);
+    assert_eq!(spec.slos[0].objective.to_string(), "99.9");
+    assert_eq!(spec.slos[0].window.as_str(), "30d");
+}
+
+#[test]
+fn unknown_key_names_line_and_fix() {
+    let yaml = GOOD.replace("    objective: 99.9\n", "    objective: 99.9\n    objectve: 99\n");
+    expect_error(&yaml, 8, "objectve", "remove the key or correct its spelling");
+    let yaml = GOOD.replace("labels:", "lables:");
+    expect_error(&yaml, 2, "lables", "remove the key");
+}
+
+#[test]
+fn objective_of_100_or_0_is_rejected() {
+    let yaml = GOOD.replace("objective: 99.9", "objective: 100");
+    let text = expect_error(&yaml, 7, "strictly between 0 and 100", "in percent");
+    assert!(text.contains("slos[0].objective"), "{text}");
+    let yaml = GOOD.replace("objective: 99\n", "objective: 0\n");
+    expect_error(&yaml, 10, "strictly between 0 and 100", "in percent");
+    let yaml = GOOD.replace("objective: 99\n", "objective: 120\n");
+    expect_error(&yaml, 10, "strictly between 0 and 100", "in percent");
+}
+
+#[test]
+fn threshold_not_a_bucket_boundary_is_rejected_with_the_boundaries() {
+    let yaml = GOOD.replace("threshold: 0.25", "threshold: 0.3");
+    expect_error(&yaml, 11, "not a bucket boundary", "0.25, 0.5");
+    // With custom buckets, 0.3 is fine.
+    let yaml = format!(
+        "buckets: [0.1, 0.3, 1]\n{}",
+        GOOD.replace("threshold: 0.25", "threshold: 0.3")
+    );
+    ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+    // A latency SLO without threshold.
+    let yaml = GOOD.replace("    threshold: 0.25\n", "");
+    expect_error(&yaml, 9, "needs a `threshold`", "threshold: 0.25");
+}
+
+#[test]
+fn duplicate_slo_names_are_rejected() {
+    let yaml = GOOD.replace("name: latency", "name: availability");
+    expect_error(&yaml, 8, "already used by slos[0]", "different name");
+}
+
+#[test]
+fn unknown_metric_and_label_are_rejected() {
+    let yaml = GOOD.replace(
+        "    objective: 99.9\n",
+        "    objective: 99.9\n    metric: http_requests_totl\n",
+    );
+    expect_error(
+        &yaml,
+        8,
+        "unknown metric `http_requests_totl`",
+        "http_server_request_duration_seconds",
+    );
+    let yaml = GOOD.replace(
+        "    objective: 99.9\n",
+        "    objective: 99.9\n    selectors:\n      status: \"200\"\n",
+    );
+    expect_error(&yaml, 9, "unknown label `status`", "http_request_method");
+    let yaml = GOOD.replace("team: orders", "severity: high");
+    expect_error(&yaml, 3, "set by telltale-slo", "rename it");
+}
+
+#[test]
+fn bad_window_is_rejected() {
+    let yaml = GOOD.replace(
+        "    objective: 99.9\n",
+        "    objective: 99.9\n    window: 30days\n",
+    );
+    expect_error(&yaml, 8, "window `30days` is not a duration", "e.g. 30d");
+    let yaml = GOOD.replace("    objective: 99.9\n", "    objective: 99.9\n    window: 5m\n");
+    expect_error(&yaml, 8, "outside 1d..366d", "30d");
+}
+
+#[test]
+fn syntax_and_type_errors_have_locations() {
+    let yaml = GOOD.replace("objective: 99.9", "objective: high");
+    let err = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap_err();
+    assert_eq!(err.line(), Some(7), "{err}");
+    let err = ServiceSpec::from_yaml_str("service: [unclosed\n", "slo.yaml").unwrap_err();
+    assert!(err.line().is_some(), "{err}");
+}
+
+#[test]
+fn builder_validates_like_yaml() {
+    use telltale_slo::spec::Slo;
+    let err = ServiceSpec::builder("orders-api")
+        .slo(Slo::latency("latency", 99.0, 0.3))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.path(), "slos[0].threshold");
+    assert!(err.line().is_none());
+    let err = ServiceSpec::builder("orders-api").build().unwrap_err();
+    assert_eq!(err.path(), "slos");
+}
+
+#[test]
+fn cli_writes_nothing_for_an_invalid_spec_and_everything_for_a_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, GOOD.replace("objective: 99.9", "objective: 100")).unwrap();
+    let out = dir.path().join("out");
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_telltale-slo"))
+        .arg("generate")
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(stderr.contains("bad.yaml:7:"), "{stderr}");
+    assert!(!out.exists(), "nothing may be written for an invalid spec");
+
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, GOOD).unwrap();
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_telltale-slo"))
+        .arg("generate")
+        .arg(&good)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(out.join("prometheus/orders-api.rules.yaml").is_file());
+    assert!(out.join("alertmanager/alertmanager.yaml").is_file());
+    assert!(out.join("grafana/orders-api.json").is_file());
+    assert!(out.join("runbooks/OrdersApiAvailabilitySloBurn.md").is_file());
+    // No temporary files left behind.
+    for entry in std::fs::read_dir(out.join("prometheus")).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(!name.to_string_lossy().contains(".tmp-"), "{name:?}");
+    }
+}
