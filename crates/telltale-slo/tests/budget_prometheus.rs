@@ -1,0 +1,215 @@
+//! `budget` against a real Prometheus (`/usr/bin/prometheus`) holding known history:
+//! the test backfills three hours of counters with `promtool tsdb create-blocks-from
+//! openmetrics`, starts Prometheus on a free loopback port, and reads the budget back.
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use telltale_slo::ServiceSpec;
+use telltale_slo::budget::{PrometheusClient, budget};
+
+fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` not found on PATH or in /usr/bin: install Debian's `prometheus` package \
+                 (prometheus and promtool), as scripts/test does"
+            )
+        })
+}
+
+/// A Prometheus process, killed and reaped on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn start(dir: &Path, data: &Path) -> Prometheus {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+        let log = dir.join("prometheus.log");
+        let child = Command::new(tool("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start prometheus");
+        let prometheus = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        prometheus.wait_until(Duration::from_secs(60), "ready", |p| {
+            ureq::get(&format!("{}/-/ready", p.url))
+                .call()
+                .is_ok_and(|r| r.status() == 200)
+        });
+        prometheus
+    }
+
+    /// Polls `condition` until it holds, at most `limit`.
+    fn wait_until(&self, limit: Duration, what: &str, condition: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !condition(self) {
+            if Instant::now() > deadline {
+                panic!(
+                    "Prometheus not {what} within {limit:?}; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100)); // polling interval, not a wait for an event
+        }
+    }
+}
+
+const LABELS: &str = r#"service="orders-api",http_route="/orders/{id}",http_request_method="GET""#;
+
+/// Three hours of history ending ten minutes ago, one sample a minute:
+/// 2000 requests a minute, 1 of them a 503 (0.05%), 1990 within 0.25 s (99.5%).
+fn openmetrics(now: u64) -> String {
+    let minutes = 180u64;
+    let first = now - 600 - minutes * 60;
+    let mut text = String::new();
+    // One family per metric name, its series written contiguously (OpenMetrics).
+    let _ = writeln!(text, "# TYPE http_server_request_duration_seconds_count unknown");
+    for m in 0..=minutes {
+        let _ = writeln!(
+            text,
+            "http_server_request_duration_seconds_count{{{LABELS},http_response_status_code=\"200\"}} {} {}",
+            m * 1999,
+            first + m * 60
+        );
+    }
+    for m in 0..=minutes {
+        let _ = writeln!(
+            text,
+            "http_server_request_duration_seconds_count{{{LABELS},http_response_status_code=\"503\",error_type=\"503\"}} {} {}",
+            m,
+            first + m * 60
+        );
+    }
+    let _ = writeln!(text, "# TYPE http_server_request_duration_seconds_bucket unknown");
+    for m in 0..=minutes {
+        let _ = writeln!(
+            text,
+            "http_server_request_duration_seconds_bucket{{{LABELS},http_response_status_code=\"200\",le=\"0.25\"}} {} {}",
+            m * 1990,
+            first + m * 60
+        );
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+#[test]
+fn budget_reads_consumed_and_remaining_budget_from_a_real_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let om = dir.path().join("history.om");
+    std::fs::write(&om, openmetrics(now)).unwrap();
+    let out = Command::new(tool("promtool"))
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "backfill failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let prometheus = Prometheus::start(dir.path(), &data);
+    let client = PrometheusClient::new(&prometheus.url);
+    prometheus.wait_until(Duration::from_secs(30), "serving the backfilled data", |_| {
+        client
+            .query_scalar("sum(http_server_request_duration_seconds_count offset 15m)")
+            .is_ok_and(|v| v.is_some())
+    });
+
+    let spec = ServiceSpec::from_yaml_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/orders-api/slo.yaml"
+    ))
+    .unwrap();
+    let reports = budget(&prometheus.url, &spec).unwrap();
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        eprintln!("{r}");
+        // availability: 0.05% errors of a 0.1% budget; latency: 0.5% slow of a 1% budget.
+        let consumed = r.consumed.expect("data");
+        assert!((consumed - 0.5).abs() < 0.01, "{r}");
+        assert!((r.remaining.unwrap() - 0.5).abs() < 0.01, "{r}");
+        let requests = r.requests_in_window.unwrap();
+        // 180 minutes × 2000, give or take Prometheus' extrapolation at the edges.
+        assert!((requests / 360_000.0 - 1.0).abs() < 0.02, "{r}");
+    }
+    let availability = &reports[0];
+    assert_eq!(availability.slo, "availability");
+    assert!((availability.week_budget_minutes - 10.08).abs() < 1e-9);
+    let week_requests = availability.week_budget_requests.unwrap();
+    assert!((week_requests / 360.0 - 1.0).abs() < 0.02, "{availability}");
+    assert!((reports[1].week_budget_minutes - 100.8).abs() < 1e-9);
+
+    // The CLI prints the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_telltale-slo"))
+        .args(["budget", "--prometheus", &prometheus.url])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/orders-api/slo.yaml"
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("availability: objective 99.9% over 30d; consumed 50."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("week budget 10.08 min"), "{stdout}");
+}
+
+#[test]
+fn budget_reports_an_unreachable_prometheus_as_an_error() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = ServiceSpec::builder("orders-api")
+        .slo(telltale_slo::Slo::availability("availability", 99.9))
+        .build()
+        .unwrap();
+    let err = budget(&format!("http://127.0.0.1:{port}"), &spec).unwrap_err();
+    assert!(err.to_string().contains("querying Prometheus"), "{err}");
+}
