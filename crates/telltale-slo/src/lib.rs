@@ -129,6 +129,19 @@ pub fn referenced_metric_names(spec: &ServiceSpec) -> BTreeSet<String> {
     promql::metric_names_in(exprs.iter().map(String::as_str))
 }
 
+/// Every label name the generated rules, dashboard and budget queries match on or
+/// aggregate by, sorted. (Panel legends also use `instance`, which Prometheus adds.)
+pub fn referenced_label_names(spec: &ServiceSpec) -> BTreeSet<String> {
+    let set = rules::rule_set(spec);
+    let mut exprs: Vec<String> = set.recording.iter().map(|r| r.expr.clone()).collect();
+    exprs.extend(set.alerts.iter().chain(&set.warnings).map(|a| a.expr.clone()));
+    exprs.extend(dashboard::dashboard_exprs(spec));
+    let mut out = promql::label_names_in(exprs.iter().map(String::as_str));
+    // Recording rules' own labels are not read from telltale's metrics.
+    out.remove("slo");
+    out
+}
+
 /// Exposition names of every series telltale emits that rules and dashboards may read:
 /// the constants of `telltale_metrics::names`, with `_bucket`/`_count`/`_sum` for
 /// histograms.

@@ -256,3 +256,50 @@ pub fn metric_names_in<'a>(exprs: impl IntoIterator<Item = &'a str>) -> BTreeSet
     }
     out
 }
+
+/// Label names used in `{...}` matchers and in `by (...)` clauses of `exprs`.
+pub fn label_names_in<'a>(exprs: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for expr in exprs {
+        // Matchers: `{a="x",b=~"y"}`; braces inside quoted values are skipped.
+        let mut in_string = false;
+        let mut in_matchers = false;
+        let mut prev = ' ';
+        let mut name = String::new();
+        for c in expr.chars() {
+            if in_string {
+                if c == '"' && prev != '\\' {
+                    in_string = false;
+                }
+            } else if c == '"' {
+                in_string = true;
+            } else if c == '{' {
+                in_matchers = true;
+                name.clear();
+            } else if c == '}' {
+                in_matchers = false;
+            } else if in_matchers {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    name.push(c);
+                } else {
+                    if matches!(c, '=' | '!') && !name.is_empty() {
+                        out.insert(std::mem::take(&mut name));
+                    }
+                    name.clear();
+                }
+            }
+            prev = c;
+        }
+        // Grouping: `by (a, b)`.
+        let mut rest = expr;
+        while let Some(at) = rest.find("by (") {
+            let after = &rest[at + 4..];
+            let Some(close) = after.find(')') else { break };
+            for l in after[..close].split(',') {
+                out.insert(l.trim().to_owned());
+            }
+            rest = &after[close..];
+        }
+    }
+    out
+}

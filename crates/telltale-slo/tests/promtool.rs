@@ -51,13 +51,22 @@ fn generated_dir(spec: &ServiceSpec) -> tempfile::TempDir {
 
 #[test]
 fn generated_rules_pass_promtool_check_rules() {
-    for scheme in ["otel", "legacy"] {
-        let yaml = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/orders-api/slo.yaml"
-        ))
-        .unwrap()
-        .replace("scheme: otel", &format!("scheme: {scheme}"));
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/orders-api/slo.yaml"
+    ))
+    .unwrap();
+    let with_routes = base.replace(
+        "    window: 30d\n    description: Orders",
+        "    window: 30d\n    routes: [\"/orders/{id}\", \"/orders\"]\n    selectors: {http_request_method: GET}\n    description: Orders",
+    );
+    let legacy = base.replace("scheme: otel", "scheme: legacy");
+    let legacy_counter = legacy.replace(
+        "    objective: 99.9\n",
+        "    objective: 99.9\n    metric: http_requests_total\n",
+    );
+    let integer_bucket = base.replace("threshold: 0.25", "threshold: 1");
+    for yaml in [base.clone(), with_routes, legacy, legacy_counter, integer_bucket] {
         let spec = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
         let dir = generated_dir(&spec);
         let rules = dir.path().join("prometheus/orders-api.rules.yaml");
@@ -65,7 +74,7 @@ fn generated_rules_pass_promtool_check_rules() {
             .arg("check")
             .arg("rules")
             .arg(&rules));
-        assert!(out.contains("SUCCESS"), "{out}");
+        assert!(out.contains("SUCCESS: 28 rules found"), "{out}");
     }
 }
 

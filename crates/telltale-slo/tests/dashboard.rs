@@ -1,0 +1,182 @@
+//! The Grafana dashboard is importable JSON with the promised rows, and every query it
+//! holds is valid PromQL (checked by promtool) over metrics telltale really emits.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use telltale_slo::dashboard::{SCHEMA_VERSION, dashboard, dashboard_exprs};
+use telltale_slo::{ServiceSpec, known_metric_names, referenced_label_names, referenced_metric_names};
+
+fn example(scheme: &str) -> ServiceSpec {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/orders-api/slo.yaml"
+    ))
+    .unwrap()
+    .replace("scheme: otel", &format!("scheme: {scheme}"));
+    ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap()
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` not found: install Debian's `prometheus` package, as scripts/test does")
+        })
+}
+
+#[test]
+fn dashboard_has_golden_signals_slo_and_dependency_rows_and_deploy_markers() {
+    let spec = example("otel");
+    let d = dashboard(&spec);
+    assert_eq!(d["schemaVersion"], SCHEMA_VERSION);
+    let var = &d["templating"]["list"][0];
+    assert_eq!(var["type"], "datasource");
+    assert_eq!(var["query"], "prometheus");
+    let panels = d["panels"].as_array().unwrap();
+    let rows: Vec<&str> = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(rows, ["Golden signals", "SLOs", "Dependencies"]);
+    let titles: Vec<&str> = panels.iter().map(|p| p["title"].as_str().unwrap()).collect();
+    for wanted in [
+        "Traffic",
+        "Errors",
+        "Latency",
+        "in-flight",
+        "CPU",
+        "memory",
+        "availability: SLI",
+        "availability: error budget remaining",
+        "availability: burn rate",
+        "latency: burn rate",
+        "Dependency calls/s",
+        "Dependency error ratio",
+        "Dependency latency",
+        "Circuit breaker state",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.contains(wanted)),
+            "no panel {wanted}: {titles:?}"
+        );
+    }
+    let latency = panels.iter().find(|p| p["title"] == "Latency").unwrap();
+    let legends: Vec<&Value> = latency["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["legendFormat"])
+        .collect();
+    assert_eq!(legends, ["p50", "p95", "p99"]);
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        assert_eq!(p["datasource"]["uid"], "${datasource}");
+    }
+    let deploys = &d["annotations"]["list"][1];
+    assert_eq!(deploys["name"], "Deploys");
+    assert!(
+        deploys["expr"]
+            .as_str()
+            .unwrap()
+            .contains("build_info{service=\"orders-api\"}")
+    );
+    // Unique panel ids, as Grafana requires.
+    let mut ids: Vec<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), panels.len());
+}
+
+#[test]
+fn rules_and_dashboard_only_reference_metrics_and_labels_telltale_emits() {
+    let known = known_metric_names();
+    for scheme in ["otel", "legacy"] {
+        let spec = example(scheme);
+        let used = referenced_metric_names(&spec);
+        assert!(used.contains("process_cpu_seconds_total"));
+        assert!(used.contains("build_info"));
+        assert!(used.contains("telltale_circuit_breaker_state"));
+        for name in &used {
+            assert!(
+                known.contains(name),
+                "{scheme}: `{name}` is not a telltale metric"
+            );
+        }
+        let labels = referenced_label_names(&spec);
+        let names = spec.label_names();
+        for l in &labels {
+            let ok = [
+                names.method,
+                names.route,
+                names.status,
+                names.error_type,
+                "le",
+                "service",
+                "peer_service",
+                "state",
+                "version",
+                "commit",
+                "instance",
+            ]
+            .contains(&l.as_str());
+            assert!(ok, "{scheme}: label `{l}` is not one telltale emits");
+        }
+    }
+}
+
+#[test]
+fn label_scan_skips_braces_inside_route_values() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/orders-api/slo.yaml"
+    ))
+    .unwrap()
+    .replace(
+        "    window: 30d\n    description: Orders",
+        "    window: 30d\n    routes: [\"/orders/{id}\", \"/orders\"]\n    selectors: {http_request_method: GET}\n    description: Orders",
+    );
+    let spec = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+    assert_eq!(spec.slos[0].routes.len(), 2);
+    let labels = referenced_label_names(&spec);
+    assert!(labels.contains("http_route"), "{labels:?}");
+    assert!(labels.contains("http_request_method"), "{labels:?}");
+    assert!(!labels.iter().any(|l| l == "id"), "{labels:?}");
+    let rules = &telltale_slo::generate(&spec).files["prometheus/orders-api.rules.yaml"];
+    assert!(
+        rules.contains(r#"http_route=~"/orders/\\{id\\}|/orders""#),
+        "{rules}"
+    );
+}
+
+#[test]
+fn every_dashboard_query_is_valid_promql() {
+    // promtool parses each query as a recording rule.
+    let spec = example("otel");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in dashboard_exprs(&spec).iter().enumerate() {
+        let expr = expr.replace("$__rate_interval", "5m");
+        rules.push_str(&format!(
+            "      - record: dashboard_query_{i}\n        expr: {}\n",
+            serde_json::to_string(&expr).unwrap()
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard.rules.yaml");
+    std::fs::write(&file, rules).unwrap();
+    let out = Command::new(tool("promtool"))
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
