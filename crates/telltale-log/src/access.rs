@@ -1,0 +1,440 @@
+//! The access log: exactly one event per request, when the response body ends.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use telltale_log::AccessLogLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/orders/{id}", get(|| async { "ok" }))
+//!     .layer(AccessLogLayer::new());
+//! ```
+//!
+//! Each request gives one event on target [`keys::ACCESS_TARGET`] (`telltale::access`)
+//! with the message `request completed` and the fields `method` (normalised, `_OTHER` for
+//! non-standard methods), `route` (the route template, or `unmatched` — never the raw
+//! path), `path` (without the query string, which often holds tokens), `status`,
+//! `duration_ms` (float, microsecond precision), `bytes` (response body bytes sent), `end`
+//! (`complete`, `error` or `aborted`), `request_id` when known, and `request_headers`
+//! when some allow-listed header is present.
+//!
+//! Things to know:
+//!
+//! - **Measured to the end of the body.** The event is written when the response body
+//!   has been sent (or failed, or was dropped), not when the handler returns, so a
+//!   streaming response is logged with its real duration.
+//! - **Client hang-up.** If the client goes away before the response is ready (the
+//!   response future is dropped), the event says `status = 499` (nginx's "client closed
+//!   request"), `end = "aborted"`. A client leaving mid-body keeps the real status with
+//!   `end = "aborted"`.
+//! - **Levels.** INFO for 1xx–4xx, ERROR for 5xx and for responses whose body failed or
+//!   whose service returned an error (logged as status 500). A 4xx is the client's mistake: logging it at
+//!   ERROR would make error-rate alerts on logs page someone for bad requests they cannot
+//!   fix.
+//! - **Trace context.** The event's parent is the span that was current when the request
+//!   entered this layer, so it carries that span's `trace_id`, `span_id` and fields even
+//!   though the body is polled outside it. Put this layer inside the trace layer.
+//! - **Request id.** From the [`RequestId`] in the request extensions, else the current
+//!   one ([`telltale_core::current_request_id`]). Put this layer inside the request-id layer.
+//! - **Excluded paths.** `/healthz`, `/livez`, `/readyz`, `/startupz` and `/metrics` are
+//!   not logged by default (exact path match; see [`AccessLogBuilder::exclude_paths`]).
+//! - **Headers.** None are logged unless allow-listed
+//!   ([`AccessLogBuilder::request_headers`]); allow-listed headers in the redaction set are
+//!   written as `[REDACTED]`; bytes that are not UTF-8 are replaced with U+FFFD.
+//! - **Route.** Read when the request enters the layer: apply it with axum's
+//!   `Router::layer` (routes see their `MatchedPath`), not around the whole router.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::uri::PathAndQuery;
+use http::{HeaderName, HeaderValue, Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use telltale_core::RequestId;
+use telltale_core::body::{BodyEnd, BodyObserver, ObservedBody};
+use telltale_core::route::RouteLabel;
+use tower::{Layer, Service};
+use tracing::{Level, Span};
+
+use crate::config::LogConfigError;
+use crate::keys;
+use crate::redact::Redaction;
+
+/// The paths not logged by default.
+pub const DEFAULT_EXCLUDED_PATHS: [&str; 5] = ["/healthz", "/livez", "/readyz", "/startupz", "/metrics"];
+
+/// Status logged when the client hung up before the response was ready.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// Layer writing one access-log event per request. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct AccessLogLayer {
+    config: Arc<AccessConfig>,
+}
+
+#[derive(Clone, Debug)]
+struct AccessConfig {
+    excluded: Box<[Box<str>]>,
+    headers: Box<[HeaderName]>,
+    redaction: Redaction,
+}
+
+/// Builder for [`AccessLogLayer`], validated by [`build`](AccessLogBuilder::build).
+#[derive(Clone, Debug)]
+pub struct AccessLogBuilder {
+    excluded: Vec<String>,
+    headers: Vec<String>,
+    redaction: Redaction,
+}
+
+impl Default for AccessLogBuilder {
+    fn default() -> Self {
+        AccessLogBuilder {
+            excluded: DEFAULT_EXCLUDED_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+            headers: Vec::new(),
+            redaction: Redaction::default_names(),
+        }
+    }
+}
+
+impl AccessLogBuilder {
+    /// Replaces the excluded paths (default [`DEFAULT_EXCLUDED_PATHS`]). Matching is exact,
+    /// on the path without its query. Each must start with `/`.
+    pub fn exclude_paths<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.excluded = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds one excluded path (must start with `/`).
+    pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
+        self.excluded.push(path.into());
+        self
+    }
+
+    /// Sets the request headers to log (default: none). Names must be valid header names.
+    pub fn request_headers<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<String>,
+    {
+        self.headers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds names to the redaction set (default [`DEFAULT_REDACTED`](crate::redact::DEFAULT_REDACTED)).
+    pub fn redact<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.redaction = self.redaction.with(names);
+        self
+    }
+
+    /// Replaces the redaction set.
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
+    /// Validates and builds the layer.
+    pub fn build(self) -> Result<AccessLogLayer, LogConfigError> {
+        if let Some(bad) = self.excluded.iter().find(|p| !p.starts_with('/')) {
+            return Err(LogConfigError::InvalidExcludedPath(bad.clone()));
+        }
+        let headers = self
+            .headers
+            .iter()
+            .map(|h| {
+                HeaderName::from_bytes(h.as_bytes()).map_err(|_| LogConfigError::InvalidHeaderName(h.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AccessLogLayer {
+            config: Arc::new(AccessConfig {
+                excluded: self.excluded.into_iter().map(String::into_boxed_str).collect(),
+                headers: headers.into(),
+                redaction: self.redaction,
+            }),
+        })
+    }
+}
+
+impl Default for AccessLogLayer {
+    fn default() -> Self {
+        AccessLogLayer::new()
+    }
+}
+
+impl AccessLogLayer {
+    /// The layer with the defaults: excluded [`DEFAULT_EXCLUDED_PATHS`], no headers, the
+    /// default redaction set.
+    pub fn new() -> Self {
+        AccessLogLayer {
+            config: Arc::new(AccessConfig {
+                excluded: DEFAULT_EXCLUDED_PATHS.iter().map(|p| Box::from(*p)).collect(),
+                headers: Box::new([]),
+                redaction: Redaction::default_names(),
+            }),
+        }
+    }
+
+    /// A builder starting from the defaults.
+    pub fn builder() -> AccessLogBuilder {
+        AccessLogBuilder::default()
+    }
+}
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessLog {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Service writing one access-log event per request. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct AccessLog<S> {
+    inner: S,
+    config: Arc<AccessConfig>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AccessLog<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
+    ResBody::Error: fmt::Display,
+{
+    type Response = Response<ObservedBody<ResBody, AccessObserver>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let pending = self.config.start(&req);
+        ResponseFuture {
+            inner: self.inner.call(req),
+            pending,
+        }
+    }
+}
+
+// === what is known when the request enters ===
+
+#[derive(Debug)]
+enum Route {
+    #[cfg(feature = "axum")]
+    Matched(axum::extract::MatchedPath),
+    Label(RouteLabel),
+}
+
+impl Route {
+    fn as_str(&self) -> &str {
+        match self {
+            #[cfg(feature = "axum")]
+            Route::Matched(m) => m.as_str(),
+            Route::Label(l) => l.as_str(),
+        }
+    }
+
+    fn of(ext: &http::Extensions) -> Route {
+        // Cloning axum's `MatchedPath` shares its `Arc<str>`; going through
+        // `telltale_core::route::from_request` would copy the template per request.
+        // TODO(core): a `RouteLabel` constructor sharing `MatchedPath`'s Arc.
+        #[cfg(feature = "axum")]
+        if let Some(m) = ext.get::<axum::extract::MatchedPath>() {
+            return Route::Matched(m.clone());
+        }
+        Route::Label(telltale_core::route::from_extensions(ext))
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    start: Instant,
+    method: &'static str,
+    route: Route,
+    path: Option<PathAndQuery>,
+    request_id: Option<RequestId>,
+    /// Allow-listed headers present on the request; `None` value = redacted.
+    headers: Vec<(HeaderName, Option<HeaderValue>)>,
+    parent: Span,
+}
+
+impl AccessConfig {
+    fn start<B>(&self, req: &Request<B>) -> Option<Pending> {
+        if !tracing::enabled!(target: keys::ACCESS_TARGET, Level::ERROR) {
+            return None;
+        }
+        let path = req.uri().path();
+        if self.excluded.iter().any(|p| **p == *path) {
+            return None;
+        }
+        let mut headers = Vec::new();
+        for name in self.headers.iter() {
+            if let Some(value) = req.headers().get(name) {
+                let value = (!self.redaction.is_redacted(name.as_str())).then(|| value.clone());
+                headers.push((name.clone(), value));
+            }
+        }
+        Some(Pending {
+            start: Instant::now(),
+            method: telltale_core::method::normalize(req.method()),
+            route: Route::of(req.extensions()),
+            path: req.uri().path_and_query().cloned(),
+            request_id: req
+                .extensions()
+                .get::<RequestId>()
+                .cloned()
+                .or_else(telltale_core::current_request_id),
+            headers,
+            parent: Span::current(),
+        })
+    }
+}
+
+/// `{"name": "value", ...}` with redacted values replaced and non-UTF-8 bytes replaced.
+struct HeadersDebug<'a>(&'a [(HeaderName, Option<HeaderValue>)]);
+
+impl fmt::Debug for HeadersDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, value) in self.0 {
+            match value {
+                None => map.entry(&name.as_str(), &keys::REDACTED),
+                Some(v) => match v.to_str() {
+                    Ok(s) => map.entry(&name.as_str(), &s),
+                    Err(_) => map.entry(&name.as_str(), &String::from_utf8_lossy(v.as_bytes())),
+                },
+            };
+        }
+        map.finish()
+    }
+}
+
+const END_COMPLETE: &str = "complete";
+const END_ERROR: &str = "error";
+const END_ABORTED: &str = "aborted";
+
+impl Pending {
+    fn emit(self, status: u16, end: &'static str, bytes: u64) {
+        let duration_ms = self.start.elapsed().as_micros() as f64 / 1000.0;
+        let path = self.path.as_ref().map_or("/", PathAndQuery::path);
+        let request_id = self.request_id.as_ref().map(RequestId::as_str);
+        let request_headers =
+            (!self.headers.is_empty()).then(|| tracing::field::debug(HeadersDebug(&self.headers)));
+        let method = self.method;
+        let route = self.route.as_str();
+        macro_rules! access_event {
+            ($level:expr) => {
+                tracing::event!(
+                    target: keys::ACCESS_TARGET,
+                    parent: &self.parent,
+                    $level,
+                    method,
+                    route,
+                    path,
+                    status,
+                    duration_ms,
+                    bytes,
+                    end,
+                    request_id,
+                    request_headers,
+                    "request completed"
+                )
+            };
+        }
+        if status >= 500 || end == END_ERROR {
+            access_event!(Level::ERROR);
+        } else {
+            access_event!(Level::INFO);
+        }
+    }
+}
+
+/// Writes the access-log event when the response body ends. Opaque; part of the
+/// response body type ([`ObservedBody`]).
+#[derive(Debug)]
+pub struct AccessObserver {
+    pending: Pending,
+    status: u16,
+}
+
+impl BodyObserver for AccessObserver {
+    fn on_end(self, end: BodyEnd<'_>) {
+        let label = match end {
+            BodyEnd::Complete { .. } => END_COMPLETE,
+            BodyEnd::Error { .. } => END_ERROR,
+            BodyEnd::Dropped { .. } => END_ABORTED,
+            _ => END_COMPLETE,
+        };
+        self.pending.emit(self.status, label, end.bytes());
+    }
+}
+
+pin_project! {
+    /// Response future of [`AccessLog`]. Dropping it before it completes (the client hung
+    /// up) writes the event with status 499.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Pending>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.emit(CLIENT_CLOSED_REQUEST, END_ABORTED, 0);
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<ObservedBody<B, AccessObserver>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let pending = this.pending.take();
+        Poll::Ready(match result {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                Ok(res.map(|body| match pending {
+                    Some(pending) => ObservedBody::new(body, AccessObserver { pending, status }),
+                    None => ObservedBody::unobserved(body),
+                }))
+            }
+            Err(e) => {
+                if let Some(pending) = pending {
+                    pending.emit(500, END_ERROR, 0);
+                }
+                Err(e)
+            }
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! JSON string escaping into a byte buffer, without allocating.
+//!
+//! Everything that is not plain printable text is escaped: `"` and `\`, every C0 control
+//! character (so newlines, carriage returns, NUL and the ESC of ANSI sequences never
+//! reach the output raw), DEL, and U+2028/U+2029 (valid JSON, but line breaks for
+//! JavaScript and some log shippers). The input is `&str`, so it is valid UTF-8; bytes
+//! that were not (header values, `Debug` of byte strings) have already been replaced or
+//! escaped by the code that turned them into text.
+
+use std::fmt;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// 0: copy; b'u': `\u00XX`; other: the letter after the backslash; b'E': maybe U+2028/9.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x7f] = b'u';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[0xe2] = b'E';
+    t
+};
+
+/// Appends the escaped form of `s` (without surrounding quotes).
+pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let e = ESCAPE[b as usize];
+        if e == 0 {
+            i += 1;
+            continue;
+        }
+        if e == b'E' {
+            // U+2028 is E2 80 A8, U+2029 is E2 80 A9.
+            if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(if bytes[i + 2] == 0xa8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
+                i += 3;
+                start = i;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        if e == b'u' {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', e]);
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends `s` as a quoted JSON string.
+pub(crate) fn quoted_into(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    escape_into(out, s);
+    out.push(b'"');
+}
+
+/// A `fmt::Write` that escapes as it goes, so `Debug`/`Display` output is written
+/// straight into the line without an intermediate `String`.
+pub(crate) struct EscapingWriter<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl fmt::Write for EscapingWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
+}
+
+/// Appends any `Debug` value as a quoted, escaped JSON string.
+pub(crate) fn debug_quoted_into(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
+    use fmt::Write as _;
+    out.push(b'"');
+    // Writing into a Vec cannot fail; a Debug impl that returns Err leaves partial text,
+    // which is still a valid string once closed.
+    let _ = write!(EscapingWriter(out), "{value:?}");
+    out.push(b'"');
+}
+
+/// Appends a finite float as a JSON number, and NaN/±inf as the strings `"NaN"`, `"inf"`, `"-inf"`.
+pub(crate) fn f64_into(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write as _;
+    if v.is_finite() {
+        // Rust's `Display` for f64 never uses exponent notation: always a valid JSON number.
+        let _ = write!(out, "{v}");
+    } else if v.is_nan() {
+        out.extend_from_slice(b"\"NaN\"");
+    } else if v > 0.0 {
+        out.extend_from_slice(b"\"inf\"");
+    } else {
+        out.extend_from_slice(b"\"-inf\"");
+    }
+}
+
+/// Appends an integer as a JSON number.
+pub(crate) fn int_into(out: &mut Vec<u8>, v: impl fmt::Display) {
+    use std::io::Write as _;
+    let _ = write!(out, "{v}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(s: &str) -> String {
+        let mut v = Vec::new();
+        quoted_into(&mut v, s);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn escapes_quotes_backslashes_and_controls() {
+        assert_eq!(esc("plain"), r#""plain""#);
+        assert_eq!(esc("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(esc("l1\nl2\r\t"), r#""l1\nl2\r\t""#);
+        assert_eq!(esc("\u{0}\u{1b}[31m\u{7f}"), r#""\u0000\u001b[31m\u007f""#);
+        assert_eq!(esc("x\u{2028}y\u{2029}z"), r#""x\u2028y\u2029z""#);
+        assert_eq!(esc("é€😀"), "\"é€😀\"");
+    }
+
+    #[test]
+    fn every_escaped_string_round_trips_through_serde_json() {
+        let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+        let out = esc(&all);
+        assert!(!out.contains('\n'));
+        let back: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn non_finite_floats_are_strings() {
+        let mut v = Vec::new();
+        for f in [1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300, 1e-9] {
+            f64_into(&mut v, f);
+            v.push(b',');
+        }
+        let s = String::from_utf8(v).unwrap();
+        let parsed: Vec<serde_json::Value> =
+            serde_json::from_str(&format!("[{}]", s.trim_end_matches(','))).unwrap();
+        assert_eq!(parsed[0], 1.5);
+        assert_eq!(parsed[1], "NaN");
+        assert_eq!(parsed[2], "inf");
+        assert_eq!(parsed[3], "-inf");
+        assert!(parsed[4].is_number() && parsed[5].is_number());
+    }
+}

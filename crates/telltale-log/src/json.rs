@@ -1,0 +1,636 @@
+//! The JSON event format: one line of JSON per event, stable keys first.
+//!
+//! ```
+//! use telltale_log::{CaptureWriter, LogConfig};
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let capture = CaptureWriter::new();
+//! let layer = LogConfig::new("orders-api")
+//!     .environment("prod")
+//!     .json_layer(capture.clone())
+//!     .unwrap();
+//! let subscriber = tracing_subscriber::registry().with(layer);
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let span = tracing::info_span!("checkout", order_id = 42, password = "hunter2");
+//!     let _enter = span.enter();
+//!     tracing::info!(items = 3, "order placed");
+//! });
+//! let line = &capture.json_lines().unwrap()[0];
+//! assert_eq!(line["service"], "orders-api");
+//! assert_eq!(line["message"], "order placed");
+//! assert_eq!(line["items"], 3);
+//! assert_eq!(line["order_id"], 42);
+//! assert_eq!(line["password"], "[REDACTED]");
+//! assert!(line["trace_id"].is_null());
+//! ```
+//!
+//! # What a line holds
+//!
+//! The reserved keys ([`keys::RESERVED`]), always all of them and always in this order:
+//! `timestamp`, `level`, `service`, `environment`, `version`, `target`, `message`,
+//! `trace_id`, `span_id`, `request_id`. A key with no value is `null` rather than
+//! missing, so every line has the same shape. Then the event's own fields, then the
+//! fields of the spans in scope, innermost span first.
+//!
+//! - **Duplicates**: each field name is written once; the innermost wins (the event's own
+//!   field over any span's, an inner span's over an outer one's).
+//! - **Reserved names**: a field named like a reserved key is written under
+//!   `fields.<name>` (a field `level` becomes `fields.level`), so it can never overwrite
+//!   one. Two exceptions, both on purpose: the event's `message` *is* the message, and a
+//!   field called `request_id` *is* the request id: `request_id` comes from the event's own
+//!   `request_id` field, else the innermost span with a `request_id` field, else
+//!   [`telltale_core::current_request_id`]. Span `request_id` fields are not repeated
+//!   among the other fields.
+//! - **trace_id / span_id** come from the innermost span in scope whose extensions hold a
+//!   [`TraceIds`] (telltale-trace puts one there), written as 32 and 16 lowercase hex
+//!   digits; `null` when there is none. Events with an explicit parent use that parent's
+//!   scope.
+//! - **Values**: integers and finite floats are JSON numbers, bools are bools, NaN and
+//!   infinities are the strings `"NaN"`, `"inf"`, `"-inf"`, everything else is a string
+//!   (`Debug`/`Display` output, errors with their sources joined by `": "`).
+//! - **Redaction**: a field whose name is in the [`Redaction`] set is written as
+//!   `"[REDACTED]"`, in events and spans; a span's secret is dropped when it is recorded,
+//!   never stored.
+//! - **One line**: every string is escaped (quotes, backslashes, all control characters
+//!   including NUL and ANSI escapes, DEL, U+2028/2029), so an event is exactly one line
+//!   of valid JSON whatever it holds.
+//! - Events bridged from the `log` crate use their `log.target` as `target`; the other
+//!   `log.*` fields are left out.
+//!
+//! # Why not tracing-subscriber's JSON formatter
+//!
+//! It stores each span's fields as a JSON *string* and parses it back on every
+//! `record` and for every event in the span: about half of the cost of a logged request
+//! in the popular stack (see `docs/perf/log.md`). Here span fields are kept as typed
+//! values in the span's extensions and written once, straight into a reusable
+//! per-thread buffer; the line reaches the writer in a single `write_all`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use telltale_core::trace_ids::TraceIds;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::escape::{EscapingWriter, debug_quoted_into, escape_into, f64_into, int_into, quoted_into};
+use crate::keys;
+use crate::redact::Redaction;
+
+/// A `tracing_subscriber` layer writing one JSON object per event, one per line.
+/// Build it with [`LogConfig::json_layer`](crate::LogConfig::json_layer); see the
+/// [module docs](self) for the format.
+#[derive(Clone)]
+pub struct JsonLayer<W> {
+    inner: Arc<Inner>,
+    make_writer: W,
+}
+
+struct Inner {
+    /// `,"service":"…","environment":…,"version":…`, escaped once at build time.
+    static_fields: Box<[u8]>,
+    redaction: Redaction,
+}
+
+impl<W> fmt::Debug for JsonLayer<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLayer")
+            .field(
+                "static_fields",
+                &String::from_utf8_lossy(&self.inner.static_fields),
+            )
+            .field("redaction", &self.inner.redaction)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> JsonLayer<W> {
+    pub(crate) fn new(
+        service: &str,
+        environment: Option<&str>,
+        version: Option<&str>,
+        redaction: Redaction,
+        make_writer: W,
+    ) -> Self {
+        let mut s = Vec::with_capacity(64);
+        for (key, value) in [
+            (keys::SERVICE, Some(service)),
+            (keys::ENVIRONMENT, environment),
+            (keys::VERSION, version),
+        ] {
+            s.extend_from_slice(b",\"");
+            s.extend_from_slice(key.as_bytes());
+            s.extend_from_slice(b"\":");
+            match value {
+                Some(v) => quoted_into(&mut s, v),
+                None => s.extend_from_slice(b"null"),
+            }
+        }
+        JsonLayer {
+            inner: Arc::new(Inner {
+                static_fields: s.into(),
+                redaction,
+            }),
+            make_writer,
+        }
+    }
+}
+
+// === span field storage ===
+
+/// A span's fields as typed values, kept in its extensions.
+#[derive(Debug, Default)]
+pub(crate) struct SpanFields(Vec<(&'static str, SpanValue)>);
+
+#[derive(Debug)]
+enum SpanValue {
+    I64(i64),
+    U64(u64),
+    I128(i128),
+    U128(u128),
+    F64(f64),
+    Bool(bool),
+    Str(String),
+    Redacted,
+}
+
+impl SpanFields {
+    fn set(&mut self, name: &'static str, value: SpanValue) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
+struct SpanRecorder<'a> {
+    fields: &'a mut SpanFields,
+    redaction: &'a Redaction,
+}
+
+impl SpanRecorder<'_> {
+    fn put(&mut self, field: &Field, value: impl FnOnce() -> SpanValue) {
+        let name = field.name();
+        let value = if self.redaction.is_redacted(name) {
+            SpanValue::Redacted
+        } else {
+            value()
+        };
+        self.fields.set(name, value);
+    }
+}
+
+impl Visit for SpanRecorder<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, || SpanValue::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, || SpanValue::U64(value));
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.put(field, || SpanValue::I128(value));
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.put(field, || SpanValue::U128(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, || SpanValue::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, || SpanValue::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, || SpanValue::Str(value.to_owned()));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, || SpanValue::Str(ErrorChain(value).to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, || SpanValue::Str(format!("{value:?}")));
+    }
+}
+
+/// An error and its sources, joined by `": "`.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+// === per-thread buffers ===
+
+#[derive(Default)]
+struct Bufs {
+    line: Vec<u8>,
+    message: Vec<u8>,
+    request_id: Vec<u8>,
+    log_target: Vec<u8>,
+    fields: Vec<u8>,
+    seen: Vec<&'static str>,
+}
+
+/// Capacity above which a buffer is given back after use, so one huge event does not
+/// pin memory on every thread for the life of the process.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+impl Bufs {
+    fn clear(&mut self) {
+        self.line.clear();
+        self.message.clear();
+        self.request_id.clear();
+        self.log_target.clear();
+        self.fields.clear();
+        self.seen.clear();
+    }
+
+    fn trim(&mut self) {
+        for b in [
+            &mut self.line,
+            &mut self.message,
+            &mut self.request_id,
+            &mut self.fields,
+        ] {
+            if b.capacity() > KEEP_CAPACITY {
+                *b = Vec::with_capacity(512);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static BUFS: RefCell<Bufs> = RefCell::new(Bufs::default());
+}
+
+/// Runs `f` with this thread's buffers, or fresh ones if they are in use (an event
+/// emitted while formatting another, e.g. from a `Debug` impl) or already destroyed.
+fn with_bufs(f: impl FnOnce(&mut Bufs)) {
+    let mut f = Some(f);
+    let _ = BUFS.try_with(|cell| {
+        if let Ok(mut bufs) = cell.try_borrow_mut()
+            && let Some(f) = f.take()
+        {
+            bufs.clear();
+            f(&mut bufs);
+            bufs.trim();
+        }
+    });
+    if let Some(f) = f.take() {
+        f(&mut Bufs::default());
+    }
+}
+
+// === writing values ===
+
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    I64(i64),
+    U64(u64),
+    I128(i128),
+    U128(u128),
+    F64(f64),
+    Bool(bool),
+    Str(&'a str),
+    Debug(&'a dyn fmt::Debug),
+    Error(&'a (dyn std::error::Error + 'static)),
+    Redacted,
+}
+
+impl<'a> From<&'a SpanValue> for Val<'a> {
+    fn from(v: &'a SpanValue) -> Self {
+        match v {
+            SpanValue::I64(v) => Val::I64(*v),
+            SpanValue::U64(v) => Val::U64(*v),
+            SpanValue::I128(v) => Val::I128(*v),
+            SpanValue::U128(v) => Val::U128(*v),
+            SpanValue::F64(v) => Val::F64(*v),
+            SpanValue::Bool(v) => Val::Bool(*v),
+            SpanValue::Str(s) => Val::Str(s),
+            SpanValue::Redacted => Val::Redacted,
+        }
+    }
+}
+
+/// Writes a value as its natural JSON type.
+fn write_value(out: &mut Vec<u8>, v: Val<'_>) {
+    match v {
+        Val::I64(v) => int_into(out, v),
+        Val::U64(v) => int_into(out, v),
+        Val::I128(v) => int_into(out, v),
+        Val::U128(v) => int_into(out, v),
+        Val::F64(v) => f64_into(out, v),
+        Val::Bool(true) => out.extend_from_slice(b"true"),
+        Val::Bool(false) => out.extend_from_slice(b"false"),
+        Val::Str(s) => quoted_into(out, s),
+        Val::Debug(d) => debug_quoted_into(out, d),
+        Val::Error(e) => {
+            use fmt::Write as _;
+            out.push(b'"');
+            let _ = write!(EscapingWriter(out), "{}", ErrorChain(e));
+            out.push(b'"');
+        }
+        Val::Redacted => quoted_into(out, keys::REDACTED),
+    }
+}
+
+/// Writes a value as a JSON string whatever its type (for `message` and `request_id`,
+/// whose type is part of the stable shape).
+fn write_string(out: &mut Vec<u8>, v: Val<'_>) {
+    match v {
+        Val::Str(_) | Val::Debug(_) | Val::Error(_) | Val::Redacted => write_value(out, v),
+        Val::F64(f) if !f.is_finite() => write_value(out, v),
+        _ => {
+            out.push(b'"');
+            write_value(out, v);
+            out.push(b'"');
+        }
+    }
+}
+
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "timestamp"
+            | "level"
+            | "service"
+            | "environment"
+            | "version"
+            | "target"
+            | "message"
+            | "trace_id"
+            | "span_id"
+            | "request_id"
+    )
+}
+
+/// Appends `,"name":value` unless `name` was already written; reserved names get the
+/// collision prefix; redacted names get the redaction marker.
+fn write_field(bufs: &mut Bufs, redaction: &Redaction, name: &'static str, v: Val<'_>) {
+    if bufs.seen.contains(&name) {
+        return;
+    }
+    bufs.seen.push(name);
+    let out = &mut bufs.fields;
+    out.extend_from_slice(b",\"");
+    if is_reserved(name) {
+        out.extend_from_slice(keys::COLLISION_PREFIX.as_bytes());
+    }
+    escape_into(out, name);
+    out.extend_from_slice(b"\":");
+    if matches!(v, Val::Redacted) || redaction.is_redacted(name) {
+        quoted_into(out, keys::REDACTED);
+    } else {
+        write_value(out, v);
+    }
+}
+
+struct EventVisitor<'a> {
+    bufs: &'a mut Bufs,
+    redaction: &'a Redaction,
+}
+
+impl EventVisitor<'_> {
+    fn put(&mut self, field: &Field, v: Val<'_>) {
+        let name = field.name();
+        match name {
+            "message" => write_string(&mut self.bufs.message, v),
+            "request_id" => {
+                let v = if self.redaction.is_redacted(name) {
+                    Val::Redacted
+                } else {
+                    v
+                };
+                write_string(&mut self.bufs.request_id, v);
+            }
+            "log.target" => write_string(&mut self.bufs.log_target, v),
+            "log.module_path" | "log.file" | "log.line" => {}
+            _ => write_field(self.bufs, self.redaction, name, v),
+        }
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Val::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Val::U64(value));
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.put(field, Val::I128(value));
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.put(field, Val::U128(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, Val::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, Val::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, Val::Str(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, Val::Error(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, Val::Debug(value));
+    }
+}
+
+fn level_str(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARN",
+        Level::ERROR => "ERROR",
+    }
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` for the current UTC time.
+fn write_timestamp(out: &mut Vec<u8>) {
+    let now = time::OffsetDateTime::now_utc();
+    let two = |out: &mut Vec<u8>, v: u8, sep: u8| {
+        out.extend_from_slice(&[b'0' + v / 10, b'0' + v % 10, sep]);
+    };
+    let year = now.year().clamp(0, 9999) as u16;
+    out.extend_from_slice(&[
+        b'0' + (year / 1000) as u8,
+        b'0' + (year / 100 % 10) as u8,
+        b'0' + (year / 10 % 10) as u8,
+        b'0' + (year % 10) as u8,
+        b'-',
+    ]);
+    two(out, now.month() as u8, b'-');
+    two(out, now.day(), b'T');
+    two(out, now.hour(), b':');
+    two(out, now.minute(), b':');
+    two(out, now.second(), b'.');
+    let ms = now.millisecond();
+    out.extend_from_slice(&[
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ]);
+}
+
+impl<S, W> Layer<S> for JsonLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.values().is_empty() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields(Vec::with_capacity(attrs.values().len()));
+        attrs.record(&mut SpanRecorder {
+            fields: &mut fields,
+            redaction: &self.inner.redaction,
+        });
+        let mut ext = span.extensions_mut();
+        // Another JsonLayer in the same registry may have stored them already.
+        if ext.get_mut::<SpanFields>().is_none() {
+            ext.insert(fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        match ext.get_mut::<SpanFields>() {
+            Some(fields) => values.record(&mut SpanRecorder {
+                fields,
+                redaction: &self.inner.redaction,
+            }),
+            None => {
+                let mut fields = SpanFields::default();
+                values.record(&mut SpanRecorder {
+                    fields: &mut fields,
+                    redaction: &self.inner.redaction,
+                });
+                ext.insert(fields);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let inner = &*self.inner;
+        with_bufs(|bufs| {
+            event.record(&mut EventVisitor {
+                bufs,
+                redaction: &inner.redaction,
+            });
+
+            let mut ids: Option<TraceIds> = None;
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope {
+                    let ext = span.extensions();
+                    if ids.is_none() {
+                        ids = ext.get::<TraceIds>().copied();
+                    }
+                    if let Some(fields) = ext.get::<SpanFields>() {
+                        for (name, value) in &fields.0 {
+                            if *name == keys::REQUEST_ID {
+                                if bufs.request_id.is_empty() {
+                                    write_string(&mut bufs.request_id, value.into());
+                                }
+                            } else {
+                                write_field(bufs, &inner.redaction, name, value.into());
+                            }
+                        }
+                    }
+                }
+            }
+
+            let line = &mut bufs.line;
+            line.extend_from_slice(b"{\"timestamp\":\"");
+            write_timestamp(line);
+            line.extend_from_slice(b"\",\"level\":\"");
+            line.extend_from_slice(level_str(meta.level()).as_bytes());
+            line.push(b'"');
+            line.extend_from_slice(&inner.static_fields);
+            line.extend_from_slice(b",\"target\":");
+            if bufs.log_target.is_empty() {
+                quoted_into(line, meta.target());
+            } else {
+                line.extend_from_slice(&bufs.log_target);
+            }
+            line.extend_from_slice(b",\"message\":");
+            if bufs.message.is_empty() {
+                line.extend_from_slice(b"\"\"");
+            } else {
+                line.extend_from_slice(&bufs.message);
+            }
+            match ids {
+                Some(ids) => {
+                    let (mut t, mut s) = ([0u8; 32], [0u8; 16]);
+                    line.extend_from_slice(b",\"trace_id\":\"");
+                    line.extend_from_slice(ids.trace_id_hex(&mut t).as_bytes());
+                    line.extend_from_slice(b"\",\"span_id\":\"");
+                    line.extend_from_slice(ids.span_id_hex(&mut s).as_bytes());
+                    line.push(b'"');
+                }
+                None => line.extend_from_slice(b",\"trace_id\":null,\"span_id\":null"),
+            }
+            line.extend_from_slice(b",\"request_id\":");
+            if !bufs.request_id.is_empty() {
+                line.extend_from_slice(&bufs.request_id);
+            } else if let Some(id) = telltale_core::current_request_id() {
+                quoted_into(line, id.as_str());
+            } else {
+                line.extend_from_slice(b"null");
+            }
+            line.extend_from_slice(&bufs.fields);
+            line.extend_from_slice(b"}\n");
+
+            // One write per line: the non-blocking writer sends each write as one message.
+            let _ = self.make_writer.make_writer_for(meta).write_all(line);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_is_rfc3339_utc_millis() {
+        let mut v = Vec::new();
+        write_timestamp(&mut v);
+        let s = String::from_utf8(v).unwrap();
+        let b = s.as_bytes();
+        assert_eq!(s.len(), 24, "{s}");
+        assert_eq!(
+            (b[4], b[7], b[10], b[13], b[16], b[19], b[23]),
+            (b'-', b'-', b'T', b':', b':', b'.', b'Z'),
+            "{s}"
+        );
+        assert!(s.starts_with("20"), "{s}");
+    }
+
+    #[test]
+    fn reserved_names_match_the_key_constants() {
+        for k in keys::RESERVED {
+            assert!(is_reserved(k), "{k}");
+        }
+        assert!(!is_reserved("levels"));
+    }
+}

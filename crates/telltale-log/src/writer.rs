@@ -1,0 +1,348 @@
+//! The non-blocking writer that never blocks a request and never drops a line silently,
+//! and an in-memory writer for tests.
+//!
+//! ```
+//! use telltale_log::LogConfig;
+//!
+//! let config = LogConfig::new("svc").buffered_lines_limit(1024);
+//! let (writer, guard) = config.non_blocking(std::io::sink()).unwrap();
+//! let layer = config.json_layer(writer).unwrap();
+//! # drop(layer);
+//! assert_eq!(guard.dropped_lines(), 0);
+//! drop(guard); // flushes what is buffered
+//! ```
+//!
+//! # Why a wrapper around tracing-appender
+//!
+//! [`tracing_appender::non_blocking`] hands lines to a background thread through a
+//! bounded channel and, in lossy mode, throws lines away when the channel is full —
+//! silently: it counts them in an `ErrorCounter` that nothing reads. [`LogWriter`] reads
+//! that counter after every line it sends; when it has grown, the difference is added to
+//! the `telltale_log_dropped_lines_total` counter (the `metrics` facade) and one line goes
+//! to stderr, at most once per [`drop_report_interval`](crate::LogConfig::drop_report_interval).
+//! [`LogGuard`] flushes the buffered lines when dropped and reports the total dropped, if
+//! any, on stderr. The check is one atomic load per line; the rest runs only after a drop.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, WorkerGuard};
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::keys;
+
+/// A [`MakeWriter`] sending lines to a background thread through a bounded buffer,
+/// counting and reporting the lines dropped when the buffer is full.
+/// Made by [`LogConfig::non_blocking`](crate::LogConfig::non_blocking).
+#[derive(Clone, Debug)]
+pub struct LogWriter {
+    inner: NonBlocking,
+    drops: Arc<DropReporter>,
+}
+
+/// Flushes buffered log lines when dropped, and reports lines that were dropped.
+/// Keep it alive for as long as the program logs (bind it in `main`: `let _guard = ...`).
+#[must_use = "dropping the guard stops the log writer thread; bind it to a variable in main"]
+#[derive(Debug)]
+pub struct LogGuard {
+    worker: Option<WorkerGuard>,
+    drops: Arc<DropReporter>,
+}
+
+#[derive(Debug)]
+struct DropReporter {
+    counter: ErrorCounter,
+    /// Drops already added to the metric.
+    accounted: AtomicUsize,
+    /// Milliseconds since `epoch` of the last stderr report; `u64::MAX` = never.
+    last_report_ms: AtomicU64,
+    epoch: Instant,
+    interval_ms: u64,
+    limit: usize,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl DropReporter {
+    #[inline]
+    fn check(&self) {
+        let dropped = self.counter.dropped_lines();
+        let accounted = self.accounted.load(Ordering::Relaxed);
+        if dropped > accounted {
+            self.account(accounted, dropped);
+        }
+    }
+
+    #[cold]
+    fn account(&self, accounted: usize, dropped: usize) {
+        if self
+            .accounted
+            .compare_exchange(accounted, dropped, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // another thread is accounting for these
+        }
+        metrics::counter!(keys::DROPPED_LINES_TOTAL).increment((dropped - accounted) as u64);
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(NEVER - 1);
+        let last = self.last_report_ms.load(Ordering::Relaxed);
+        let due = last == NEVER || now.saturating_sub(last) >= self.interval_ms;
+        if due
+            && self
+                .last_report_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Straight to stderr: the log pipeline is the thing that is full.
+            eprintln!(
+                "telltale-log: {dropped} log lines dropped so far: the writer could not keep up \
+                 (buffer of {} lines full); see metric {}",
+                self.limit,
+                keys::DROPPED_LINES_TOTAL
+            );
+        }
+    }
+}
+
+impl LogWriter {
+    pub(crate) fn new<T: Write + Send + 'static>(
+        writer: T,
+        limit: usize,
+        report_interval: Duration,
+    ) -> (LogWriter, LogGuard) {
+        let (inner, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(limit)
+            .thread_name("telltale-log")
+            .finish(writer);
+        let drops = Arc::new(DropReporter {
+            counter: inner.error_counter(),
+            accounted: AtomicUsize::new(0),
+            last_report_ms: AtomicU64::new(NEVER),
+            epoch: Instant::now(),
+            interval_ms: u64::try_from(report_interval.as_millis()).unwrap_or(u64::MAX),
+            limit,
+        });
+        (
+            LogWriter {
+                inner,
+                drops: drops.clone(),
+            },
+            LogGuard {
+                worker: Some(worker),
+                drops,
+            },
+        )
+    }
+}
+
+/// The writer for one line, from [`LogWriter`].
+#[derive(Debug)]
+pub struct LogLineWriter<'a> {
+    inner: NonBlocking,
+    drops: &'a DropReporter,
+}
+
+impl Write for LogLineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.drops.check();
+        Ok(n)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write(buf).map(|_| ())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LogLineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogLineWriter {
+            inner: self.inner.clone(),
+            drops: &self.drops,
+        }
+    }
+}
+
+impl LogGuard {
+    /// Lines dropped so far because the buffer was full.
+    pub fn dropped_lines(&self) -> usize {
+        self.drops.counter.dropped_lines()
+    }
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // Flushes the buffered lines (tracing-appender waits up to about a second).
+        drop(self.worker.take());
+        self.drops.check();
+        let total = self.drops.counter.dropped_lines();
+        if total > 0 {
+            eprintln!(
+                "telltale-log: {total} log lines were dropped in total because the writer could \
+                 not keep up (buffer of {} lines); raise LogConfig::buffered_lines_limit or log less",
+                self.drops.limit
+            );
+        }
+    }
+}
+
+// === CaptureWriter ===
+
+/// An in-memory [`MakeWriter`] for tests: every line written is kept, to be read back
+/// with [`lines`](CaptureWriter::lines) or [`json_lines`](CaptureWriter::json_lines).
+///
+/// ```
+/// use telltale_log::{CaptureWriter, LogConfig};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let capture = CaptureWriter::new();
+/// let layer = LogConfig::new("svc").json_layer(capture.clone()).unwrap();
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     tracing::warn!("careful");
+/// });
+/// assert_eq!(capture.json_lines().unwrap()[0]["level"], "WARN");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+/// The writer for one line, from [`CaptureWriter`].
+#[derive(Debug)]
+pub struct CaptureLineWriter<'a>(&'a Mutex<Vec<u8>>);
+
+impl Write for CaptureLineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for CaptureWriter {
+    type Writer = CaptureLineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        CaptureLineWriter(&self.0)
+    }
+}
+
+impl CaptureWriter {
+    /// An empty capture.
+    pub fn new() -> Self {
+        CaptureWriter::default()
+    }
+
+    /// Everything written so far, as text (invalid UTF-8 replaced).
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+
+    /// The lines written so far, without their newlines.
+    pub fn lines(&self) -> Vec<String> {
+        self.contents().lines().map(str::to_owned).collect()
+    }
+
+    /// Each line parsed as JSON; an error if any line is not valid JSON.
+    pub fn json_lines(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+        self.lines().iter().map(|l| serde_json::from_str(l)).collect()
+    }
+
+    /// Forgets what was written.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A writer that blocks until told to go, so the buffer fills up.
+    struct Gate(mpsc::Receiver<()>);
+    impl Write for Gate {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _ = self.0.recv();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_dropped_when_full_are_counted_and_reported() {
+        let (tx, rx) = mpsc::channel();
+        let (writer, guard) = LogWriter::new(Gate(rx), 2, Duration::from_secs(3600));
+        let recorder = metrics_util_free::Counting::default();
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..50 {
+                writer.make_writer().write_all(b"line\n").unwrap();
+            }
+        });
+        // The worker holds at most one line and the channel two: the rest were dropped.
+        let dropped = guard.dropped_lines();
+        assert!(dropped >= 47, "dropped {dropped}");
+        assert_eq!(recorder.total(), dropped as u64);
+        for _ in 0..50 {
+            let _ = tx.send(());
+        }
+        drop(tx);
+        drop(guard);
+    }
+
+    /// A minimal `metrics` recorder summing one counter, to avoid a dev-dependency.
+    mod metrics_util_free {
+        use metrics::{
+            Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+        };
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        #[derive(Default)]
+        pub(crate) struct Counting(Arc<Sum>);
+        #[derive(Default)]
+        pub(crate) struct Sum(AtomicU64);
+        impl CounterFn for Sum {
+            fn increment(&self, value: u64) {
+                self.0.fetch_add(value, Ordering::Relaxed);
+            }
+            fn absolute(&self, value: u64) {
+                self.0.store(value, Ordering::Relaxed);
+            }
+        }
+        impl Counting {
+            pub(crate) fn total(&self) -> u64 {
+                self.0.0.load(Ordering::Relaxed)
+            }
+        }
+        impl Recorder for Counting {
+            fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+                assert_eq!(key.name(), super::keys::DROPPED_LINES_TOTAL);
+                Counter::from_arc(self.0.clone())
+            }
+            fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+                Gauge::noop()
+            }
+            fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+                Histogram::noop()
+            }
+        }
+    }
+}

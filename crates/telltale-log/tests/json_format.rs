@@ -1,0 +1,334 @@
+//! The JSON line format, through a real registry.
+
+use telltale_core::trace_ids::TraceIds;
+use telltale_core::{RequestId, with_request_id};
+use telltale_log::{CaptureWriter, LogConfig, LogFormat, keys};
+use tracing::subscriber::DefaultGuard;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+fn capture() -> (CaptureWriter, DefaultGuard) {
+    capture_with(LogConfig::new("orders-api").environment("test").version("1.2.3"))
+}
+
+fn capture_with(config: LogConfig) -> (CaptureWriter, DefaultGuard) {
+    let capture = CaptureWriter::new();
+    let subscriber = tracing_subscriber::registry()
+        .with(TraceIdsLayer)
+        .with(config.json_layer(capture.clone()).unwrap());
+    (capture, tracing::subscriber::set_default(subscriber))
+}
+
+/// Stands in for telltale-trace: spans named `traced` get ids derived from a field `n`.
+struct TraceIdsLayer;
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for TraceIdsLayer {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        if attrs.metadata().name() == "traced" {
+            let span = ctx.span(id).unwrap();
+            let n = u64::from(span.parent().is_some()) + 1;
+            span.extensions_mut()
+                .insert(TraceIds::new(0x4bf92f3577b34da6a3ce929d0e0e4736, n, true));
+        }
+    }
+}
+
+fn only_line(capture: &CaptureWriter) -> serde_json::Value {
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    serde_json::from_str(&lines[0]).unwrap()
+}
+
+#[test]
+fn every_line_is_json_with_the_stable_keys_in_order() {
+    let (capture, _g) = capture();
+    tracing::info!(
+        count = 3,
+        ratio = 0.5,
+        ok = true,
+        big = u128::MAX,
+        neg = -7i64,
+        "hello"
+    );
+    tracing::error!("no fields");
+    tracing::debug!(only = "fields");
+    let raw = capture.lines();
+    assert_eq!(raw.len(), 3);
+    for line in &raw {
+        assert!(line.starts_with("{\"timestamp\":\""), "{line}");
+        let mut at = 0;
+        for key in keys::RESERVED {
+            let pos = line
+                .find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("{key} missing in {line}"));
+            assert!(pos >= at, "{key} out of order in {line}");
+            at = pos;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ts = v["timestamp"].as_str().unwrap();
+        assert_eq!(ts.len(), 24, "{ts}");
+        assert!(
+            ts.ends_with('Z') && ts.as_bytes()[10] == b'T' && ts.as_bytes()[19] == b'.',
+            "{ts}"
+        );
+        assert_eq!(v["service"], "orders-api");
+        assert_eq!(v["environment"], "test");
+        assert_eq!(v["version"], "1.2.3");
+        assert_eq!(v["target"], "json_format");
+        assert!(v["trace_id"].is_null() && v["span_id"].is_null() && v["request_id"].is_null());
+    }
+    let v: Vec<serde_json::Value> = raw.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(v[0]["level"], "INFO");
+    assert_eq!(v[0]["message"], "hello");
+    assert_eq!(v[0]["count"], 3);
+    assert_eq!(v[0]["ratio"], 0.5);
+    assert_eq!(v[0]["ok"], true);
+    assert_eq!(v[0]["neg"], -7);
+    assert!(v[0]["big"].is_number());
+    assert_eq!(v[1]["level"], "ERROR");
+    assert_eq!(v[2]["level"], "DEBUG");
+    assert_eq!(v[2]["message"], "");
+    assert_eq!(v[2]["only"], "fields");
+}
+
+#[test]
+fn unset_environment_and_version_are_null() {
+    let (capture, _g) = capture_with(LogConfig::new("svc"));
+    tracing::info!("x");
+    let v = only_line(&capture);
+    assert!(v["environment"].is_null() && v["version"].is_null());
+}
+
+#[test]
+fn non_finite_floats_are_strings() {
+    let (capture, _g) = capture();
+    tracing::info!(nan = f64::NAN, inf = f64::INFINITY, ninf = f64::NEG_INFINITY, "f");
+    let v = only_line(&capture);
+    assert_eq!(
+        (&v["nan"], &v["inf"], &v["ninf"]),
+        (&"NaN".into(), &"inf".into(), &"-inf".into())
+    );
+}
+
+#[test]
+fn span_with_trace_ids_gives_trace_and_span_id_innermost_first() {
+    let (capture, _g) = capture();
+    let outer = tracing::info_span!("traced");
+    let _e = outer.enter();
+    tracing::info!("in outer");
+    let plain = tracing::info_span!("plain");
+    let _p = plain.enter();
+    tracing::info!("in plain inside outer");
+    let inner = tracing::info_span!("traced");
+    let _i = inner.enter();
+    tracing::info!("in inner");
+    let v = capture.json_lines().unwrap();
+    assert_eq!(v[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(v[0]["span_id"], "0000000000000001");
+    assert_eq!(v[1]["span_id"], "0000000000000001");
+    assert_eq!(v[2]["span_id"], "0000000000000002");
+}
+
+#[test]
+fn event_with_explicit_parent_uses_that_parents_ids() {
+    let (capture, _g) = capture();
+    let span = tracing::info_span!("traced", request_id = "req-parent");
+    // Not entered: only the explicit parent links them.
+    tracing::info!(parent: &span, "explicit");
+    tracing::info!("no parent");
+    let v = capture.json_lines().unwrap();
+    assert_eq!(v[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(v[0]["request_id"], "req-parent");
+    assert!(v[1]["trace_id"].is_null());
+    assert!(v[1]["request_id"].is_null());
+}
+
+#[test]
+fn request_id_comes_from_event_then_span_then_task_local() {
+    let (capture, _g) = capture();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(with_request_id(RequestId::parse("req-task").unwrap(), async {
+        tracing::info!("task local");
+        let span = tracing::info_span!("req", request_id = "req-span");
+        let _e = span.enter();
+        tracing::info!("span");
+        tracing::info!(request_id = "req-event", "event");
+    }));
+    let v = capture.json_lines().unwrap();
+    assert_eq!(v[0]["request_id"], "req-task");
+    assert_eq!(v[1]["request_id"], "req-span");
+    assert_eq!(v[2]["request_id"], "req-event");
+    // Not repeated as a plain field.
+    assert!(v[1].get("fields.request_id").is_none());
+}
+
+#[test]
+fn span_fields_follow_event_fields_and_innermost_wins() {
+    let (capture, _g) = capture();
+    let outer = tracing::info_span!(
+        "outer",
+        user = "outer",
+        tenant = "acme",
+        late = tracing::field::Empty
+    );
+    let _o = outer.enter();
+    let inner = tracing::info_span!("inner", user = "inner", attempt = 2);
+    let _i = inner.enter();
+    outer.record("late", 42);
+    tracing::info!(attempt = 3, "dup");
+    let line = &capture.lines()[0];
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["attempt"], 3, "event beats spans");
+    assert_eq!(v["user"], "inner", "inner span beats outer");
+    assert_eq!(v["tenant"], "acme");
+    assert_eq!(v["late"], 42, "recorded after creation");
+    assert_eq!(line.matches("\"user\"").count(), 1, "{line}");
+    assert_eq!(line.matches("\"attempt\"").count(), 1, "{line}");
+}
+
+#[test]
+fn reserved_keys_cannot_be_overwritten() {
+    let (capture, _g) = capture();
+    let span = tracing::info_span!("s", trace_id = "fake", service = "evil-span");
+    let _e = span.enter();
+    tracing::warn!(
+        level = "fake",
+        timestamp = 0,
+        target = "x",
+        version = "9",
+        environment = "e",
+        span_id = 1,
+        "real"
+    );
+    let line = &capture.lines()[0];
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "WARN");
+    assert_eq!(v["service"], "orders-api");
+    assert_eq!(v["version"], "1.2.3");
+    assert_eq!(v["environment"], "test");
+    assert_eq!(v["target"], "json_format");
+    assert!(v["trace_id"].is_null() && v["span_id"].is_null());
+    assert_eq!(v["fields.level"], "fake");
+    assert_eq!(v["fields.timestamp"], 0);
+    assert_eq!(v["fields.target"], "x");
+    assert_eq!(v["fields.span_id"], 1);
+    assert_eq!(v["fields.trace_id"], "fake");
+    assert_eq!(v["fields.service"], "evil-span");
+    for key in keys::RESERVED {
+        assert_eq!(line.matches(&format!("\"{key}\":")).count(), 1, "{key}: {line}");
+    }
+}
+
+#[test]
+fn redaction_on_event_and_span_fields() {
+    let (capture, _g) = capture_with(LogConfig::new("svc").redact(["card_number"]));
+    let span = tracing::info_span!(
+        "s",
+        cookie = "session=abc",
+        token = tracing::field::Empty,
+        keep = "yes"
+    );
+    span.record("token", "tok-123");
+    let _e = span.enter();
+    tracing::info!(password = "hunter2", api_key = 77, secret = ?"sh", card_number = "4111", user = "bob", "login");
+    let line = &capture.lines()[0];
+    for secret in ["session=abc", "tok-123", "hunter2", "77", "\"sh\\\"", "4111"] {
+        assert!(!line.contains(secret), "{secret} leaked: {line}");
+    }
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    for k in ["cookie", "token", "password", "api_key", "secret", "card_number"] {
+        assert_eq!(v[k], "[REDACTED]", "{k}");
+    }
+    assert_eq!(v["user"], "bob");
+    assert_eq!(v["keep"], "yes");
+}
+
+#[test]
+fn hostile_message_and_values_stay_one_valid_line() {
+    let (capture, _g) = capture();
+    let hostile = format!(
+        "a\nb\r\nc\"d\\e\u{0}f\u{1b}[31mred\u{1b}[0m\u{7f}\u{2028}\u{2029}\t{}",
+        "x".repeat(1 << 20)
+    );
+    let header = http::HeaderValue::from_bytes(b"caf\xe9\xff\"").unwrap();
+    let bytes: &[u8] = b"\xff\xfe\n\"";
+    tracing::info!(field = %hostile, debug = ?hostile, header = ?header, bytes = ?bytes, "{hostile}");
+    let raw = capture.contents();
+    assert_eq!(raw.matches('\n').count(), 1, "exactly one line");
+    assert!(!raw.contains('\u{1b}') && !raw.contains('\u{0}') && !raw.contains('\r'));
+    let v = only_line(&capture);
+    assert_eq!(v["message"], hostile.as_str());
+    assert_eq!(v["field"], hostile.as_str());
+    assert!(v["header"].is_string() && v["bytes"].is_string());
+}
+
+#[test]
+fn errors_are_written_with_their_sources() {
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("query failed")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let (capture, _g) = capture();
+    let err = Outer(std::io::Error::other("connection reset"));
+    tracing::error!(error = &err as &(dyn std::error::Error + 'static), "db");
+    assert_eq!(only_line(&capture)["error"], "query failed: connection reset");
+}
+
+#[test]
+fn pretty_format_is_human_text() {
+    let capture = CaptureWriter::new();
+    let layer = LogConfig::new("svc")
+        .format(LogFormat::Pretty)
+        .layer(capture.clone())
+        .unwrap();
+    let _g = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    tracing::info!(answer = 42, "pretty please");
+    let out = capture.contents();
+    assert!(out.contains("pretty please") && out.contains("answer"), "{out}");
+    assert!(serde_json::from_str::<serde_json::Value>(out.trim()).is_err());
+}
+
+/// A writer the test can read after the non-blocking writer's thread wrote to it.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn non_blocking_writer_delivers_every_line_and_guard_flushes() {
+    let out = Shared::default();
+    let config = LogConfig::new("svc");
+    let (writer, guard) = config.non_blocking(out.clone()).unwrap();
+    let layer = config.json_layer(writer).unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..1000 {
+            tracing::info!(i, "line");
+        }
+    });
+    assert_eq!(guard.dropped_lines(), 0);
+    drop(guard);
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1000);
+    assert_eq!(lines[999]["i"], 999);
+}
