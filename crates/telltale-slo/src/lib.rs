@@ -65,6 +65,10 @@ pub fn generate(spec: &ServiceSpec) -> Generated {
         rules::rules_yaml(spec),
     );
     files.insert(
+        format!("prometheus/{}.rules.md", spec.service),
+        rules::rules_markdown(spec),
+    );
+    files.insert(
         "alertmanager/alertmanager.yaml".to_owned(),
         alertmanager::alertmanager_yaml(spec),
     );

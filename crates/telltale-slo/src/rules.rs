@@ -501,3 +501,48 @@ pub fn rules_yaml(spec: &ServiceSpec) -> String {
         crate::yaml::to_string(&doc)
     )
 }
+
+/// A Markdown listing of every generated rule with its PromQL (what `docs/slo.md` shows
+/// for orders-api; also written next to the rule file).
+pub fn rules_markdown(spec: &ServiceSpec) -> String {
+    use std::fmt::Write;
+    let set = rule_set(spec);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### Recording rules of `{}`\n\nOne series per SLO and window, labelled `service` and `slo`; every window reads the raw counters over that window.\n",
+        spec.service
+    );
+    for r in &set.recording {
+        let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        let _ = writeln!(
+            out,
+            "`{}{{{}}}`\n\n```promql\n{}\n```\n",
+            r.record,
+            labels.join(","),
+            r.expr
+        );
+    }
+    let _ = writeln!(out, "### Alert rules of `{}`\n", spec.service);
+    for a in set.alerts.iter().chain(&set.warnings) {
+        let mut extra = Vec::new();
+        for key in ["severity", "window", "dependency"] {
+            if let Some(v) = a.label(key) {
+                extra.push(format!("{key}=\"{v}\""));
+            }
+        }
+        let for_ = a
+            .for_
+            .as_deref()
+            .map(|f| format!(", for {f}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "`{}` ({}{for_})\n\n```promql\n{}\n```\n",
+            a.alert,
+            extra.join(", "),
+            a.expr
+        );
+    }
+    out.trim_end().to_owned() + "\n"
+}

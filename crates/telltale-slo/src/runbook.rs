@@ -95,7 +95,7 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
             };
             let _ = writeln!(
                 out,
-                "The `{}` SLO promises {}% over {}: the error budget is {} of requests ({what}). \
+                "The `{}` SLO promises {}% over {}: the error budget is {} of requests; errors are {what}. \
                  This alert fires when the budget is being spent faster than it can last \
                  (Google SRE Workbook, multi-window multi-burn-rate). The `window` label says which pair fired:\n",
                 slo.name,

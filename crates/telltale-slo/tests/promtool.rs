@@ -104,6 +104,38 @@ fn generation_is_deterministic_and_thresholds_are_exact() {
     assert!(!rules.contains("avg_over_time"));
 }
 
+#[test]
+fn alertmanager_routes_pages_and_tickets_to_their_receivers() {
+    let dir = generated_dir(&example());
+    let config = dir.path().join("alertmanager/alertmanager.yaml");
+    for (severity, receiver) in [("page", "page"), ("ticket", "ticket"), ("warning", "ticket")] {
+        let out = run(Command::new(tool("amtool"))
+            .args(["config", "routes", "test"])
+            .arg(format!("--config.file={}", config.display()))
+            .arg("service=orders-api")
+            .arg("slo=availability")
+            .arg(format!("severity={severity}")));
+        assert_eq!(
+            out.lines().next().map(str::trim),
+            Some(receiver),
+            "severity {severity}: {out}"
+        );
+    }
+}
+
+#[test]
+fn docs_show_the_promql_of_every_generated_rule() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/slo.md")).unwrap();
+    assert!(
+        docs.contains(&telltale_slo::rules::rules_markdown(&example())),
+        "docs/slo.md is out of date: regenerate its last section from \
+         `telltale-slo generate examples/orders-api/slo.yaml` (prometheus/orders-api.rules.md)"
+    );
+    assert!(
+        docs.contains("cargo run -p telltale-slo -- generate examples/orders-api/slo.yaml --out target/slo")
+    );
+}
+
 // === promtool test rules ===
 
 const OK: &str = r#"http_server_request_duration_seconds_count{service="orders-api",http_route="/orders/{id}",http_request_method="GET",http_response_status_code="200"}"#;
