@@ -174,3 +174,35 @@ fn cli_writes_nothing_for_an_invalid_spec_and_everything_for_a_valid_one() {
         assert!(!name.to_string_lossy().contains(".tmp-"), "{name:?}");
     }
 }
+
+#[test]
+fn docs_show_the_exact_error_messages() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/slo.md")).unwrap();
+    let cases = [
+        GOOD.replace("    objective: 99.9\n", "    objective: 99.9\n    objectve: 99\n"),
+        GOOD.replace("objective: 99.9", "objective: 100"),
+        GOOD.replace("threshold: 0.25", "threshold: 0.3"),
+        GOOD.replace("name: latency", "name: availability"),
+        GOOD.replace(
+            "    objective: 99.9\n",
+            "    objective: 99.9\n    metric: http_requests_totl\n",
+        ),
+        GOOD.replace(
+            "    objective: 99.9\n",
+            "    objective: 99.9\n    selectors:\n      status: \"200\"\n",
+        ),
+        GOOD.replace(
+            "    objective: 99.9\n",
+            "    objective: 99.9\n    window: 30days\n",
+        ),
+    ];
+    for yaml in cases {
+        let err = ServiceSpec::from_yaml_str(&yaml, "slo.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            docs.contains(&err),
+            "docs/slo.md does not show this message:\n{err}"
+        );
+    }
+}
