@@ -298,8 +298,36 @@ fn burn_rate_alerts_fire_resolve_and_stay_quiet_as_the_workbook_predicts() {
         ],
     );
 
+    // Each window pair fires on its own, labelled with its pair: 1% errors (burn 10) page
+    // through 6h/30m only; 0.4% errors (burn 4) open a 1d/2h ticket and no page.
+    let pair = |w: &str| format!("alertname=\"{burn}\",window=\"{w}\"");
+    let burn_10 = test_case(
+        "burn 10x pages through 6h/30m, not 1h/5m",
+        &[
+            series(OK, counter(120, |_| 990)),
+            series(ERR, counter(120, |_| 10)),
+        ],
+        &[
+            expect_alerts(&pair("6h/30m"), 60, true),
+            expect_alerts(&pair("1h/5m"), 60, false),
+            expect_alerts(&pair("1h/5m"), 119, false),
+        ],
+    );
+    let burn_4 = test_case(
+        "burn 4x opens a 1d/2h ticket and does not page",
+        &[
+            series(OK, counter(180, |_| 996)),
+            series(ERR, counter(180, |_| 4)),
+        ],
+        &[
+            expect_alerts(&pair("1d/2h"), 179, true),
+            expect_alerts(&pair("3d/6h"), 179, true),
+            expect_alerts(&any_page, 179, false),
+        ],
+    );
+
     let test_yaml = format!(
-        "rule_files:\n  - prometheus/orders-api.rules.yaml\nevaluation_interval: 1m\ntests:\n{steady}{low}{spike}{latency}{absent}"
+        "rule_files:\n  - prometheus/orders-api.rules.yaml\nevaluation_interval: 1m\ntests:\n{steady}{low}{spike}{latency}{absent}{burn_10}{burn_4}"
     );
     let test_file = dir.path().join("slo-test.yaml");
     std::fs::write(&test_file, &test_yaml).unwrap();
