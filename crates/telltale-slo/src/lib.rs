@@ -146,6 +146,52 @@ pub fn referenced_label_names(spec: &ServiceSpec) -> BTreeSet<String> {
     out
 }
 
+/// What the rules and dashboard read that a real `/metrics` scrape (Prometheus text
+/// format) lacks: `metric NAME` and `label NAME` entries, sorted. Empty = everything is
+/// there. Scrape after traffic that exercises each path (a 5xx, a dependency call), since
+/// some series only appear once observed.
+///
+/// ```
+/// use telltale_slo::{ServiceSpec, Slo, missing_from_scrape};
+///
+/// let spec = ServiceSpec::builder("orders-api")
+///     .slo(Slo::availability("availability", 99.9))
+///     .build()
+///     .unwrap();
+/// let scrape = "http_server_request_duration_seconds_count{service=\"orders-api\",http_route=\"/\"} 3\n";
+/// let missing = missing_from_scrape(&spec, scrape);
+/// assert!(missing.contains(&"metric build_info".to_owned()));
+/// assert!(!missing.iter().any(|m| m.ends_with(" http_server_request_duration_seconds_count")));
+/// ```
+pub fn missing_from_scrape(spec: &ServiceSpec, exposition: &str) -> Vec<String> {
+    let mut metrics = BTreeSet::new();
+    let mut labels = BTreeSet::new();
+    for line in exposition.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let end = line.find(['{', ' ']).unwrap_or(line.len());
+        metrics.insert(line[..end].to_owned());
+        if line[end..].starts_with('{') {
+            labels.extend(promql::label_names_in([
+                &line[..line.rfind('}').map_or(line.len(), |i| i + 1)]
+            ]));
+        }
+    }
+    let mut missing: Vec<String> = referenced_metric_names(spec)
+        .into_iter()
+        .filter(|m| !metrics.contains(m))
+        .map(|m| format!("metric {m}"))
+        .collect();
+    missing.extend(
+        referenced_label_names(spec)
+            .into_iter()
+            .filter(|l| !labels.contains(l))
+            .map(|l| format!("label {l}")),
+    );
+    missing
+}
+
 /// Exposition names of every series telltale emits that rules and dashboards may read:
 /// the constants of `telltale_metrics::names`, with `_bucket`/`_count`/`_sum` for
 /// histograms.

@@ -180,3 +180,33 @@ fn every_dashboard_query_is_valid_promql() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn missing_from_scrape_lists_what_a_scrape_lacks() {
+    let spec = example("otel");
+    let scrape = r#"# HELP http_server_request_duration_seconds Duration of HTTP server requests.
+# TYPE http_server_request_duration_seconds histogram
+http_server_request_duration_seconds_bucket{service="orders-api",http_route="/orders/{id}",http_request_method="GET",http_response_status_code="200",le="0.25"} 1
+http_server_request_duration_seconds_count{service="orders-api",http_route="/orders/{id}",http_request_method="GET",http_response_status_code="500",error_type="500"} 1
+http_server_active_requests{service="orders-api"} 0
+http_client_request_duration_seconds_bucket{service="orders-api",peer_service="inventory",le="0.25"} 1
+http_client_request_duration_seconds_count{service="orders-api",peer_service="inventory",error_type="timeout"} 1
+telltale_circuit_breaker_state{service="orders-api",peer_service="inventory",state="open"} 0
+build_info{service="orders-api",version="0.1.0",commit="abc"} 1
+process_cpu_seconds_total{service="orders-api"} 1.5
+process_resident_memory_bytes{service="orders-api"} 1e6
+"#;
+    assert_eq!(
+        telltale_slo::missing_from_scrape(&spec, scrape),
+        Vec::<String>::new()
+    );
+    let without_build_info: String = scrape
+        .lines()
+        .filter(|l| !l.starts_with("build_info"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        telltale_slo::missing_from_scrape(&spec, &without_build_info),
+        ["metric build_info", "label commit", "label version"]
+    );
+}
