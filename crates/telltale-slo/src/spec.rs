@@ -415,6 +415,8 @@ impl ServiceSpec {
                 .to_owned();
             let fix = if message.contains("unknown field") {
                 "remove the key or correct its spelling (the keys are listed in docs/slo.md)"
+            } else if message.contains("unknown variant") {
+                "use one of the values listed"
             } else if message.contains("missing field") {
                 "add the missing key"
             } else {
