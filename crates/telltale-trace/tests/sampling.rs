@@ -1,0 +1,174 @@
+//! Tail sampling over 10,000 traces, and memory bounds when the exporter is down.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::Context;
+use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor};
+use telltale_trace::{Sampling, SpanPipeline, TracingConfig};
+
+#[derive(Debug, Clone, Default)]
+struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanProcessor for Collect {
+    fn on_start(&self, _: &mut Span, _: &Context) {}
+    fn on_end(&self, span: SpanData) {
+        self.0.lock().unwrap().push(span);
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn provider_for(p: &SpanPipeline) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_sampler(p.sampler())
+        .with_span_processor(p.processor())
+        .build()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Error,
+    Slow,
+    Normal,
+}
+
+#[test]
+fn ten_thousand_requests_keep_every_error_and_slow_trace_and_the_ratio_of_the_rest() {
+    let collect = Collect::default();
+    let sampling = Sampling::ratio(0.1)
+        .keep_errors()
+        .keep_slower_than(Duration::from_millis(500));
+    let pipeline = SpanPipeline::new(&sampling, collect.clone()).unwrap();
+    let provider = provider_for(&pipeline);
+    let tracer = provider.tracer("test");
+
+    let mut kinds = Vec::with_capacity(10_000);
+    for i in 0..10_000u32 {
+        let kind = match i % 20 {
+            0 => Kind::Error,
+            1 => Kind::Slow,
+            _ => Kind::Normal,
+        };
+        let now = SystemTime::now();
+        let start = if kind == Kind::Slow {
+            now - Duration::from_secs(2)
+        } else {
+            now - Duration::from_millis(3)
+        };
+        let root = tracer
+            .span_builder("GET /orders/{id}")
+            .with_start_time(start)
+            .start(&tracer);
+        let trace_id = root.span_context().trace_id();
+        let cx = Context::new().with_span(root);
+        // A child (e.g. a client call) that ends before the root.
+        let mut child = tracer.start_with_context("GET", &cx);
+        child.end();
+        let span = cx.span();
+        if kind == Kind::Error {
+            span.set_status(Status::error("500"));
+        }
+        span.end_with_timestamp(now);
+        kinds.push((trace_id, kind));
+    }
+
+    let exported = collect.0.lock().unwrap().clone();
+    let mut per_trace = std::collections::HashMap::new();
+    for s in &exported {
+        assert!(
+            s.span_context.is_sampled(),
+            "exported spans carry the sampled flag"
+        );
+        *per_trace.entry(s.span_context.trace_id()).or_insert(0) += 1;
+    }
+    let (mut normal_kept, mut normal) = (0, 0);
+    for (id, kind) in &kinds {
+        let n = per_trace.get(id).copied().unwrap_or(0);
+        match kind {
+            Kind::Error | Kind::Slow => assert_eq!(n, 2, "error/slow trace kept whole"),
+            Kind::Normal => {
+                normal += 1;
+                assert!(n == 0 || n == 2, "traces are kept whole or not at all");
+                normal_kept += usize::from(n == 2);
+            }
+        }
+    }
+    // 9,000 normal traces at 10%: mean 900, sd 28.5; allow ±5 sd.
+    assert_eq!(normal, 9_000);
+    assert!(
+        (757..=1_043).contains(&normal_kept),
+        "kept {normal_kept} of 9000 at ratio 0.1"
+    );
+    let stats = pipeline.stats();
+    // The 1,000 error/slow traces minus those the ratio already sampled (~10%).
+    assert!((800..1_000).contains(&stats.kept_traces), "{stats:?}");
+    assert_eq!(stats.held_traces, 0, "nothing left in the buffer");
+}
+
+#[test]
+fn tail_buffer_stays_bounded_when_roots_never_end() {
+    let collect = Collect::default();
+    let sampling = Sampling::never()
+        .keep_errors()
+        .max_traces_held(100)
+        .max_spans_per_trace(5);
+    let pipeline = SpanPipeline::new(&sampling, collect.clone()).unwrap();
+    let provider = provider_for(&pipeline);
+    let tracer = provider.tracer("test");
+    let mut roots = Vec::new();
+    for _ in 0..1_000 {
+        let root = tracer.start("root");
+        let cx = Context::new().with_span(root);
+        for _ in 0..10 {
+            tracer.start_with_context("child", &cx).end();
+        }
+        roots.push(cx);
+    }
+    let stats = pipeline.stats();
+    assert!(stats.held_traces <= 100, "{stats:?}");
+    assert!(stats.held_spans <= 100 * 5, "{stats:?}");
+    assert_eq!(stats.overflow_spans, 1_000 * 10 - 100 * 5);
+    assert!(collect.0.lock().unwrap().is_empty());
+    drop(roots);
+}
+
+/// An exporter standing for a dead collector: every export hangs.
+#[derive(Debug)]
+struct DeadCollector;
+
+impl SpanExporter for DeadCollector {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_dead_collector_never_blocks_and_the_queue_stays_bounded() {
+    let (tracing, guard) = TracingConfig::new("svc")
+        .set_global(false)
+        .exporter(DeadCollector)
+        .queue_size(64)
+        .export_interval(Duration::from_millis(10))
+        .export_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let tracer = tracing.provider().tracer("test");
+    let started = std::time::Instant::now();
+    for _ in 0..10_000 {
+        tracer.start("request").end();
+    }
+    // Generous: 10,000 spans must not wait on the exporter (each export hangs 50 ms).
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let stats = tracing.export_stats();
+    assert!(stats.queued <= 64, "{stats:?}");
+    assert!(stats.dropped >= 10_000 - 64 - 512, "{stats:?}");
+    drop(guard);
+}

@@ -1,0 +1,310 @@
+//! Server span behaviour, in process: body-end timing, statuses, panics, hang-ups,
+//! query redaction, traceresponse, and logs carrying the trace ids.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use axum::{Router, body::Body, routing::get};
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use opentelemetry::trace::Status;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use telltale_core::trace_ids::TraceIds;
+use telltale_trace::server::HandlerPanic;
+use telltale_trace::{Sampling, SpanPipeline, TraceLayer};
+use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+
+#[derive(Debug, Clone, Default)]
+struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+impl Collect {
+    fn spans(&self) -> Vec<SpanData> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl SpanProcessor for Collect {
+    fn on_start(&self, _: &mut Span, _: &opentelemetry::Context) {}
+    fn on_end(&self, span: SpanData) {
+        self.0.lock().unwrap().push(span);
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: std::time::Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn pipeline(sampling: Sampling) -> (SpanPipeline, Collect) {
+    let c = Collect::default();
+    (SpanPipeline::new(&sampling, c.clone()).unwrap(), c)
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+fn get_req(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn streaming_body_span_ends_when_the_body_ends() {
+    let (p, spans) = pipeline(Sampling::always());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(4);
+    let rx = Arc::new(Mutex::new(Some(rx)));
+    let app =
+        Router::new()
+            .route(
+                "/events",
+                get(move || {
+                    let rx = rx.lock().unwrap().take().unwrap();
+                    async move {
+                        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                            rx.recv().await.map(|f| (f, rx))
+                        });
+                        Body::new(http_body_util::StreamBody::new(stream))
+                    }
+                }),
+            )
+            .layer(TraceLayer::new(p));
+    let res = app.oneshot(get_req("/events")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.into_body();
+    tx.send(Ok(http_body::Frame::data(Bytes::from_static(b"data: 1\n\n"))))
+        .await
+        .unwrap();
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    assert!(
+        spans.spans().is_empty(),
+        "the span must not end at the response head"
+    );
+    let before_last = SystemTime::now();
+    tx.send(Ok(http_body::Frame::data(Bytes::from_static(b"data: 2\n\n"))))
+        .await
+        .unwrap();
+    drop(tx);
+    while body.frame().await.is_some() {}
+    let got = spans.spans();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].name, "GET /events");
+    assert!(got[0].end_time >= before_last, "span covers the whole stream");
+    assert_eq!(attr(&got[0], "http.response.body.size").as_deref(), Some("18"));
+}
+
+#[tokio::test]
+async fn status_error_for_5xx_only_and_unmatched_is_just_the_method() {
+    let (p, spans) = pipeline(Sampling::always());
+    let app = Router::new()
+        .route("/boom", get(|| async { StatusCode::BAD_GATEWAY }))
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .layer(TraceLayer::new(p));
+    for uri in ["/boom", "/missing", "/nope/123"] {
+        let res = app.clone().oneshot(get_req(uri)).await.unwrap();
+        let _ = res.into_body().collect().await.unwrap();
+    }
+    let got = spans.spans();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].name, "GET /boom");
+    assert!(matches!(got[0].status, Status::Error { .. }));
+    assert_eq!(attr(&got[0], "error.type").as_deref(), Some("502"));
+    assert_eq!(got[1].status, Status::Unset, "4xx is not a server error");
+    assert_eq!(attr(&got[1], "error.type"), None);
+    assert_eq!(got[2].name, "GET", "unmatched: method only, never the raw path");
+    assert_eq!(attr(&got[2], "http.route"), None);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_recorded_as_an_exception_and_rethrown() {
+    let (p, spans) = pipeline(Sampling::always());
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                tokio::task::yield_now().await;
+                if spans_are_real() {
+                    panic!("kaboom");
+                }
+                "unreachable"
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let join = tokio::spawn(async move { app.oneshot(get_req("/")).await.map(|_| ()) }).await;
+    assert!(join.unwrap_err().is_panic());
+    let got = spans.spans();
+    assert_eq!(got.len(), 1);
+    assert!(matches!(got[0].status, Status::Error { .. }));
+    assert_eq!(attr(&got[0], "error.type").as_deref(), Some("panic"));
+    let ev = &got[0].events.events[0];
+    assert_eq!(ev.name, "exception");
+    assert!(ev.attributes.iter().any(|kv| kv.value.to_string() == "kaboom"));
+}
+
+fn spans_are_real() -> bool {
+    true
+}
+
+#[tokio::test]
+async fn a_500_from_an_inner_catch_panic_layer_is_classified_as_panic() {
+    let (p, spans) = pipeline(Sampling::always());
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                let mut res = http::Response::new(Body::from("internal error"));
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                res.extensions_mut()
+                    .insert(HandlerPanic("index out of bounds".into()));
+                res
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let res = app.oneshot(get_req("/")).await.unwrap();
+    let _ = res.into_body().collect().await.unwrap();
+    let got = spans.spans();
+    assert_eq!(attr(&got[0], "error.type").as_deref(), Some("panic"));
+    assert_eq!(got[0].events.events[0].name, "exception");
+}
+
+#[tokio::test]
+async fn a_client_hang_up_is_recorded_but_not_an_error() {
+    let (p, spans) = pipeline(Sampling::always());
+    let app = Router::new()
+        .route(
+            "/big",
+            get(|| async {
+                let stream = futures_util::stream::iter(
+                    (0..3).map(|_| Ok::<_, Infallible>(Bytes::from_static(b"chunk"))),
+                );
+                Body::from_stream(stream)
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let res = app.oneshot(get_req("/big")).await.unwrap();
+    let mut body = res.into_body();
+    let _ = body.frame().await;
+    drop(body);
+    let got = spans.spans();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        attr(&got[0], "telltale.client_disconnected").as_deref(),
+        Some("true")
+    );
+    assert_eq!(got[0].status, Status::Unset);
+}
+
+#[tokio::test]
+async fn query_is_redacted_when_opted_in_and_traceresponse_is_sent() {
+    let (p, spans) = pipeline(Sampling::always());
+    let app = Router::new()
+        .route("/search", get(|| async { "ok" }))
+        .layer(TraceLayer::new(p).with_query(true).with_traceresponse(true));
+    let mut req = get_req("/search?q=shoes&api_key=abc&password=hunter2");
+    req.headers_mut().insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
+    let res = app.oneshot(req).await.unwrap();
+    let tr = res.headers()["traceresponse"].to_str().unwrap().to_owned();
+    let _ = res.into_body().collect().await.unwrap();
+    let got = spans.spans();
+    assert_eq!(
+        attr(&got[0], "url.query").as_deref(),
+        Some("q=shoes&api_key=REDACTED&password=REDACTED")
+    );
+    assert_eq!(
+        tr,
+        format!(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+            got[0].span_context.span_id()
+        )
+    );
+}
+
+#[tokio::test]
+async fn not_sampled_without_tail_rules_exports_nothing_but_propagates() {
+    let (p, spans) = pipeline(Sampling::never());
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(TraceLayer::new(p.clone()).with_traceresponse(true));
+    let res = app.oneshot(get_req("/")).await.unwrap();
+    let tr = res.headers()["traceresponse"].to_str().unwrap().to_owned();
+    assert!(tr.ends_with("-02"), "root: random flag set, not sampled: {tr}");
+    let _ = res.into_body().collect().await.unwrap();
+    assert!(spans.spans().is_empty());
+}
+
+/// A tiny `tracing` layer standing in for telltale-log: for every event, the innermost
+/// `TraceIds` in the event's span scope.
+type Seen = Vec<(String, Option<TraceIds>)>;
+
+#[derive(Clone, Default)]
+struct SeenIds(Arc<Mutex<Seen>>);
+
+impl<S> tracing_subscriber::Layer<S> for SeenIds
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let ids = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<TraceIds>().copied())
+        });
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.metadata().target().to_owned(), ids));
+    }
+}
+
+#[tokio::test]
+async fn log_lines_inside_a_traced_request_carry_its_trace_id() {
+    let seen = SeenIds::default();
+    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (p, spans) = pipeline(Sampling::always());
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                tokio::task::yield_now().await;
+                tracing::info!(target: "handler", "inside the handler");
+                "ok"
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let mut req = get_req("/");
+    req.extensions_mut()
+        .insert(telltale_core::RequestId::parse("req-1").unwrap());
+    let res = app.oneshot(req).await.unwrap();
+    let _ = res.into_body().collect().await.unwrap();
+    let span = &spans.spans()[0];
+    let logged = seen.0.lock().unwrap().clone();
+    let (_, ids) = logged
+        .iter()
+        .find(|(t, _)| t == "handler")
+        .expect("handler logged");
+    let ids = ids.expect("the log line sees TraceIds");
+    assert_eq!(
+        ids.trace_id,
+        u128::from_be_bytes(span.span_context.trace_id().to_bytes())
+    );
+    assert_eq!(
+        ids.span_id,
+        u64::from_be_bytes(span.span_context.span_id().to_bytes())
+    );
+    assert_eq!(attr(span, "request_id").as_deref(), Some("req-1"));
+}
