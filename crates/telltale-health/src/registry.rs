@@ -1,0 +1,335 @@
+//! The registry: runs checks concurrently under their timeouts, caches the results,
+//! makes concurrent probes share one run, and reports status changes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::check::{CheckError, DynCheck};
+use crate::names;
+
+/// How results are kept fresh.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refresh {
+    /// Run on a probe when the last results are older than this.
+    OnDemand(Duration),
+    /// A background task runs every interval; probes only read.
+    Background(Duration),
+}
+
+pub(crate) struct Entry {
+    pub(crate) name: Arc<str>,
+    pub(crate) check: Box<dyn DynCheck>,
+    pub(crate) critical: bool,
+    pub(crate) timeout: Duration,
+}
+
+/// One check's latest result.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckResult {
+    pub(crate) error: Option<CheckError>,
+    pub(crate) duration: Duration,
+    pub(crate) last_success: Option<SystemTime>,
+    pub(crate) checked_at: SystemTime,
+}
+
+impl CheckResult {
+    pub(crate) fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Results of one run of every readiness check, in registration order.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) taken: Instant,
+    pub(crate) results: Vec<CheckResult>,
+}
+
+/// The overall verdict of `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Ok,
+    Degraded,
+    Failed,
+    Draining,
+}
+
+impl Verdict {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Degraded => "degraded",
+            Verdict::Failed => "failed",
+            Verdict::Draining => "draining",
+        }
+    }
+
+    pub(crate) fn serving(self) -> bool {
+        matches!(self, Verdict::Ok | Verdict::Degraded)
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) startup: Vec<Entry>,
+    pub(crate) refresh: Refresh,
+    pub(crate) paths: crate::Paths,
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
+    /// Held while a run is under way: concurrent probes wait for it, then read its
+    /// results, instead of starting runs of their own.
+    run_lock: tokio::sync::Mutex<()>,
+    startup_passed: AtomicBool,
+    startup_lock: tokio::sync::Mutex<()>,
+    pub(crate) draining: watch::Sender<bool>,
+    last_verdict: Mutex<Option<Verdict>>,
+    #[cfg(feature = "tonic")]
+    pub(crate) grpc: Option<crate::grpc::GrpcReporter>,
+}
+
+impl Inner {
+    pub(crate) fn new(
+        entries: Vec<Entry>,
+        startup: Vec<Entry>,
+        refresh: Refresh,
+        paths: crate::Paths,
+        #[cfg(feature = "tonic")] grpc: Option<crate::grpc::GrpcReporter>,
+    ) -> Self {
+        Self {
+            startup_passed: AtomicBool::new(startup.is_empty()),
+            entries,
+            startup,
+            refresh,
+            paths,
+            snapshot: Mutex::new(None),
+            run_lock: tokio::sync::Mutex::new(()),
+            startup_lock: tokio::sync::Mutex::new(()),
+            draining: watch::Sender::new(false),
+            last_verdict: Mutex::new(None),
+            #[cfg(feature = "tonic")]
+            grpc,
+        }
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        let guard = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        let snap = guard.as_ref()?;
+        match self.refresh {
+            Refresh::OnDemand(ttl) if snap.taken.elapsed() >= ttl => None,
+            _ => Some(snap.clone()),
+        }
+    }
+
+    /// Current results: cached when fresh, else from one run shared by every caller
+    /// that arrives while it is under way (single flight).
+    pub(crate) async fn snapshot(self: &Arc<Self>) -> Arc<Snapshot> {
+        if let Some(s) = self.fresh() {
+            return s;
+        }
+        let _guard = self.run_lock.lock().await;
+        if let Some(s) = self.fresh() {
+            return s;
+        }
+        // Run in a task of its own: a probe whose client hangs up must not cancel the
+        // run the other probes are waiting for.
+        let inner = self.clone();
+        match tokio::spawn(async move { inner.run_and_store().await }).await {
+            Ok(s) => s,
+            // Only when the runtime shuts down under us.
+            Err(_) => Arc::new(Snapshot {
+                taken: Instant::now(),
+                results: self
+                    .entries
+                    .iter()
+                    .map(|_| CheckResult {
+                        error: Some(CheckError::msg("check run was cancelled")),
+                        duration: Duration::ZERO,
+                        last_success: None,
+                        checked_at: SystemTime::now(),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Runs every readiness check once, stores the results, reports changes.
+    async fn run_and_store(self: Arc<Self>) -> Arc<Snapshot> {
+        let runs = (0..self.entries.len()).map(|i| run_one(self.clone(), Which::Readiness, i));
+        let outcomes = futures_util::future::join_all(runs).await;
+
+        let previous = self.snapshot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let now = SystemTime::now();
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (i, (error, duration)) in outcomes.into_iter().enumerate() {
+            let entry = &self.entries[i];
+            let before = previous.as_ref().map(|p| &p.results[i]);
+            let last_success = if error.is_none() {
+                Some(now)
+            } else {
+                before.and_then(|b| b.last_success)
+            };
+            report_change(entry, before.map(CheckResult::ok), error.as_ref());
+            results.push(CheckResult {
+                error,
+                duration,
+                last_success,
+                checked_at: now,
+            });
+        }
+        let snap = Arc::new(Snapshot {
+            taken: Instant::now(),
+            results,
+        });
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(snap.clone());
+        self.verdict_changed(self.verdict(&snap, &[])).await;
+        snap
+    }
+
+    /// The overall verdict, ignoring the checks at the `excluded` indexes.
+    pub(crate) fn verdict(&self, snap: &Snapshot, excluded: &[usize]) -> Verdict {
+        if self.is_draining() {
+            return Verdict::Draining;
+        }
+        let mut verdict = Verdict::Ok;
+        for (i, (entry, result)) in self.entries.iter().zip(&snap.results).enumerate() {
+            if result.ok() || excluded.contains(&i) {
+                continue;
+            }
+            if entry.critical {
+                return Verdict::Failed;
+            }
+            verdict = Verdict::Degraded;
+        }
+        verdict
+    }
+
+    /// Remembers the overall verdict; on a change, tells the gRPC health service.
+    pub(crate) async fn verdict_changed(&self, verdict: Verdict) {
+        let changed = {
+            let mut last = self.last_verdict.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = last.is_none_or(|l| l.serving() != verdict.serving());
+            *last = Some(verdict);
+            changed
+        };
+        if changed {
+            #[cfg(feature = "tonic")]
+            if let Some(grpc) = &self.grpc {
+                grpc.set(verdict.serving()).await;
+            }
+        }
+    }
+
+    /// `/startupz`: passes once every startup check has passed in the same run; after
+    /// that, never runs them again.
+    pub(crate) async fn startup(self: &Arc<Self>) -> Result<(), Vec<(usize, CheckError)>> {
+        if self.startup_passed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _guard = self.startup_lock.lock().await;
+        if self.startup_passed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let runs = (0..self.startup.len()).map(|i| run_one(self.clone(), Which::Startup, i));
+        let outcomes = futures_util::future::join_all(runs).await;
+        let failed: Vec<_> = outcomes
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (e, _))| e.map(|e| (i, e)))
+            .collect();
+        if failed.is_empty() {
+            self.startup_passed.store(true, Ordering::Release);
+            tracing::info!(checks = self.startup.len(), "startup checks passed");
+            Ok(())
+        } else {
+            Err(failed)
+        }
+    }
+
+    pub(crate) fn start_draining(&self) -> bool {
+        let was = self.draining.send_replace(true);
+        if !was {
+            tracing::info!("draining: readiness now answers 503 so load balancers stop sending");
+        }
+        !was
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Readiness,
+    Startup,
+}
+
+/// Runs one check in a task of its own (a panicking check fails only itself) under its
+/// timeout (the task is aborted when the timeout passes), and records its metrics.
+async fn run_one(inner: Arc<Inner>, which: Which, i: usize) -> (Option<CheckError>, Duration) {
+    let start = Instant::now();
+    fn list(inner: &Inner, which: Which) -> &[Entry] {
+        match which {
+            Which::Readiness => &inner.entries,
+            Which::Startup => &inner.startup,
+        }
+    }
+    let timeout = list(&inner, which)[i].timeout;
+    let task_inner = inner.clone();
+    let mut task = tokio::spawn(async move { list(&task_inner, which)[i].check.run().await });
+    let error = match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(Ok(()))) => None,
+        Ok(Ok(Err(e))) => Some(e),
+        Ok(Err(join)) if join.is_panic() => Some(CheckError::msg("check panicked")),
+        Ok(Err(_)) => Some(CheckError::msg("check was cancelled")),
+        Err(_) => {
+            task.abort();
+            Some(CheckError::timed_out(timeout))
+        }
+    };
+    let duration = start.elapsed();
+    let name = list(&inner, which)[i].name.clone();
+    record_metrics(&name, error.is_none(), duration);
+    (error, duration)
+}
+
+fn record_metrics(name: &Arc<str>, ok: bool, duration: Duration) {
+    // Looked up per run, not cached at build time: the recorder may be installed after
+    // the registry is built. A run is rare (at most once per TTL), so this is cheap.
+    let labels = [(names::CHECK, name.to_string())];
+    metrics::gauge!(names::CHECK_STATUS, &labels).set(if ok { 1.0 } else { 0.0 });
+    metrics::histogram!(names::CHECK_DURATION_SECONDS, &labels).record(duration.as_secs_f64());
+}
+
+/// One log event per status change, never one per probe.
+fn report_change(entry: &Entry, before: Option<bool>, error: Option<&CheckError>) {
+    match (before, error) {
+        (Some(false) | None, None) => {
+            if before.is_some() {
+                tracing::info!(check = %entry.name, critical = entry.critical, "health check recovered");
+            }
+        }
+        (Some(true) | None, Some(e)) => {
+            tracing::warn!(check = %entry.name, critical = entry.critical, error = %e, "health check failing");
+        }
+        (Some(false), Some(_)) | (Some(true), None) => {}
+    }
+}
+
+/// Re-runs the readiness checks every `interval` until the registry is dropped.
+pub(crate) fn spawn_refresher(inner: &Arc<Inner>, interval: Duration, handle: &tokio::runtime::Handle) {
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    handle.spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(inner) = weak.upgrade() else { break };
+            let guard = inner.run_lock.lock().await;
+            inner.clone().run_and_store().await;
+            drop(guard);
+        }
+    });
+}
