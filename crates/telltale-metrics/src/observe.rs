@@ -1,0 +1,121 @@
+//! The response future and body shared by the HTTP and gRPC server layers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, Response, StatusCode};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use telltale_core::body::{BodyEnd, BodyObserver, ObservedBody};
+
+use crate::grpc::GrpcObservation;
+use crate::server::HttpObservation;
+
+/// The response body of the metrics layers: the inner body, watched to its end so the
+/// duration covers streaming bodies and a client hang-up is seen.
+pub type MetricsBody<B> = ObservedBody<B, RequestObservation>;
+
+/// One request being measured (opaque). It records exactly once: at the end of the
+/// response body, on a service error, or when the response future or body is dropped early.
+pub struct RequestObservation(Kind);
+
+enum Kind {
+    Http(HttpObservation),
+    Grpc(GrpcObservation),
+}
+
+impl RequestObservation {
+    pub(crate) fn http(o: HttpObservation) -> Self {
+        RequestObservation(Kind::Http(o))
+    }
+
+    pub(crate) fn grpc(o: GrpcObservation) -> Self {
+        RequestObservation(Kind::Grpc(o))
+    }
+
+    fn on_head(&mut self, status: StatusCode, headers: &HeaderMap) {
+        match &mut self.0 {
+            Kind::Http(o) => o.on_head(status),
+            Kind::Grpc(o) => o.on_head(headers),
+        }
+    }
+
+    fn on_service_error(self) {
+        match self.0 {
+            Kind::Http(o) => o.on_service_error(),
+            Kind::Grpc(o) => o.on_service_error(),
+        }
+    }
+
+    fn on_cancel(self) {
+        match self.0 {
+            Kind::Http(o) => o.on_cancel(),
+            Kind::Grpc(o) => o.on_cancel(),
+        }
+    }
+}
+
+impl BodyObserver for RequestObservation {
+    fn on_end(self, end: BodyEnd<'_>) {
+        match self.0 {
+            Kind::Http(o) => o.on_body_end(&end),
+            Kind::Grpc(o) => o.on_body_end(&end),
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestObservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestObservation")
+    }
+}
+
+pin_project! {
+    /// Response future of [`MetricsService`](crate::MetricsService) and
+    /// [`GrpcMetricsService`](crate::GrpcMetricsService).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        pub(crate) inner: F,
+        pub(crate) observation: Option<RequestObservation>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before the response head: the client went away (or a timeout above
+            // us fired). Counted once, as a cancelled request.
+            if let Some(o) = this.project().observation.take() {
+                o.on_cancel();
+            }
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<MetricsBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let observation = this.observation.take();
+        Poll::Ready(match result {
+            Ok(res) => match observation {
+                None => Ok(res.map(ObservedBody::unobserved)),
+                Some(mut o) => {
+                    o.on_head(res.status(), res.headers());
+                    Ok(res.map(|b| ObservedBody::new(b, o)))
+                }
+            },
+            Err(e) => {
+                if let Some(o) = observation {
+                    o.on_service_error();
+                }
+                Err(e)
+            }
+        })
+    }
+}

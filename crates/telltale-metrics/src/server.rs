@@ -1,0 +1,444 @@
+//! Server RED metrics for HTTP: [`MetricsLayer`].
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use telltale_metrics::MetricsLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/orders/{id}", get(|| async { "order" }))
+//!     // `Router::layer`, so the layer runs after routing and sees the route template.
+//!     .layer(MetricsLayer::new());
+//! ```
+//!
+//! # What is recorded
+//!
+//! With the default [`Scheme::OpenTelemetry`]:
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code`, `error_type` (only on 5xx / failed bodies) |
+//! | `http_server_active_requests` | gauge | — |
+//! | `http_server_request_body_size_bytes`, `http_server_response_body_size_bytes` | histogram (opt-in, [`MetricsLayerBuilder::body_sizes`]) | as the duration |
+//!
+//! With [`Scheme::Legacy`]: `http_requests_total` (counter) and
+//! `http_request_duration_seconds` (histogram) labelled `method`, `route`, `status`, and
+//! `http_requests_in_flight`.
+//!
+//! PromQL (OpenTelemetry scheme; for Legacy use `http_requests_total` and `status`):
+//!
+//! ```text
+//! # request rate per route
+//! sum by (http_route) (rate(http_server_request_duration_seconds_count[5m]))
+//! # error ratio (5xx only: 4xx are the client's fault)
+//! sum(rate(http_server_request_duration_seconds_count{http_response_status_code=~"5.."}[5m]))
+//!   / sum(rate(http_server_request_duration_seconds_count[5m]))
+//! # p50 / p95 / p99 latency per route
+//! histogram_quantile(0.95, sum by (http_route, le) (rate(http_server_request_duration_seconds_bucket[5m])))
+//! ```
+//!
+//! # Behaviour to know
+//!
+//! - **Duration ends with the response body**, not when the handler returns: a streaming
+//!   response is measured until its last byte is handed to the connection.
+//! - **A client that hangs up** (the response future or the body dropped before the end)
+//!   is counted once with status label `499` (nginx's "client closed request",
+//!   [`telltale_core::status::CLIENT_CLOSED_REQUEST`]) and no `error_type`: it is not a
+//!   server error. A body that fails while streaming keeps its status and gets
+//!   `error_type="body"`; a service error (not an HTTP response at all) is `500` with
+//!   `error_type="_OTHER"`.
+//! - **The in-flight gauge** is decremented by the same object that records, on drop, so
+//!   it cannot leak whichever way the request ends.
+//! - **Labels** come only from the route template (axum `MatchedPath`; `unmatched` for
+//!   404s), the normalised method (`_OTHER` for non-standard ones), the status code and
+//!   the closed `error_type` set. The `Host` header and the raw path never become labels.
+//!   Add the layer with `Router::layer` (not around the router from outside), or every
+//!   request is `unmatched`; axum applies it only to the routes and fallback that exist
+//!   at that point, so set a `.fallback(...)` before `.layer(...)` to measure 404s.
+//! - **Cardinality cap**: at most [`MetricsLayerBuilder::max_label_sets`] label sets
+//!   (default 2000, the `overflow` series included); beyond it requests are recorded in
+//!   one series whose labels are all `overflow`, counted in
+//!   `telltale_metrics_cardinality_overflow_total`, and logged once.
+//! - **Excluded paths** (default `/healthz`, `/readyz`, `/livez`, `/metrics`) are not
+//!   measured at all. They are compared with the request path exactly.
+//! - Histogram buckets are the exporter's business (metrics facade histograms carry
+//!   no buckets): [`PrometheusConfig`](crate::PrometheusConfig) sets the OpenTelemetry
+//!   recommendation by default.
+//!
+//! # Hot path
+//!
+//! Per request: one hash look-up of the route template in an immutable map at the start,
+//! one of `(method, status, error_type)` at the end, an `Instant`, and the histogram
+//! observation. No lock, no `String`, no boxing. Handles are resolved once per label set.
+
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{Method, Request, Response, StatusCode};
+use metrics::{Counter, Gauge, Histogram, Key, Label};
+use telltale_core::body::BodyEnd;
+use telltale_core::outcome::{self, ErrorType};
+use telltale_core::{method, route, status};
+use tower::{Layer, Service};
+
+use crate::cache::{DEFAULT_MAX_LABEL_SETS, Group, LabelCache};
+use crate::names::{LabelNames, Scheme, meta, otel};
+use crate::observe::{RequestObservation, ResponseFuture};
+use crate::{ConfigError, RecorderRef};
+
+/// Paths excluded by default: health, readiness, liveness and metrics.
+pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &["/healthz", "/readyz", "/livez", "/metrics"];
+
+type HttpKey = (&'static str, u16, Option<ErrorType>);
+
+#[derive(Clone)]
+pub(crate) struct HttpSeries {
+    duration: Histogram,
+    requests: Option<Counter>,
+    request_size: Option<Histogram>,
+    response_size: Option<Histogram>,
+}
+
+pub(crate) struct HttpShared {
+    exclude: Box<[Box<str>]>,
+    body_sizes: bool,
+    names: LabelNames,
+    recorder: RecorderRef,
+    in_flight: OnceLock<Gauge>,
+    cache: LabelCache<HttpKey, HttpSeries>,
+}
+
+impl HttpShared {
+    fn in_flight(&self) -> &Gauge {
+        self.in_flight
+            .get_or_init(|| self.recorder.gauge(&Key::from_static_name(self.names.in_flight)))
+    }
+
+    fn is_excluded(&self, path: &str) -> bool {
+        self.exclude.iter().any(|p| **p == *path)
+    }
+}
+
+// === impl MetricsLayer ===
+
+/// Tower layer recording server RED metrics. See the [module docs](self).
+#[derive(Clone)]
+pub struct MetricsLayer {
+    shared: Arc<HttpShared>,
+}
+
+impl MetricsLayer {
+    /// The layer with the defaults, recording into the global recorder.
+    pub fn new() -> Self {
+        match MetricsLayer::builder().build() {
+            Ok(layer) => layer,
+            // The defaults are valid; this arm is never taken.
+            Err(_) => unreachable!("default MetricsLayer configuration is valid"),
+        }
+    }
+
+    /// A builder; see its methods for the defaults.
+    pub fn builder() -> MetricsLayerBuilder {
+        MetricsLayerBuilder::default()
+    }
+}
+
+impl Default for MetricsLayer {
+    fn default() -> Self {
+        MetricsLayer::new()
+    }
+}
+
+impl std::fmt::Debug for MetricsLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsLayer")
+            .field("duration", &self.shared.names.duration)
+            .field("exclude", &self.shared.exclude)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Builder for [`MetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct MetricsLayerBuilder {
+    scheme: Scheme,
+    exclude: Vec<String>,
+    body_sizes: bool,
+    max_label_sets: usize,
+    recorder: RecorderRef,
+}
+
+impl Default for MetricsLayerBuilder {
+    fn default() -> Self {
+        MetricsLayerBuilder {
+            scheme: Scheme::OpenTelemetry,
+            exclude: DEFAULT_EXCLUDED_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+            body_sizes: false,
+            max_label_sets: DEFAULT_MAX_LABEL_SETS,
+            recorder: RecorderRef::global(),
+        }
+    }
+}
+
+impl MetricsLayerBuilder {
+    /// The naming scheme. Default: [`Scheme::OpenTelemetry`].
+    pub fn scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// Adds a path that is not measured (exact match on the request path).
+    pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
+        self.exclude.push(path.into());
+        self
+    }
+
+    /// Replaces the excluded paths (default [`DEFAULT_EXCLUDED_PATHS`]); pass an empty
+    /// list to measure everything.
+    pub fn excluded_paths<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.exclude = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Also record request and response body sizes (bytes). Default: off. The request
+    /// size is its `Content-Length` (or the body's exact size hint), 0 when unknown.
+    pub fn body_sizes(mut self, enabled: bool) -> Self {
+        self.body_sizes = enabled;
+        self
+    }
+
+    /// The cap on label sets per metric, the `overflow` series included. Default 2000;
+    /// must be at least 2.
+    pub fn max_label_sets(mut self, cap: usize) -> Self {
+        self.max_label_sets = cap;
+        self
+    }
+
+    /// The recorder to register with. Default: [`RecorderRef::global`].
+    pub fn recorder(mut self, recorder: RecorderRef) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
+    /// Builds the layer. Errors on a cap below 2 or an excluded path not starting with `/`.
+    pub fn build(self) -> Result<MetricsLayer, ConfigError> {
+        if self.max_label_sets < 2 {
+            return Err(ConfigError::new(format!(
+                "max_label_sets({}) is too small: it includes the overflow series, so it must be at least 2",
+                self.max_label_sets
+            )));
+        }
+        if let Some(bad) = self.exclude.iter().find(|p| !p.starts_with('/')) {
+            return Err(ConfigError::new(format!(
+                "excluded path {bad:?} does not start with '/': paths are matched exactly against the request path"
+            )));
+        }
+        let names = LabelNames::for_scheme(self.scheme);
+        let legacy = self.scheme == Scheme::Legacy;
+        let body_sizes = self.body_sizes;
+        let recorder = self.recorder.clone();
+        let make = move |route: &str, &(method, status, error): &HttpKey| {
+            let mut labels = vec![
+                Label::from_static_parts(names.method, method),
+                Label::new(names.route, route.to_owned()),
+                Label::from_static_parts(names.status, status::label_u16(status)),
+            ];
+            if let (Some(e), false) = (error, legacy) {
+                labels.push(Label::from_static_parts(names.error_type, e.as_str()));
+            }
+            series(&recorder, names, body_sizes, labels)
+        };
+        let recorder = self.recorder.clone();
+        let make_overflow = move || {
+            let o = meta::OVERFLOW_LABEL_VALUE;
+            let labels = vec![
+                Label::from_static_parts(names.method, o),
+                Label::from_static_parts(names.route, o),
+                Label::from_static_parts(names.status, o),
+            ];
+            series(&recorder, names, body_sizes, labels)
+        };
+        Ok(MetricsLayer {
+            shared: Arc::new(HttpShared {
+                exclude: self.exclude.into_iter().map(String::into_boxed_str).collect(),
+                body_sizes,
+                names,
+                in_flight: OnceLock::new(),
+                cache: LabelCache::new(
+                    names.duration,
+                    self.max_label_sets,
+                    self.recorder.clone(),
+                    make,
+                    make_overflow,
+                ),
+                recorder: self.recorder,
+            }),
+        })
+    }
+}
+
+fn series(recorder: &RecorderRef, names: LabelNames, body_sizes: bool, labels: Vec<Label>) -> HttpSeries {
+    let size =
+        |name: &'static str| body_sizes.then(|| recorder.histogram(&Key::from_parts(name, labels.clone())));
+    HttpSeries {
+        request_size: size(otel::HTTP_SERVER_REQUEST_BODY_SIZE),
+        response_size: size(otel::HTTP_SERVER_RESPONSE_BODY_SIZE),
+        requests: names
+            .requests_total
+            .map(|n| recorder.counter(&Key::from_parts(n, labels.clone()))),
+        duration: recorder.histogram(&Key::from_parts(names.duration, labels)),
+    }
+}
+
+// === impl MetricsService ===
+
+/// The service made by [`MetricsLayer`].
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    shared: Arc<HttpShared>,
+}
+
+impl<S> std::fmt::Debug for MetricsService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsService").finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for MetricsService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ReqB: http_body::Body,
+    ResB: http_body::Body,
+{
+    type Response = Response<crate::MetricsBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let shared = &self.shared;
+        let observation = if shared.is_excluded(req.uri().path()) {
+            None
+        } else {
+            let request_bytes = if shared.body_sizes { request_size(&req) } else { 0 };
+            let group = shared.cache.group(route::template_str(req.extensions()));
+            shared.in_flight().increment(1.0);
+            Some(RequestObservation::http(HttpObservation {
+                shared: shared.clone(),
+                group,
+                method: method::normalize(req.method()),
+                start: Instant::now(),
+                request_bytes,
+                status: 0,
+                body_expected: req.method() != Method::HEAD,
+            }))
+        };
+        ResponseFuture {
+            inner: self.inner.call(req),
+            observation,
+        }
+    }
+}
+
+fn request_size<B: http_body::Body>(req: &Request<B>) -> u64 {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .and_then(|s| s.parse().ok())
+        .or_else(|| req.body().size_hint().exact())
+        .unwrap_or(0)
+}
+
+// === impl HttpObservation ===
+
+pub(crate) struct HttpObservation {
+    shared: Arc<HttpShared>,
+    group: Option<Arc<Group<HttpKey, HttpSeries>>>,
+    method: &'static str,
+    start: Instant,
+    request_bytes: u64,
+    status: u16,
+    body_expected: bool,
+}
+
+impl HttpObservation {
+    pub(crate) fn on_head(&mut self, status: StatusCode) {
+        self.status = status.as_u16();
+        // hyper never polls these bodies, it drops them: that is their normal end.
+        if status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+        {
+            self.body_expected = false;
+        }
+    }
+
+    pub(crate) fn on_service_error(self) {
+        self.finish(500, Some(ErrorType::Other), 0);
+    }
+
+    pub(crate) fn on_cancel(self) {
+        self.finish(status::CLIENT_CLOSED_REQUEST, None, 0);
+    }
+
+    pub(crate) fn on_body_end(self, end: &BodyEnd<'_>) {
+        let status = self.status;
+        let ok_error = || {
+            StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| outcome::server_http(s).error_type())
+        };
+        match end {
+            BodyEnd::Complete { bytes, .. } => self.finish(status, ok_error(), *bytes),
+            BodyEnd::Error { bytes, .. } => self.finish(status, Some(ErrorType::Body), *bytes),
+            BodyEnd::Dropped { bytes } if !self.body_expected => self.finish(status, ok_error(), *bytes),
+            BodyEnd::Dropped { bytes } => self.finish(status::CLIENT_CLOSED_REQUEST, None, *bytes),
+            // `BodyEnd` is non-exhaustive: count unknown ends as their status.
+            #[allow(unreachable_patterns)]
+            _ => self.finish(status, ok_error(), end.bytes()),
+        }
+    }
+
+    fn finish(self, status: u16, error: Option<ErrorType>, response_bytes: u64) {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let shared = &self.shared;
+        let request_bytes = self.request_bytes;
+        shared
+            .cache
+            .with(self.group.as_deref(), (self.method, status, error), |s| {
+                s.duration.record(elapsed);
+                if let Some(c) = &s.requests {
+                    c.increment(1);
+                }
+                if let Some(h) = &s.request_size {
+                    h.record(request_bytes as f64);
+                }
+                if let Some(h) = &s.response_size {
+                    h.record(response_bytes as f64);
+                }
+            });
+    }
+}
+
+impl Drop for HttpObservation {
+    fn drop(&mut self) {
+        self.shared.in_flight().decrement(1.0);
+    }
+}

@@ -1,0 +1,370 @@
+//! Server RED layer behaviour, recorded into a real (non-global) Prometheus recorder.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::{any, get};
+use bytes::Bytes;
+use common::{eventually, sample, series, serve};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use telltale_metrics::names::{Scheme, labels as l, legacy, otel};
+use telltale_metrics::{MetricsLayer, Prometheus, PrometheusConfig, metrics_router};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+const DUR: &str = "http_server_request_duration_seconds_count";
+
+fn prom() -> Prometheus {
+    PrometheusConfig::new("test-svc")
+        .environment("test")
+        .version("1.2.3")
+        .commit("abc123")
+        .build()
+        .unwrap()
+}
+
+fn app(prom: &Prometheus, scheme: Scheme) -> Router {
+    let layer = MetricsLayer::builder()
+        .scheme(scheme)
+        .recorder(prom.recorder())
+        .body_sizes(true)
+        .build()
+        .unwrap();
+    Router::new()
+        .route(
+            "/orders/{id}",
+            get(|| async { "order" }).post(|| async { StatusCode::CREATED }),
+        )
+        .route("/fail", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+        .route("/bad", get(|| async { StatusCode::BAD_REQUEST }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/stream", get(stream_handler))
+        .route("/any", any(|| async { "any" }))
+        // axum layers only what exists when `.layer` is called: the fallback too.
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(layer)
+        .merge(metrics_router(prom.handle()))
+}
+
+async fn stream_handler() -> Body {
+    let chunks =
+        futures_util::stream::repeat_with(|| Ok::<_, std::io::Error>(Bytes::from_static(&[b'x'; 16 * 1024])));
+    Body::from_stream(chunks)
+}
+
+async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, Bytes) {
+    let res = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("host", "evil.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.into_body().collect().await.unwrap().to_bytes())
+}
+
+#[tokio::test]
+async fn otel_labels_are_pinned_and_errors_are_5xx_only() {
+    let prom = prom();
+    let app = app(&prom, Scheme::OpenTelemetry);
+    call(&app, "GET", "/orders/1").await;
+    call(&app, "GET", "/orders/2").await;
+    call(&app, "POST", "/orders/3").await;
+    call(&app, "GET", "/fail").await;
+    call(&app, "GET", "/bad").await;
+    let text = prom.handle().render();
+
+    // Exact label sets: global labels, then method, route, status[, error_type].
+    let ok = series(&text, DUR);
+    assert!(ok.contains(&r#"service="test-svc",environment="test",version="1.2.3",http_request_method="GET",http_route="/orders/{id}",http_response_status_code="200""#), "{text}");
+    assert!(ok.contains(&r#"service="test-svc",environment="test",version="1.2.3",http_request_method="GET",http_route="/fail",http_response_status_code="503",error_type="503""#), "{text}");
+    assert!(ok.contains(&r#"service="test-svc",environment="test",version="1.2.3",http_request_method="GET",http_route="/bad",http_response_status_code="400""#), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[(l::HTTP_ROUTE, "/orders/{id}"), (l::HTTP_REQUEST_METHOD, "GET")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[
+                (l::HTTP_REQUEST_METHOD, "POST"),
+                (l::HTTP_RESPONSE_STATUS_CODE, "201")
+            ]
+        ),
+        Some(1.0)
+    );
+    // A real bucketed histogram, with the OpenTelemetry buckets.
+    assert!(
+        text.contains(r#"le="0.005""#) && text.contains(r#"le="10""#) && text.contains(r#"le="+Inf""#),
+        "{text}"
+    );
+    // Body sizes: "order" is 5 bytes.
+    assert_eq!(
+        sample(
+            &text,
+            "http_server_response_body_size_bytes_sum",
+            &[(l::HTTP_REQUEST_METHOD, "GET"), (l::HTTP_ROUTE, "/orders/{id}")]
+        ),
+        Some(10.0)
+    );
+    // The client-supplied Host never becomes a label; the in-flight gauge is back to 0.
+    assert!(!text.contains("evil.example"), "{text}");
+    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
+    assert!(
+        text.contains(
+            r#"build_info{service="test-svc",environment="test",version="1.2.3",commit="abc123"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn legacy_scheme_uses_method_route_status() {
+    let prom = prom();
+    let app = app(&prom, Scheme::Legacy);
+    call(&app, "GET", "/orders/1").await;
+    call(&app, "GET", "/fail").await;
+    let text = prom.handle().render();
+    assert_eq!(
+        sample(
+            &text,
+            legacy::HTTP_REQUESTS_TOTAL,
+            &[("method", "GET"), ("route", "/orders/{id}"), ("status", "200")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "http_request_duration_seconds_count",
+            &[("method", "GET"), ("route", "/fail"), ("status", "503")]
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("error_type"), "{text}");
+    assert_eq!(sample(&text, legacy::HTTP_REQUESTS_IN_FLIGHT, &[]), Some(0.0));
+}
+
+#[tokio::test]
+async fn excluded_paths_unmatched_routes_and_odd_methods() {
+    let prom = prom();
+    let app = app(&prom, Scheme::OpenTelemetry);
+    call(&app, "GET", "/healthz").await;
+    call(&app, "GET", "/metrics").await;
+    call(&app, "GET", "/no/such/path/123").await;
+    call(&app, "PURGE", "/any").await;
+    let text = prom.handle().render();
+    assert!(
+        !text.contains("/healthz") && !text.contains(r#"http_route="/metrics""#),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[
+                (l::HTTP_ROUTE, "unmatched"),
+                (l::HTTP_RESPONSE_STATUS_CODE, "404")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[(l::HTTP_ROUTE, "/any"), (l::HTTP_REQUEST_METHOD, "_OTHER")]
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("/no/such"), "{text}");
+}
+
+#[tokio::test]
+async fn duration_runs_to_the_end_of_the_body() {
+    let prom = prom();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+    let layer = MetricsLayer::builder().recorder(prom.recorder()).build().unwrap();
+    let app = Router::new()
+        .route(
+            "/sse",
+            get(move || {
+                let rx = rx.lock().unwrap().take().unwrap();
+                async move {
+                    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|item| (item, rx))
+                    }))
+                }
+            }),
+        )
+        .layer(layer);
+    let res = app
+        .oneshot(Request::get("/sse").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The handler returned, but the body is still streaming: not recorded yet, in flight.
+    let text = prom.handle().render();
+    assert_eq!(sample(&text, DUR, &[]), None, "{text}");
+    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(1.0));
+    tx.send(Ok(Bytes::from_static(b"event"))).await.unwrap();
+    drop(tx);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "event");
+    let text = prom.handle().render();
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[(l::HTTP_ROUTE, "/sse"), (l::HTTP_RESPONSE_STATUS_CODE, "200")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
+}
+
+#[tokio::test]
+async fn a_dropped_response_future_counts_once_as_499() {
+    let prom = prom();
+    let layer = MetricsLayer::builder().recorder(prom.recorder()).build().unwrap();
+    let app = Router::new()
+        .route("/hang", get(std::future::pending::<&'static str>))
+        .layer(layer);
+    let fut = app.oneshot(Request::get("/hang").body(Body::empty()).unwrap());
+    // Poll once so the request is in flight, then give up as a client would.
+    let timed_out = tokio::time::timeout(Duration::from_millis(10), fut).await;
+    assert!(timed_out.is_err());
+    let text = prom.handle().render();
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[(l::HTTP_ROUTE, "/hang"), (l::HTTP_RESPONSE_STATUS_CODE, "499")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("error_type"), "499 is not a server error: {text}");
+    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
+}
+
+#[tokio::test]
+async fn head_and_no_content_bodies_are_not_hang_ups() {
+    let prom = prom();
+    let app = app(&prom, Scheme::OpenTelemetry);
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    let res = client
+        .head(format!("http://{addr}/orders/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let handle = prom.handle();
+    let text = eventually(Duration::from_secs(10), "HEAD recorded", || {
+        let t = handle.render();
+        async move { sample(&t, DUR, &[(l::HTTP_REQUEST_METHOD, "HEAD")]).map(|_| t) }
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[
+                (l::HTTP_REQUEST_METHOD, "HEAD"),
+                (l::HTTP_RESPONSE_STATUS_CODE, "200")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_body_over_tcp_is_counted_once_as_499() {
+    let prom = prom();
+    let addr = serve(app(&prom, Scheme::OpenTelemetry)).await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(
+        std::str::from_utf8(&buf[..n])
+            .unwrap_or("")
+            .starts_with("HTTP/1.1 200")
+    );
+    drop(tcp);
+    let handle = prom.handle();
+    let text = eventually(Duration::from_secs(10), "499 recorded", || {
+        let t = handle.render();
+        async move { sample(&t, DUR, &[(l::HTTP_RESPONSE_STATUS_CODE, "499")]).map(|_| t) }
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[(l::HTTP_ROUTE, "/stream"), (l::HTTP_RESPONSE_STATUS_CODE, "499")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[(l::HTTP_ROUTE, "/stream"), (l::HTTP_RESPONSE_STATUS_CODE, "200")]
+        ),
+        None,
+        "{text}"
+    );
+    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
+}
+
+#[tokio::test]
+async fn metrics_router_serves_text_format() {
+    let prom = prom();
+    let addr = serve(app(&prom, Scheme::OpenTelemetry)).await;
+    let res = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert!(res.text().await.unwrap().contains("build_info"));
+}
+
+#[test]
+fn nonsense_configuration_is_an_error() {
+    assert!(MetricsLayer::builder().max_label_sets(1).build().is_err());
+    let e = MetricsLayer::builder()
+        .exclude_path("healthz")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("start with '/'"), "{e}");
+    assert!(PrometheusConfig::new("").build().is_err());
+    assert!(
+        PrometheusConfig::new("s")
+            .duration_buckets(&[1.0, 0.5])
+            .build()
+            .is_err()
+    );
+    assert!(PrometheusConfig::new("s").size_buckets(&[]).build().is_err());
+}
