@@ -1,3 +1,45 @@
-//! Make any axum or tonic service explain itself: request ids, traces, RED metrics, JSON logs, health, resilience.
+//! telltale makes any axum or tonic service explain itself.
+//!
+//! One [`Telemetry::server_layer`] gives every request a validated request id, a span in a
+//! W3C trace, RED metrics by route template and one JSON access-log line. This crate is
+//! the facade over the telltale crates; each also works alone:
+//!
+//! | crate | re-exported as |
+//! |---|---|
+//! | telltale-core | [`core`] |
+//! | telltale-request-id | [`request_id`] |
+//! | telltale-log | [`log`] |
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let telemetry = telltale::Telemetry::builder("orders-api")
+//!         .environment("prod")
+//!         .version(env!("CARGO_PKG_VERSION"))
+//!         .json_logs()
+//!         .init()?;
+//!
+//!     let app = Router::new()
+//!         .route("/orders/{id}", get(|| async { "order" }))
+//!         .layer(telemetry.server_layer());
+//!
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod server;
+mod telemetry;
+
+pub use server::{ServerLayer, ServerService};
+pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError};
+
+pub use telltale_core as core;
+pub use telltale_core::{RequestId, current_request_id, with_request_id};
+pub use telltale_log as log;
+pub use telltale_request_id as request_id;

@@ -1,0 +1,198 @@
+//! `Telemetry`: one builder that sets up logs, traces and metrics for a service.
+
+use std::sync::Mutex;
+
+use telltale_log::{AccessLogLayer, LogConfig, LogFormat, LogGuard};
+use telltale_request_id::RequestIdLayer;
+
+use crate::server::ServerLayer;
+
+/// Why telemetry could not be set up. Each message names the setting to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// The service name is empty.
+    #[error(
+        "the service name is empty: pass the name your dashboards and alerts use, e.g. Telemetry::builder(\"orders-api\")"
+    )]
+    EmptyServiceName,
+    /// Log configuration was rejected.
+    #[error("logs: {0}")]
+    Log(#[from] telltale_log::LogConfigError),
+}
+
+/// Builder for [`Telemetry`]. See [`Telemetry::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TelemetryBuilder {
+    service: String,
+    environment: Option<String>,
+    version: Option<String>,
+    commit: Option<String>,
+    log_format: Option<LogFormat>,
+    logs: bool,
+    redact: Vec<String>,
+}
+
+impl TelemetryBuilder {
+    /// The deployment environment (`prod`, `staging`, …): a log key and a metric label.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// The service version, e.g. `env!("CARGO_PKG_VERSION")`.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// The source commit, for deploy markers (`build_info{commit}`).
+    pub fn commit(mut self, commit: impl Into<String>) -> Self {
+        self.commit = Some(commit.into());
+        self
+    }
+
+    /// JSON logs on stdout with stable keys, filtered by `RUST_LOG` (default `info`).
+    /// `TELLTALE_LOG_FORMAT=pretty` still switches to the human format for development
+    /// unless [`log_format`](Self::log_format) pins one.
+    pub fn json_logs(mut self) -> Self {
+        self.logs = true;
+        self
+    }
+
+    /// Pins the log format, ignoring `TELLTALE_LOG_FORMAT`.
+    pub fn log_format(mut self, format: LogFormat) -> Self {
+        self.logs = true;
+        self.log_format = Some(format);
+        self
+    }
+
+    /// Field and header names to redact besides the defaults (authorization, cookie,
+    /// set-cookie, password, passwd, secret, token, api_key, apikey).
+    pub fn redact<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<String>,
+    {
+        self.redact.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    fn log_config(&self) -> LogConfig {
+        let mut config = LogConfig::new(self.service.clone()).redact(self.redact.iter().map(String::as_str));
+        if let Some(env) = &self.environment {
+            config = config.environment(env.clone());
+        }
+        if let Some(v) = &self.version {
+            config = config.version(v.clone());
+        }
+        if let Some(f) = self.log_format {
+            config = config.format(f);
+        }
+        config
+    }
+
+    /// Validates everything, installs the global subscriber (when logs are on) and returns
+    /// the [`Telemetry`] handle. Dropping it flushes buffered log lines (and spans).
+    pub fn init(self) -> Result<Telemetry, TelemetryError> {
+        if self.service.trim().is_empty() {
+            return Err(TelemetryError::EmptyServiceName);
+        }
+        let log_config = self.log_config();
+        let access_log = log_config.access_log().build()?;
+        let log_guard = if self.logs { Some(log_config.init()?) } else { None };
+        Ok(Telemetry {
+            service: self.service,
+            environment: self.environment,
+            version: self.version,
+            commit: self.commit,
+            access_log,
+            log_guard: Mutex::new(log_guard),
+        })
+    }
+}
+
+/// Telemetry for one service: the layers, routers and clients that make it explain itself.
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let telemetry = telltale::Telemetry::builder("orders-api")
+///     .environment("prod")
+///     .version(env!("CARGO_PKG_VERSION"))
+///     .json_logs()
+///     .init()?; // keep it alive: dropping it flushes logs
+///
+/// let app: Router = Router::new()
+///     .route("/orders/{id}", get(|| async { "order" }))
+///     .layer(telemetry.server_layer());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Telemetry {
+    service: String,
+    environment: Option<String>,
+    version: Option<String>,
+    commit: Option<String>,
+    access_log: AccessLogLayer,
+    log_guard: Mutex<Option<LogGuard>>,
+}
+
+impl Telemetry {
+    /// Starts configuring telemetry for `service` (its name in logs, traces and metrics).
+    pub fn builder(service: impl Into<String>) -> TelemetryBuilder {
+        TelemetryBuilder {
+            service: service.into(),
+            environment: None,
+            version: None,
+            commit: None,
+            log_format: None,
+            logs: false,
+            redact: Vec::new(),
+        }
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The environment, if set.
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+
+    /// The version, if set.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// The commit, if set.
+    pub fn commit(&self) -> Option<&str> {
+        self.commit.as_deref()
+    }
+
+    /// The server layer: request id → trace → RED metrics → access log. Add it with
+    /// `Router::layer` after the routes (see [`crate::server`]).
+    pub fn server_layer(&self) -> ServerLayer {
+        ServerLayer {
+            request_id: RequestIdLayer::new(),
+            access_log: self.access_log.clone(),
+        }
+    }
+
+    /// Flushes and stops what [`init`](TelemetryBuilder::init) started. Also done on drop.
+    pub fn shutdown(&self) {
+        if let Ok(mut guard) = self.log_guard.lock() {
+            drop(guard.take());
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,173 @@
+//! The inventory's gRPC face: `inventory.v1.Inventory/GetStock`.
+//!
+//! ```proto
+//! syntax = "proto3";
+//! package inventory.v1;
+//! service Inventory { rpc GetStock(StockRequest) returns (StockReply); }
+//! message StockRequest { string sku = 1; }
+//! message StockReply { string sku = 1; uint32 available = 2; }
+//! ```
+//!
+//! The messages are written with prost's derive and the service with tonic's building
+//! blocks (what `tonic-prost-build` would generate, trimmed to one unary method), so the
+//! example builds without `protoc`. An unknown SKU answers `NOT_FOUND`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::codegen::{Service, StdError, http};
+
+use crate::Inventory;
+
+/// The fully qualified service name.
+pub const SERVICE_NAME: &str = "inventory.v1.Inventory";
+/// The `GetStock` method path.
+pub const GET_STOCK_PATH: &str = "/inventory.v1.Inventory/GetStock";
+
+/// `GetStock` request.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct StockRequest {
+    /// The SKU.
+    #[prost(string, tag = "1")]
+    pub sku: String,
+}
+
+/// `GetStock` reply.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct StockReply {
+    /// The SKU.
+    #[prost(string, tag = "1")]
+    pub sku: String,
+    /// Units available.
+    #[prost(uint32, tag = "2")]
+    pub available: u32,
+}
+
+/// The gRPC server for the inventory (add it to `tonic::transport::Server`).
+#[derive(Clone)]
+pub struct InventoryGrpcServer {
+    inventory: Inventory,
+}
+
+impl InventoryGrpcServer {
+    /// Serves `inventory` over gRPC.
+    pub fn new(inventory: Inventory) -> Self {
+        InventoryGrpcServer { inventory }
+    }
+}
+
+impl tonic::server::NamedService for InventoryGrpcServer {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+#[derive(Clone)]
+struct GetStock(Inventory);
+
+impl tonic::server::UnaryService<StockRequest> for GetStock {
+    type Response = StockReply;
+    type Future = std::future::Ready<Result<tonic::Response<StockReply>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<StockRequest>) -> Self::Future {
+        let sku = request.into_inner().sku;
+        std::future::ready(match self.0.available(&sku) {
+            Some(available) => Ok(tonic::Response::new(StockReply { sku, available })),
+            None => Err(tonic::Status::not_found(format!("unknown sku {sku:?}"))),
+        })
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send + 'static>>;
+
+impl<B> Service<http::Request<B>> for InventoryGrpcServer
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() == GET_STOCK_PATH {
+            let method = GetStock(self.inventory.clone());
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+                Ok(grpc.unary(method, req).await)
+            })
+        } else {
+            Box::pin(async move { Ok(tonic::Status::unimplemented("no such method").into_http()) })
+        }
+    }
+}
+
+/// Calls `GetStock` over any gRPC transport (a tonic `Channel`, or one wrapped in
+/// telltale's client layers).
+pub async fn get_stock<T>(transport: T, sku: &str) -> Result<StockReply, tonic::Status>
+where
+    T: tonic::client::GrpcService<Body>,
+    T::Error: Into<StdError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<StdError> + Send,
+{
+    let mut grpc = tonic::client::Grpc::new(transport);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("inventory not ready: {}", e.into())))?;
+    let path = http::uri::PathAndQuery::from_static(GET_STOCK_PATH);
+    let res = grpc
+        .unary(
+            tonic::Request::new(StockRequest { sku: sku.to_owned() }),
+            path,
+            tonic_prost::ProstCodec::default(),
+        )
+        .await?;
+    Ok(res.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn get_stock_over_a_real_grpc_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(InventoryGrpcServer::new(Inventory::with_stock([("a", 7)])))
+                .serve_with_incoming(tokio_stream_from(listener)),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let reply = get_stock(channel.clone(), "a").await.unwrap();
+        assert_eq!(
+            reply,
+            StockReply {
+                sku: "a".into(),
+                available: 7
+            }
+        );
+        let err = get_stock(channel, "nope").await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        server.abort();
+    }
+
+    fn tokio_stream_from(
+        listener: tokio::net::TcpListener,
+    ) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+        futures_util::stream::unfold(listener, |l| async move {
+            let r = l.accept().await.map(|(s, _)| s);
+            Some((r, l))
+        })
+    }
+}
