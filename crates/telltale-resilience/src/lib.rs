@@ -1,3 +1,49 @@
-//! Timeouts, budgeted retries with jitter, circuit breakers and bulkheads for reqwest, tower and tonic clients; server protection.
+//! Timeouts, budgeted retries with jitter, circuit breakers and bulkheads for reqwest,
+//! tower and tonic clients; and protection for overloaded or broken servers.
+//!
+//! One [`ClientPolicy`] per dependency, built once, applied to any client:
+//!
+//! ```
+//! use std::time::Duration;
+//! use telltale_resilience::{Bulkhead, CircuitBreaker, ClientPolicy, Retry};
+//!
+//! let inventory = ClientPolicy::builder("inventory")
+//!     .timeout(Duration::from_millis(300))          // per attempt
+//!     .deadline(Duration::from_secs(1))             // whole call, retries included
+//!     .retry(Retry::exponential().max_attempts(3).budget(0.2))
+//!     .circuit_breaker(CircuitBreaker::failure_rate(0.5).min_calls(20).open_for(Duration::from_secs(10)))
+//!     .bulkhead(Bulkhead::new(64).max_wait(Duration::from_millis(50)))
+//!     .build()
+//!     .expect("valid policy");
+//! // reqwest (feature `reqwest`): inventory.reqwest(reqwest::Client::new())
+//! // tower / hyper-util / tonic:   ServiceBuilder::new().layer(inventory.layer()).service(client)
+//! // readiness:                    inventory.readiness() -> Result<(), String>
+//! # let _ = inventory;
+//! ```
+//!
+//! Modules: [`policy`] (order and wiring), [`retry`], [`backoff`], [`budget`],
+//! [`breaker`], [`bulkhead`], [`grpc_timeout`], [`tower`], `reqwest` (feature),
+//! [`server`] (timeout, load shedding, concurrency limit, panics), [`error`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
+pub mod bulkhead;
+pub mod clock;
+pub mod error;
+pub mod grpc_timeout;
+pub mod policy;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+pub mod retry;
+pub mod server;
+pub mod tower;
+
+pub use breaker::{BreakerRegistry, CircuitBreaker, CircuitBreakerHandle, CircuitState, FailureClassifier};
+pub use budget::RetryBudget;
+pub use bulkhead::Bulkhead;
+pub use error::{ConfigError, ResilienceError};
+pub use policy::{ClientPolicy, ClientPolicyBuilder};
+pub use retry::Retry;

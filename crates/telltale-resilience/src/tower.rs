@@ -1,0 +1,385 @@
+//! The policy as a tower `Layer` for HTTP clients (hyper-util's client, tonic `Channel`s).
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::ServiceBuilder;
+//! use telltale_resilience::{ClientPolicy, Retry};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let policy = ClientPolicy::builder("inventory")
+//!     .timeout(Duration::from_millis(300))
+//!     .retry(Retry::exponential())
+//!     .build()
+//!     .unwrap();
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let service = ServiceBuilder::new().layer(policy.layer()).service(client);
+//! # let _ = service;
+//! # }
+//! ```
+//!
+//! # Bodies
+//!
+//! The request body type must implement [`RetryBody`]: `Full<Bytes>` (hyper clients)
+//! and, with feature `tonic`, `tonic::body::Body`. A body of known size up to the replay
+//! cap is buffered before the first attempt. A body of unknown size (a gRPC request) is
+//! recorded while the first attempt sends it, like linkerd's replay body: if it was read
+//! to the end within the cap, it can be replayed; otherwise the call is not retried.
+//!
+//! # gRPC
+//!
+//! For gRPC requests (`content-type: application/grpc…`) the time this attempt may take
+//! (the per-attempt timeout, or what is left of the overall deadline if less) is sent as
+//! `grpc-timeout`, so the server can give up when the client does. `grpc-status`
+//! `UNAVAILABLE` in the response headers (trailers-only responses) is retried; a status
+//! carried only in trailers is not seen by this layer.
+//!
+//! The service's future is boxed (the retry loop is an `async fn`): one allocation per
+//! logical call.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use telltale_core::headers::{GRPC_TIMEOUT, IDEMPOTENCY_KEY};
+use tower::{Layer, Service, ServiceExt};
+
+use crate::error::{BoxError, ResilienceError};
+use crate::policy::{AttemptCtx, Attempts, BoxFuture, CallSpec, ClientPolicy};
+use crate::retry::reason;
+
+// === RetryBody ===
+
+/// A request body type the retry layer can replay.
+pub trait RetryBody: Body<Data = Bytes> + Send + Sized + 'static {
+    /// A body holding these bytes (for a replayed attempt).
+    fn from_bytes(bytes: Bytes) -> Self;
+
+    /// Wraps the body so the bytes it sends are recorded (for bodies of unknown size).
+    /// The default does not record: such bodies are sent once.
+    fn record(self, recorder: Recorder) -> Self {
+        drop(recorder);
+        self
+    }
+}
+
+impl RetryBody for Full<Bytes> {
+    fn from_bytes(bytes: Bytes) -> Self {
+        Full::new(bytes)
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl RetryBody for tonic::body::Body {
+    fn from_bytes(bytes: Bytes) -> Self {
+        tonic::body::Body::new(Full::new(bytes))
+    }
+
+    fn record(self, recorder: Recorder) -> Self {
+        tonic::body::Body::new(RecordingBody {
+            inner: self,
+            recorder,
+        })
+    }
+}
+
+/// Where a [`RecordingBody`] keeps what it sent.
+#[derive(Debug, Clone)]
+pub struct Recorder(Arc<Mutex<Recording>>);
+
+#[derive(Debug)]
+struct Recording {
+    buf: BytesMut,
+    cap: usize,
+    overflow: bool,
+    complete: bool,
+}
+
+impl Recorder {
+    fn new(cap: usize) -> Self {
+        Recorder(Arc::new(Mutex::new(Recording {
+            buf: BytesMut::new(),
+            cap,
+            overflow: false,
+            complete: false,
+        })))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Recording) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The recorded body if it was sent completely within the cap.
+    fn take(&self) -> Result<Bytes, &'static str> {
+        self.with(|r| {
+            if r.overflow {
+                Err(reason::BODY_TOO_LARGE)
+            } else if !r.complete {
+                Err(reason::BODY_STREAMING)
+            } else {
+                Ok(std::mem::take(&mut r.buf).freeze())
+            }
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A body that records the bytes it yields, up to a cap, for replay.
+    #[derive(Debug)]
+    pub struct RecordingBody<B> {
+        #[pin]
+        inner: B,
+        recorder: Recorder,
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for RecordingBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll_frame(cx));
+        this.recorder.with(|r| match &res {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    if !r.overflow && r.buf.len() + data.len() <= r.cap {
+                        r.buf.extend_from_slice(data);
+                    } else {
+                        r.overflow = true;
+                        r.buf = BytesMut::new();
+                    }
+                }
+            }
+            Some(Err(_)) => r.overflow = true,
+            None => r.complete = true,
+        });
+        Poll::Ready(res)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.inner.is_end_stream();
+        if end {
+            self.recorder.with(|r| r.complete = true);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+// === Layer and Service ===
+
+/// The policy as a tower layer (see the module docs).
+#[derive(Debug, Clone)]
+pub struct ClientPolicyLayer {
+    policy: ClientPolicy,
+}
+
+impl ClientPolicy {
+    /// The policy as a tower layer for HTTP clients and tonic channels.
+    pub fn layer(&self) -> ClientPolicyLayer {
+        ClientPolicyLayer { policy: self.clone() }
+    }
+}
+
+impl<S> Layer<S> for ClientPolicyLayer {
+    type Service = ClientPolicyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientPolicyService {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service made by [`ClientPolicyLayer`].
+#[derive(Debug, Clone)]
+pub struct ClientPolicyService<S> {
+    inner: S,
+    policy: ClientPolicy,
+}
+
+enum Replay {
+    /// Bytes to rebuild the body from.
+    Bytes(Bytes),
+    /// Being recorded by the first attempt.
+    Recorded(Recorder),
+    /// Cannot be replayed.
+    No(&'static str),
+}
+
+struct TowerAttempts<S, B> {
+    inner: S,
+    parts: http::request::Parts,
+    first: Option<B>,
+    replay: Replay,
+    grpc: bool,
+    dependency: Arc<str>,
+}
+
+impl<S, B, ResB> Attempts for TowerAttempts<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Send,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: RetryBody,
+    ResB: Send,
+{
+    type Response = Response<ResB>;
+
+    fn send(&mut self, ctx: AttemptCtx) -> BoxFuture<'_, Result<Response<ResB>, ResilienceError>> {
+        let body = match self.first.take() {
+            Some(b) => Some(b),
+            None => match &self.replay {
+                Replay::Bytes(b) => Some(B::from_bytes(b.clone())),
+                _ => None,
+            },
+        };
+        let mut req = Request::from_parts(clone_parts(&self.parts), ());
+        if self.grpc
+            && let Some(limit) = ctx.limit
+        {
+            req.headers_mut()
+                .insert(GRPC_TIMEOUT, crate::grpc_timeout::header_value(limit));
+        }
+        let dependency = self.dependency.clone();
+        let inner = &mut self.inner;
+        Box::pin(async move {
+            let Some(body) = body else {
+                return Err(ResilienceError::Other {
+                    dependency,
+                    source: "request body could not be replayed".into(),
+                });
+            };
+            let req = req.map(|()| body);
+            let svc = inner
+                .ready()
+                .await
+                .map_err(|e| ResilienceError::from_transport(&dependency, e.into()))?;
+            svc.call(req)
+                .await
+                .map_err(|e| ResilienceError::from_transport(&dependency, e.into()))
+        })
+    }
+
+    fn replayable(&mut self) -> Result<(), &'static str> {
+        if let Replay::Recorded(rec) = &self.replay {
+            self.replay = match rec.take() {
+                Ok(b) => Replay::Bytes(b),
+                Err(why) => Replay::No(why),
+            };
+        }
+        match &self.replay {
+            Replay::Bytes(_) => Ok(()),
+            Replay::No(why) => Err(why),
+            Replay::Recorded(_) => Err(reason::BODY_STREAMING),
+        }
+    }
+}
+
+fn clone_parts(p: &http::request::Parts) -> http::request::Parts {
+    let mut req = Request::new(());
+    *req.method_mut() = p.method.clone();
+    *req.uri_mut() = p.uri.clone();
+    *req.version_mut() = p.version;
+    *req.headers_mut() = p.headers.clone();
+    *req.extensions_mut() = p.extensions.clone();
+    req.into_parts().0
+}
+
+impl<S, B, ResB> Service<Request<B>> for ClientPolicyService<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: RetryBody,
+    B::Error: Into<BoxError>,
+    ResB: Send + 'static,
+{
+    type Response = Response<ResB>;
+    type Error = ResilienceError;
+    type Future = BoxFuture<'static, Result<Response<ResB>, ResilienceError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each attempt waits for the inner service's readiness itself (a retry needs it
+        // again, after the back-off), so this service is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let dependency = policy.0.name.clone();
+            let idempotent = telltale_core::method::is_idempotent(&parts.method)
+                || parts.headers.contains_key(IDEMPOTENCY_KEY);
+            let grpc = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+            let host = policy.wants_host().then(|| {
+                let a = parts.uri.authority();
+                let port = parts.uri.port_u16().unwrap_or(
+                    if parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+                        443
+                    } else {
+                        80
+                    },
+                );
+                format!("{}:{}", a.map_or("", |a| a.host()), port)
+            });
+            let cap = policy.max_replay_body();
+            let (first, replay) = if !policy.retries() {
+                (body, Replay::No(reason::MAX_ATTEMPTS))
+            } else {
+                match body.size_hint().exact() {
+                    Some(n) if n as usize <= cap => {
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map_err(|e| ResilienceError::Other {
+                                dependency: dependency.clone(),
+                                source: e.into(),
+                            })?
+                            .to_bytes();
+                        (B::from_bytes(bytes.clone()), Replay::Bytes(bytes))
+                    }
+                    Some(_) => (body, Replay::No(reason::BODY_TOO_LARGE)),
+                    None => {
+                        let rec = Recorder::new(cap);
+                        (body.record(rec.clone()), Replay::Recorded(rec))
+                    }
+                }
+            };
+            let mut attempts = TowerAttempts {
+                inner,
+                parts,
+                first: Some(first),
+                replay,
+                grpc,
+                dependency,
+            };
+            let spec = CallSpec {
+                idempotent,
+                host: host.as_deref(),
+            };
+            policy.run(spec, &mut attempts).await
+        })
+    }
+}
