@@ -303,9 +303,7 @@ impl TracingConfig {
             .build();
         if self.set_global {
             opentelemetry::global::set_tracer_provider(provider.clone());
-            opentelemetry::global::set_text_map_propagator(
-                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-            );
+            opentelemetry::global::set_text_map_propagator(crate::propagation::TelltalePropagator::new());
         }
         let tracing = Tracing {
             pipeline: pipeline.clone(),

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::time::{Instant, SystemTime};
 
 use http::HeaderMap;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{
     Event, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
@@ -16,69 +15,24 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::pipeline::SpanPipeline;
 
-/// W3C Trace Context Level 2 `random` flag.
-const RANDOM_FLAG: u8 = 0x02;
+// --- The seam to the propagation module. ---
 
-// --- The single seam to the propagation module. ---
-// TODO(propagation): swap to `crate::propagation::TelltalePropagator` when it lands.
-
-fn propagator() -> opentelemetry_sdk::propagation::TraceContextPropagator {
-    opentelemetry_sdk::propagation::TraceContextPropagator::new()
+fn propagator() -> crate::propagation::TelltalePropagator {
+    // No allocation: the default propagator has no own tracestate entry.
+    crate::propagation::TelltalePropagator::new()
 }
 
 /// Extracts the incoming trace context (and baggage) from request headers.
 pub(crate) fn extract(headers: &HeaderMap) -> Context {
-    propagator().extract_with_context(&Context::new(), &HeaderExtractor(headers))
+    propagator().extract_headers(headers)
 }
 
-/// Injects `cx`'s span context into outgoing request headers.
+/// Injects `cx`'s span context (and baggage) into outgoing request headers.
 pub(crate) fn inject(cx: &Context, headers: &mut HeaderMap) {
-    propagator().inject_context(cx, &mut HeaderInjector(headers))
+    propagator().inject_headers(cx, headers)
 }
 
-/// A fresh root trace id with the W3C random flag, and a fresh span id.
-pub(crate) fn new_root_trace_id() -> (TraceId, TraceFlags) {
-    loop {
-        let id = fastrand::u128(..);
-        if id != 0 {
-            return (TraceId::from(id), TraceFlags::new(RANDOM_FLAG));
-        }
-    }
-}
-
-/// A fresh non-zero span id.
-pub(crate) fn new_span_id() -> SpanId {
-    loop {
-        let id = fastrand::u64(..);
-        if id != 0 {
-            return SpanId::from(id);
-        }
-    }
-}
-
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
-}
+pub(crate) use crate::propagation::{new_root_trace_id, new_span_id};
 
 // --- Span data ---
 
@@ -321,7 +275,7 @@ mod tests {
     fn root_ids_carry_the_random_flag() {
         let (id, flags) = new_root_trace_id();
         assert_ne!(id, TraceId::INVALID);
-        assert_eq!(flags.to_u8() & RANDOM_FLAG, RANDOM_FLAG);
+        assert_eq!(flags.to_u8() & 0x02, 0x02);
         assert_ne!(new_span_id(), SpanId::INVALID);
     }
 }
