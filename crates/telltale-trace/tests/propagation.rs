@@ -259,6 +259,49 @@ fn random_flag_is_kept_when_continuing_a_trace() {
 }
 
 #[test]
+fn random_flag_is_kept_when_the_local_sampler_drops_the_span() {
+    // opentelemetry_sdk gives a dropped child span flags 00 even if the parent had 02.
+    let parent = extract(&[(
+        "traceparent",
+        b"00-12345678901234567890123456789012-1234567890123456-03",
+    )]);
+    let p = parent.span().span_context().clone();
+    let id = new_span_id();
+    let dropped = SpanContext::new(p.trace_id(), id, TraceFlags::default(), false, Default::default());
+    let cx = parent.with_remote_span_context(dropped);
+    let mut out = HeaderMap::new();
+    TelltalePropagator::new().inject_headers(&cx, &mut out);
+    assert_eq!(out["traceparent"], format!("00-{TRACE_ID}-{id}-02"));
+}
+
+#[test]
+fn random_flag_is_not_invented_for_upstream_traces_without_it() {
+    let parent = extract(&[("traceparent", VALID_TP.as_bytes())]);
+    let (cx, id) = client_cx(&parent);
+    let mut out = HeaderMap::new();
+    TelltalePropagator::new().inject_headers(&cx, &mut out);
+    assert_eq!(out["traceparent"], format!("00-{TRACE_ID}-{id}-01"));
+}
+
+#[test]
+fn random_flag_is_set_on_traces_started_here() {
+    // A root span as opentelemetry_sdk makes it: our trace id, but only the sampled flag.
+    let (trace_id, _) = new_root_trace_id();
+    let span_id = new_span_id();
+    let root = SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, Default::default());
+    let cx = Context::new().with_remote_span_context(root);
+    let mut out = HeaderMap::new();
+    TelltalePropagator::new().inject_headers(&cx, &mut out);
+    assert_eq!(out["traceparent"], format!("00-{trace_id}-{span_id}-03"));
+
+    let mut out = HeaderMap::new();
+    TelltalePropagator::new()
+        .without_random_flag_on_local_roots()
+        .inject_headers(&cx, &mut out);
+    assert_eq!(out["traceparent"], format!("00-{trace_id}-{span_id}-01"));
+}
+
+#[test]
 fn new_root_trace_sets_the_random_flag() {
     let (id, flags) = new_root_trace_id();
     assert_ne!(id, TraceId::INVALID);

@@ -69,8 +69,13 @@
 //! # What the injector does
 //!
 //! From the context's current span (the client span, so each outbound call carries that
-//! span's id as parent-id): `traceparent` version 00 with the `sampled` and `random`
-//! flags as they are, `tracestate` passed on (re-validated, our own entry if configured
+//! span's id as parent-id): `traceparent` version 00 with the span's `sampled` flag and
+//! the Level 2 `random` flag — kept as the caller sent it when continuing a trace, set
+//! when the trace started here (see
+//! [`TelltalePropagator::without_random_flag_on_local_roots`]). The span's own flags are
+//! not enough for `random`: opentelemetry_sdk 0.33 clears all flags on spans its sampler
+//! drops and starts root spans with no flags, so extraction leaves a small marker (the
+//! upstream trace id and flags) in the context and injection reads it. `tracestate` passed on (re-validated, our own entry if configured
 //! moved to the front, truncated to 512 characters; removed when empty rather than sent
 //! empty), and `baggage` within the same limits, values percent-encoded. Existing
 //! `traceparent`/`tracestate`/`baggage` headers are replaced, never duplicated. Nothing is
@@ -122,7 +127,7 @@ use opentelemetry::Context;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId};
 
 #[cfg(feature = "b3")]
 pub use self::b3::B3Encoding;
@@ -149,10 +154,21 @@ static BAGGAGE: HeaderName = telltale_core::headers::BAGGAGE;
 pub struct TelltalePropagator {
     /// Our own `tracestate` entry, put in front on every injection.
     own_entry: Option<Arc<(String, String)>>,
+    /// Do not set the `random` flag on traces started in this process.
+    no_random_local_roots: bool,
     #[cfg(feature = "b3")]
     b3: Option<B3Encoding>,
     #[cfg(feature = "jaeger")]
     jaeger: bool,
+}
+
+/// Put into the extracted context: the trace id and flags the caller sent. Context
+/// values survive into the contexts of child spans, so injection can tell a trace that
+/// came from upstream (keep its `random` flag) from one started here (set it).
+#[derive(Clone, Copy, Debug)]
+struct UpstreamTrace {
+    trace_id: TraceId,
+    flags: u8,
 }
 
 // === header access, shared by the `HeaderMap` and the OpenTelemetry carrier paths ===
@@ -266,6 +282,15 @@ impl TelltalePropagator {
         Ok(self)
     }
 
+    /// Do not set the Level 2 `random` flag on traces started in this process. By default
+    /// it is set, because their trace ids come from a random generator
+    /// ([`new_root_trace_id`], and also opentelemetry_sdk's `RandomIdGenerator`); turn
+    /// it off if you install an id generator whose trace ids do not end in 7 random bytes.
+    pub fn without_random_flag_on_local_roots(mut self) -> Self {
+        self.no_random_local_roots = true;
+        self
+    }
+
     /// The parent context of an inbound request: a remote span context and the baggage,
     /// or an empty context when there is nothing valid (the server starts a new trace).
     pub fn extract_headers(&self, headers: &HeaderMap) -> Context {
@@ -292,7 +317,13 @@ impl TelltalePropagator {
 
     fn extract_from<H: HeaderLookup + ?Sized>(&self, parent: &Context, h: &H) -> Context {
         let mut cx = match self.span_context(h) {
-            Some(sc) => parent.with_remote_span_context(sc),
+            Some(sc) => {
+                let upstream = UpstreamTrace {
+                    trace_id: sc.trace_id(),
+                    flags: sc.trace_flags().to_u8(),
+                };
+                parent.with_value(upstream).with_remote_span_context(sc)
+            }
             None => parent.clone(),
         };
         let mut values = h.values(&BAGGAGE).peekable();
@@ -353,7 +384,7 @@ impl TelltalePropagator {
         let span = cx.span();
         let sc = span.span_context();
         if sc.is_valid() {
-            let tp = TraceParent::new(sc.trace_id(), sc.span_id(), sc.trace_flags());
+            let tp = TraceParent::new(sc.trace_id(), sc.span_id(), self.outbound_flags(cx, sc));
             sink.set(&TRACEPARENT, &tp.to_bytes());
 
             let mut ts = TraceState::from_otel(sc.trace_state());
@@ -395,6 +426,20 @@ impl TelltalePropagator {
                 sink.set(&BAGGAGE, s.as_bytes());
             }
         }
+    }
+
+    /// The flags to send: the span's `sampled` flag, and the `random` flag as the trace
+    /// had it when it reached us (opentelemetry_sdk 0.33 drops it for spans its sampler
+    /// drops and never sets it on root spans, so the span's own flags cannot be trusted
+    /// for it).
+    fn outbound_flags(&self, cx: &Context, sc: &SpanContext) -> TraceFlags {
+        let mut flags = sc.trace_flags().to_u8() & KNOWN_TRACE_FLAGS;
+        match cx.get::<UpstreamTrace>() {
+            Some(up) if up.trace_id == sc.trace_id() => flags |= up.flags & TRACE_FLAG_RANDOM,
+            _ if !self.no_random_local_roots => flags |= TRACE_FLAG_RANDOM,
+            _ => {}
+        }
+        TraceFlags::new(flags)
     }
 
     fn field_names(&self) -> &'static [String] {
