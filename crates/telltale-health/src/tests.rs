@@ -345,3 +345,52 @@ fn check_metrics_are_recorded_per_check() {
         "{text}"
     );
 }
+
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn grpc_health_follows_readiness_and_drain() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_server::Health as _;
+    use tonic_health::server::HealthService;
+
+    let (reporter, _server) = tonic_health::server::health_reporter();
+    let service = HealthService::from_health_reporter(reporter.clone());
+    let db = Arc::new(AtomicBool::new(true));
+    let health = Health::builder()
+        .check("db", flag_check(&db))
+        .cache_for(Duration::from_millis(10))
+        .grpc_reporter(reporter, ["orders.v1.Orders"])
+        .build()
+        .unwrap();
+
+    let wait_for = |want: ServingStatus| {
+        let service = &service;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            for name in ["", "orders.v1.Orders"] {
+                loop {
+                    let got = service
+                        .check(tonic::Request::new(HealthCheckRequest { service: name.into() }))
+                        .await
+                        .map(|r| r.into_inner().status);
+                    if got.is_ok_and(|s| s == want as i32) {
+                        break;
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{name:?} never became {want:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    };
+    wait_for(ServingStatus::Serving).await;
+    db.store(false, Ordering::SeqCst);
+    wait_for(ServingStatus::NotServing).await;
+    db.store(true, Ordering::SeqCst);
+    wait_for(ServingStatus::Serving).await;
+    health.start_draining();
+    wait_for(ServingStatus::NotServing).await;
+}

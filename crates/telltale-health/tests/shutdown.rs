@@ -1,0 +1,196 @@
+//! Graceful drain over a real TCP listener, triggered by a real SIGTERM sent to this
+//! test process (the handler is installed by `serve` before it accepts connections).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use telltale_health::{Health, ShutdownConfig};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A route that tells the test it has started, then waits for `release`.
+fn slow_route(entered: oneshot::Sender<()>, release: Arc<Notify>) -> Router {
+    let entered = Arc::new(std::sync::Mutex::new(Some(entered)));
+    Router::new().route(
+        "/slow",
+        get(move || {
+            let entered = entered.lock().unwrap().take();
+            let release = release.clone();
+            async move {
+                if let Some(tx) = entered {
+                    let _ = tx.send(());
+                }
+                release.notified().await;
+                "done"
+            }
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_readiness_completes_in_flight_request_and_stops() {
+    let health = Health::builder().build().unwrap();
+    let (entered_tx, entered_rx) = oneshot::channel();
+    let release = Arc::new(Notify::new());
+    let app = slow_route(entered_tx, release.clone()).merge(health.router());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = ShutdownConfig {
+        drain_delay: Duration::from_millis(500),
+        grace_deadline: Duration::from_secs(20),
+    };
+    let server = {
+        let health = health.clone();
+        tokio::spawn(async move { telltale_health::serve(listener, app, &health, config).await })
+    };
+    let client = client();
+    // An answer proves `serve` runs, so its signal handlers are installed.
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let slow = tokio::spawn(client.get(format!("{base}/slow")).send());
+    entered_rx.await.unwrap();
+
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+
+    // Readiness turns 503 at once (bounded poll: the signal is delivered asynchronously).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let res = client.get(format!("{base}/readyz")).send().await.unwrap();
+        if res.status() == 503 {
+            assert_eq!(res.text().await.unwrap(), "draining");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness still {} after SIGTERM",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(health.is_draining());
+    // Liveness stays 200 while draining.
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // The in-flight request completes normally.
+    release.notify_one();
+    let res = slow.await.unwrap().unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "done");
+    drop(client);
+
+    // And the server stops well before its grace deadline.
+    let result = tokio::time::timeout(config.grace_deadline, server)
+        .await
+        .expect("server must exit before the grace deadline");
+    result.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_deadline_stops_the_server_with_a_request_still_in_flight() {
+    let health = Health::builder().build().unwrap();
+    let (entered_tx, entered_rx) = oneshot::channel();
+    // Never released: this request outlives any deadline.
+    let release = Arc::new(Notify::new());
+    let app = slow_route(entered_tx, release).merge(health.router());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = ShutdownConfig {
+        drain_delay: Duration::from_millis(50),
+        grace_deadline: Duration::from_millis(300),
+    };
+    let (trigger_tx, trigger_rx) = oneshot::channel::<()>();
+    let server = {
+        let health = health.clone();
+        tokio::spawn(async move {
+            let trigger = async move {
+                let _ = trigger_rx.await;
+            };
+            telltale_health::serve_with_shutdown(listener, app, &health, config, trigger).await
+        })
+    };
+    let client = client();
+    let slow = tokio::spawn(client.get(format!("{base}/slow")).send());
+    entered_rx.await.unwrap();
+
+    let started = Instant::now();
+    trigger_tx.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server must stop once the grace deadline passes");
+    result.unwrap().unwrap();
+    assert!(started.elapsed() >= config.drain_delay + config.grace_deadline);
+    assert!(health.is_draining());
+    assert!(!slow.is_finished(), "the slow request cannot have completed");
+    slow.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_draining_triggers_the_drain_without_a_signal() {
+    let health = Health::builder().build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = ShutdownConfig {
+        drain_delay: Duration::from_secs(1),
+        grace_deadline: Duration::from_secs(5),
+    };
+    let server = {
+        let health = health.clone();
+        let app = health.router();
+        tokio::spawn(async move {
+            telltale_health::serve_with_shutdown(listener, app, &health, config, std::future::pending()).await
+        })
+    };
+    let client = client();
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    health.start_draining();
+    // Still serving during the drain delay, answering 503 on readiness.
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops after the drain")
+        .unwrap()
+        .unwrap();
+}
