@@ -1,2 +1,59 @@
-//! Placeholder replaced below.
-fn main() {}
+//! The full client stack (outer no-op middleware slot + deadline, retry, breaker,
+//! bulkhead, per-attempt timeout) on a successful call, against bare reqwest, to the
+//! same local axum server in the same run.
+//!
+//! `cargo bench -p telltale-resilience --features reqwest --bench client -- --warm-up-time 1 --measurement-time 3`
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use telltale_resilience::{Bulkhead, CircuitBreaker, ClientPolicy, Retry};
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route(
+            "/orders/{id}",
+            get(|| async { "{\"id\":42,\"status\":\"shipped\"}" }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/orders/42")
+    });
+
+    let bare = reqwest::Client::new();
+    let policy = ClientPolicy::builder("bench")
+        .timeout(Duration::from_secs(5))
+        .deadline(Duration::from_secs(10))
+        .retry(Retry::exponential().max_attempts(3).budget(0.2))
+        .circuit_breaker(CircuitBreaker::failure_rate(0.5).min_calls(20))
+        .bulkhead(Bulkhead::new(1024))
+        .build()
+        .unwrap();
+    let full = policy.reqwest(reqwest::Client::new());
+
+    let mut g = c.benchmark_group("client_get");
+    g.bench_function("bare_reqwest", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = bare.get(&url).send().await.unwrap();
+            r.bytes().await.unwrap()
+        })
+    });
+    g.bench_function("full_resilience_stack", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = full.get(&url).send().await.unwrap();
+            r.bytes().await.unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -47,3 +47,80 @@ pub use bulkhead::Bulkhead;
 pub use error::{ConfigError, ResilienceError};
 pub use policy::{ClientPolicy, ClientPolicyBuilder};
 pub use retry::Retry;
+
+#[cfg(test)]
+mod names_pinned {
+    //! Dashboards and alerts depend on these exact strings.
+
+    #[test]
+    fn local_metric_and_label_names_are_pinned() {
+        use crate::retry::reason;
+        assert_eq!(crate::server::SERVER_PANICS_TOTAL, "telltale_server_panics_total");
+        assert_eq!(crate::server::SERVER_SHED_TOTAL, "telltale_server_shed_total");
+        assert_eq!(crate::breaker::OVERFLOW_HOST, "_overflow");
+        assert_eq!(
+            [
+                reason::CONNECT,
+                reason::TRANSPORT,
+                reason::TIMEOUT,
+                reason::STATUS_429,
+                reason::STATUS_502,
+                reason::STATUS_503,
+                reason::STATUS_504,
+                reason::GRPC_UNAVAILABLE,
+            ],
+            [
+                "connect",
+                "transport",
+                "timeout",
+                "status_429",
+                "status_502",
+                "status_503",
+                "status_504",
+                "grpc_unavailable"
+            ]
+        );
+        assert_eq!(
+            [
+                reason::BUDGET_EXHAUSTED,
+                reason::NOT_IDEMPOTENT,
+                reason::BODY_TOO_LARGE,
+                reason::BODY_STREAMING,
+                reason::MAX_ATTEMPTS,
+                reason::DEADLINE,
+                reason::RETRY_AFTER,
+            ],
+            [
+                "budget_exhausted",
+                "not_idempotent",
+                "body_too_large",
+                "body_streaming",
+                "max_attempts",
+                "deadline",
+                "retry_after_too_long"
+            ]
+        );
+        let states: Vec<&str> = [
+            crate::CircuitState::Closed,
+            crate::CircuitState::Open,
+            crate::CircuitState::HalfOpen,
+            crate::CircuitState::ForcedOpen,
+            crate::CircuitState::Disabled,
+            crate::CircuitState::MetricsOnly,
+        ]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+        assert_eq!(
+            states,
+            [
+                "closed",
+                "open",
+                "half_open",
+                "forced_open",
+                "disabled",
+                "metrics_only"
+            ]
+        );
+    }
+}

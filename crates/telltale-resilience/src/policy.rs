@@ -257,6 +257,9 @@ pub(crate) struct CallSpec<'a> {
     pub(crate) idempotent: bool,
     /// `host:port`, for per-host breakers.
     pub(crate) host: Option<&'a str>,
+    /// A gRPC call (`UNAVAILABLE` is retried whatever the HTTP method: gRPC calls are
+    /// all `POST`, and the status means the call was not processed).
+    pub(crate) grpc: bool,
 }
 
 /// Per-attempt facts given to the transport adapter.
@@ -451,7 +454,11 @@ impl ClientPolicy {
                 return result;
             };
             let last = result_error_type(view);
-            if !(why == reason::CONNECT || spec.idempotent || retry.non_idempotent) {
+            if !(why == reason::CONNECT
+                || (spec.grpc && why == reason::GRPC_UNAVAILABLE)
+                || spec.idempotent
+                || retry.non_idempotent)
+            {
                 self.skipped(reason::NOT_IDEMPOTENT, attempt, last);
                 return result;
             }

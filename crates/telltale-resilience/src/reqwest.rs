@@ -171,6 +171,7 @@ impl ResilienceMiddleware {
         let spec = CallSpec {
             idempotent,
             host: host.as_deref(),
+            grpc: false,
         };
         match policy.run(spec, &mut attempts).await {
             Ok(r) => Ok(r),

@@ -16,6 +16,8 @@
 //! # What is retried
 //!
 //! - connect errors (the request never left, so even a `POST` is safe to resend);
+//! - gRPC `UNAVAILABLE` for every gRPC call (gRPC calls are all `POST`; the gRPC status
+//!   codes guide says `UNAVAILABLE` is the transient, retry-safe one);
 //! - for idempotent methods (`GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`, `TRACE`), or any
 //!   request carrying an `Idempotency-Key`, or when [`Retry::retry_non_idempotent`] is
 //!   set: 502, 503, 504, 429, gRPC `UNAVAILABLE`, per-attempt timeouts and transport

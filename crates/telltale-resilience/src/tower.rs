@@ -378,6 +378,7 @@ where
             let spec = CallSpec {
                 idempotent,
                 host: host.as_deref(),
+                grpc,
             };
             policy.run(spec, &mut attempts).await
         })

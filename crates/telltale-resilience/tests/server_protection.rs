@@ -1,0 +1,103 @@
+//! Server-side protection over a real TCP listener.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::get;
+use common::{metric, metrics};
+use http::StatusCode;
+use telltale_core::RequestId;
+use telltale_resilience::server::{CatchPanicLayer, ConcurrencyLimitLayer, request_timeout};
+use tokio::sync::Semaphore;
+
+async fn serve(app: Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, task)
+}
+
+async fn boom() -> &'static str {
+    panic!("kaboom")
+}
+
+#[tokio::test]
+async fn panics_become_500_with_the_request_id_and_are_counted() {
+    metrics();
+    let app = Router::new()
+        .route("/boom", get(boom))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::map_request(|mut req: Request| async move {
+            req.extensions_mut().insert(RequestId::parse("req-7").unwrap());
+            req
+        }));
+    let (url, task) = serve(app).await;
+    let before = metric("telltale_server_panics_total", &[]);
+    let resp = reqwest::get(format!("{url}/boom")).await.unwrap();
+    assert_eq!(resp.status(), 500);
+    assert_eq!(resp.headers()["x-request-id"], "req-7");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["request_id"], "req-7");
+    assert!(metric("telltale_server_panics_total", &[]) >= before + 1.0);
+    task.abort();
+}
+
+#[tokio::test]
+async fn request_timeout_answers_the_configured_status() {
+    assert!(request_timeout(Duration::from_secs(1), StatusCode::REQUEST_TIMEOUT).is_err());
+    assert!(request_timeout(Duration::ZERO, StatusCode::GATEWAY_TIMEOUT).is_err());
+    let app = Router::new()
+        .route("/hang", get(std::future::pending::<&'static str>))
+        .layer(request_timeout(Duration::from_millis(100), StatusCode::GATEWAY_TIMEOUT).unwrap());
+    let (url, task) = serve(app).await;
+    let started = std::time::Instant::now();
+    let resp = reqwest::get(format!("{url}/hang")).await.unwrap();
+    assert_eq!(resp.status(), 504);
+    assert!(started.elapsed() < Duration::from_millis(100) + Duration::from_secs(2));
+    task.abort();
+}
+
+#[tokio::test]
+async fn overload_is_shed_with_503_and_retry_after() {
+    let gate = Arc::new(Semaphore::new(0));
+    let g = gate.clone();
+    let app = Router::new()
+        .route(
+            "/work",
+            get(move || {
+                let g = g.clone();
+                async move {
+                    let _ = g.acquire().await;
+                    "done"
+                }
+            }),
+        )
+        .layer(ConcurrencyLimitLayer::shed(1, Duration::from_secs(3)));
+    let (url, task) = serve(app).await;
+    let first = tokio::spawn(reqwest::get(format!("{url}/work")));
+    // Wait (bounded) until the first request holds the only slot.
+    let client = reqwest::Client::new();
+    let mut shed = None;
+    for _ in 0..400 {
+        let r = client
+            .get(format!("{url}/work"))
+            .timeout(Duration::from_millis(50))
+            .send()
+            .await;
+        if let Ok(r) = r
+            && r.status() == 503
+        {
+            shed = Some(r);
+            break;
+        }
+    }
+    let shed = shed.expect("second request shed");
+    assert_eq!(shed.headers()["retry-after"], "3");
+    gate.add_permits(1000);
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    task.abort();
+}
