@@ -9,6 +9,8 @@
 //! | telltale-core | [`core`] |
 //! | telltale-request-id | [`request_id`] |
 //! | telltale-log | [`log`] |
+//! | telltale-metrics | [`metrics`] |
+//! | telltale-health | [`health`] |
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -41,5 +43,8 @@ pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError};
 
 pub use telltale_core as core;
 pub use telltale_core::{RequestId, current_request_id, with_request_id};
+pub use telltale_health as health;
+pub use telltale_health::{Health, ShutdownConfig, serve};
 pub use telltale_log as log;
+pub use telltale_metrics as metrics;
 pub use telltale_request_id as request_id;

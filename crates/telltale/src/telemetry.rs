@@ -2,7 +2,10 @@
 
 use std::sync::Mutex;
 
+use axum::Router;
 use telltale_log::{AccessLogLayer, LogConfig, LogFormat, LogGuard};
+use telltale_metrics::names::Scheme;
+use telltale_metrics::{MetricsHandle, MetricsLayer, PrometheusConfig};
 use telltale_request_id::RequestIdLayer;
 
 use crate::server::ServerLayer;
@@ -19,6 +22,12 @@ pub enum TelemetryError {
     /// Log configuration was rejected.
     #[error("logs: {0}")]
     Log(#[from] telltale_log::LogConfigError),
+    /// Metrics configuration was rejected (or a recorder is already installed).
+    #[error("metrics: {0}")]
+    Prometheus(#[from] telltale_metrics::PrometheusError),
+    /// The metrics layer configuration was rejected.
+    #[error("metrics: {0}")]
+    MetricsLayer(#[from] telltale_metrics::ConfigError),
 }
 
 /// Builder for [`Telemetry`]. See [`Telemetry::builder`].
@@ -32,9 +41,34 @@ pub struct TelemetryBuilder {
     log_format: Option<LogFormat>,
     logs: bool,
     redact: Vec<String>,
+    prometheus: bool,
+    scheme: Scheme,
+    duration_buckets: Option<Vec<f64>>,
 }
 
 impl TelemetryBuilder {
+    /// Installs the Prometheus recorder (global labels `service`, `environment`, `version`;
+    /// a `build_info{version,commit}` gauge; process and tokio runtime metrics sampled at
+    /// scrape time) and serves it on [`Telemetry::metrics_router`]. Without it the RED
+    /// layer still runs and records into whatever `metrics` recorder the process has.
+    pub fn prometheus(mut self) -> Self {
+        self.prometheus = true;
+        self
+    }
+
+    /// The metric naming scheme (default: OpenTelemetry semantic conventions).
+    pub fn metrics_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// Histogram buckets for durations, in seconds (default: the OpenTelemetry HTTP
+    /// recommendation, `telltale::metrics::names::DEFAULT_DURATION_BUCKETS`).
+    pub fn duration_buckets(mut self, buckets: &[f64]) -> Self {
+        self.duration_buckets = Some(buckets.to_vec());
+        self
+    }
+
     /// The deployment environment (`prod`, `staging`, …): a log key and a metric label.
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.environment = Some(environment.into());
@@ -101,8 +135,29 @@ impl TelemetryBuilder {
         }
         let log_config = self.log_config();
         let access_log = log_config.access_log().build()?;
+        let metrics = MetricsLayer::builder().scheme(self.scheme).build()?;
+        let metrics_handle = if self.prometheus {
+            let mut config = PrometheusConfig::new(self.service.clone());
+            if let Some(env) = &self.environment {
+                config = config.environment(env.clone());
+            }
+            if let Some(v) = &self.version {
+                config = config.version(v.clone());
+            }
+            if let Some(c) = &self.commit {
+                config = config.commit(c.clone());
+            }
+            if let Some(b) = &self.duration_buckets {
+                config = config.duration_buckets(b);
+            }
+            Some(config.install()?)
+        } else {
+            None
+        };
         let log_guard = if self.logs { Some(log_config.init()?) } else { None };
         Ok(Telemetry {
+            metrics,
+            metrics_handle,
             service: self.service,
             environment: self.environment,
             version: self.version,
@@ -123,10 +178,12 @@ impl TelemetryBuilder {
 ///     .environment("prod")
 ///     .version(env!("CARGO_PKG_VERSION"))
 ///     .json_logs()
+///     .prometheus()
 ///     .init()?; // keep it alive: dropping it flushes logs
 ///
 /// let app: Router = Router::new()
 ///     .route("/orders/{id}", get(|| async { "order" }))
+///     .merge(telemetry.metrics_router())
 ///     .layer(telemetry.server_layer());
 /// # Ok(()) }
 /// ```
@@ -137,6 +194,8 @@ pub struct Telemetry {
     version: Option<String>,
     commit: Option<String>,
     access_log: AccessLogLayer,
+    metrics: MetricsLayer,
+    metrics_handle: Option<MetricsHandle>,
     log_guard: Mutex<Option<LogGuard>>,
 }
 
@@ -151,6 +210,9 @@ impl Telemetry {
             log_format: None,
             logs: false,
             redact: Vec::new(),
+            prometheus: false,
+            scheme: Scheme::default(),
+            duration_buckets: None,
         }
     }
 
@@ -179,8 +241,24 @@ impl Telemetry {
     pub fn server_layer(&self) -> ServerLayer {
         ServerLayer {
             request_id: RequestIdLayer::new(),
+            metrics: self.metrics.clone(),
             access_log: self.access_log.clone(),
         }
+    }
+
+    /// `GET /metrics` in the Prometheus text format. Mount it on the main app with
+    /// `.merge(...)`, or serve it on a separate admin listener so metrics need not be
+    /// public. Without [`prometheus`](TelemetryBuilder::prometheus) it is an empty router.
+    pub fn metrics_router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        match &self.metrics_handle {
+            Some(handle) => telltale_metrics::metrics_router(handle.clone()),
+            None => Router::new(),
+        }
+    }
+
+    /// The Prometheus handle, when [`prometheus`](TelemetryBuilder::prometheus) was called.
+    pub fn metrics_handle(&self) -> Option<&MetricsHandle> {
+        self.metrics_handle.as_ref()
     }
 
     /// Flushes and stops what [`init`](TelemetryBuilder::init) started. Also done on drop.

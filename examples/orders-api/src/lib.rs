@@ -1,0 +1,216 @@
+//! The reference Orders API: a real axum service wired with telltale.
+//!
+//! - `GET /orders`, `GET /orders/{id}`, `POST /orders` over SQLite (embedded, default) or
+//!   Postgres (`DATABASE_URL`); placing an order reserves stock at the inventory service
+//!   over HTTP through telltale's client stack; `GET /stock/{sku}` asks the inventory over
+//!   gRPC.
+//! - `/healthz`, `/livez`, `/readyz` (database critical, inventory not), `/startupz`,
+//!   `/metrics`; JSON logs on stdout; graceful drain on SIGTERM.
+//! - `FAULT_ERROR_RATE=0.1` makes 10% of `/orders` requests fail with 500, to watch the
+//!   error ratio and the SLO burn alerts (`examples/orders-api/slo.yaml`) react.
+//!
+//! With no `INVENTORY_URL`, an embedded inventory starts on free loopback ports (HTTP and
+//! gRPC), so `cargo run -p orders-api` needs nothing else. Run `cargo run -p inventory` and
+//! set `INVENTORY_URL=http://127.0.0.1:8081 INVENTORY_GRPC_URL=http://127.0.0.1:50051` to
+//! see two services in one trace.
+
+pub mod config;
+pub mod routes;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use telltale::health::{Health, ReadinessCheck as _, checks};
+use telltale::{ShutdownConfig, Telemetry};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use routes::AppState;
+use store::Store;
+
+/// Everything `run` needs to serve, built from a [`Config`] (tests build it too).
+pub struct Service {
+    /// The complete router: routes, health, metrics, server layer.
+    pub router: Router,
+    /// The readiness registry (drain, checks).
+    pub health: Health,
+    /// Background tasks started for embedded dependencies (aborted on drop).
+    pub background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Builds telemetry for the Orders API from the configuration.
+pub fn telemetry(config: &Config) -> Result<Telemetry, telltale::TelemetryError> {
+    Telemetry::builder("orders-api")
+        .environment(config.environment.clone())
+        .version(env!("CARGO_PKG_VERSION"))
+        .json_logs()
+        .prometheus()
+        .init()
+}
+
+/// Builds the service: database, inventory client, health, routes and layers.
+pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Box<dyn std::error::Error>> {
+    let store = Store::connect(config.database_url.as_deref()).await?;
+    if let Store::Postgres(_) = store {
+        // The database may be down at start: the service starts anyway and reports
+        // not-ready until it comes up; the table is created on the first success.
+        if let Err(e) = store.migrate().await {
+            tracing::warn!(error = %telltale::health::redact::redact_credentials(&e.to_string()), "database not reachable at start; will retry on demand");
+        }
+    }
+
+    let mut background = Vec::new();
+    let (inventory_url, inventory_grpc_url) = match (&config.inventory_url, &config.inventory_grpc_url) {
+        (Some(http), Some(grpc)) => (http.clone(), grpc.clone()),
+        _ => {
+            let (http, grpc, tasks) = embedded_inventory().await?;
+            background.extend(tasks);
+            (
+                config.inventory_url.clone().unwrap_or(http),
+                config.inventory_grpc_url.clone().unwrap_or(grpc),
+            )
+        }
+    };
+
+    let inventory = reqwest_middleware::ClientBuilder::new(
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?,
+    )
+    .with(telltale::request_id::RequestIdMiddleware::new())
+    .build();
+    let grpc_channel = tonic::transport::Endpoint::from_shared(inventory_grpc_url.clone())?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(2))
+        .connect_lazy();
+
+    let db_check = match &store {
+        Store::Sqlite(pool) => Health::builder().check("db", checks::sqlx(pool.clone())),
+        Store::Postgres(pool) => Health::builder().check("db", checks::sqlx(pool.clone())),
+    };
+    let health = db_check
+        .check("inventory", checks::tcp(authority(&inventory_url)).non_critical())
+        .timeout(Duration::from_millis(300))
+        .cache_for(Duration::from_secs(1))
+        .build()?;
+
+    let state = AppState {
+        store,
+        inventory,
+        inventory_url,
+    };
+    let mut app = routes::routes(state).route("/stock/{sku}", get(stock).with_state(grpc_channel));
+    if config.fault_error_rate > 0.0 {
+        let rate = config.fault_error_rate;
+        app = app.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+            inject_faults(rate, req, next)
+        }));
+    }
+    let router = app
+        .merge(health.router())
+        .merge(telemetry.metrics_router())
+        .layer(telemetry.server_layer());
+    Ok(Service {
+        router,
+        health,
+        background,
+    })
+}
+
+/// Runs the Orders API until SIGTERM/SIGINT, then drains.
+pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let telemetry = telemetry(&config)?;
+    let service = build(&config, &telemetry).await?;
+    let listener = TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "orders-api listening");
+    let shutdown = ShutdownConfig {
+        drain_delay: config.drain_delay,
+        grace_deadline: config.shutdown_grace,
+    };
+    telltale::serve(listener, service.router.clone(), &service.health, shutdown).await?;
+    tracing::info!("orders-api stopped");
+    Ok(())
+}
+
+async fn inject_faults(rate: f64, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/orders") && fastrand::f64() < rate {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::json!({ "error": "injected fault" })),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+async fn stock(State(channel): State<tonic::transport::Channel>, Path(sku): Path<String>) -> Response {
+    match inventory::grpc::get_stock(channel, &sku).await {
+        Ok(reply) => {
+            axum::Json(serde_json::json!({ "sku": reply.sku, "available": reply.available })).into_response()
+        }
+        Err(status) if status.code() == tonic::Code::NotFound => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": "unknown sku" })),
+        )
+            .into_response(),
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "inventory gRPC call failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "error": "inventory unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// Starts an in-process inventory (HTTP and gRPC) on free loopback ports.
+async fn embedded_inventory() -> std::io::Result<(String, String, Vec<tokio::task::JoinHandle<()>>)> {
+    let inv = inventory::Inventory::demo();
+    let http = TcpListener::bind("127.0.0.1:0").await?;
+    let http_addr: SocketAddr = http.local_addr()?;
+    let app = inventory::app(inv.clone(), inventory::Faults::none());
+    let http_task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, app).await {
+            tracing::error!(error = %e, "embedded inventory (HTTP) stopped");
+        }
+    });
+    let grpc = TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_addr: SocketAddr = grpc.local_addr()?;
+    let grpc_task = tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc);
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(inventory::grpc::InventoryGrpcServer::new(inv))
+            .serve_with_incoming(incoming)
+            .await
+        {
+            tracing::error!(error = %e, "embedded inventory (gRPC) stopped");
+        }
+    });
+    Ok((
+        format!("http://{http_addr}"),
+        format!("http://{grpc_addr}"),
+        vec![http_task, grpc_task],
+    ))
+}
