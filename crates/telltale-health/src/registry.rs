@@ -160,6 +160,7 @@ impl Inner {
 
     /// Runs every readiness check once, stores the results, reports changes.
     async fn run_and_store(self: Arc<Self>) -> Arc<Snapshot> {
+        describe_metrics();
         let runs = (0..self.entries.len()).map(|i| run_one(self.clone(), Which::Readiness, i));
         let outcomes = futures_util::future::join_all(runs).await;
 
@@ -293,6 +294,19 @@ async fn run_one(inner: Arc<Inner>, which: Which, i: usize) -> (Option<CheckErro
     let name = list(&inner, which)[i].name.clone();
     record_metrics(&name, error.is_none(), duration);
     (error, duration)
+}
+
+fn describe_metrics() {
+    // Per run rather than once: the recorder may be installed after the first run.
+    metrics::describe_gauge!(
+        names::CHECK_STATUS,
+        "Whether the health check passed on its last run (1) or failed (0)."
+    );
+    metrics::describe_histogram!(
+        names::CHECK_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Duration of health check runs, timeouts included."
+    );
 }
 
 fn record_metrics(name: &Arc<str>, ok: bool, duration: Duration) {

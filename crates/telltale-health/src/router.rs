@@ -58,12 +58,41 @@ impl Ask {
             match key {
                 "verbose" => ask.verbose = !matches!(value, "false" | "0"),
                 // Bounded: a probe URL with thousands of excludes gets the first 64.
-                "exclude" if ask.exclude.len() < 64 => ask.exclude.push(value.to_string()),
+                "exclude" if ask.exclude.len() < 64 => ask.exclude.push(percent_decode(value)),
                 _ => {}
             }
         }
         ask
     }
+}
+
+/// Check names are ASCII letters, digits and `-_.:`; a client may still encode them.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn respond(status: StatusCode, json: bool, body: String) -> Response {

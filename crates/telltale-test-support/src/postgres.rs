@@ -56,11 +56,18 @@ impl PostgresServer {
     /// accepts connections.
     pub fn start() -> Result<Self, ServerError> {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new().prefix("telltale-pg-").tempdir()?;
         let run_as = if current_uid() == Some(0) {
             Some(user_ids(SYSTEM_USER)?)
         } else {
             None
+        };
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("telltale-pg-");
+        // As root, $TMPDIR may sit under a directory the postgres user cannot enter
+        // (e.g. /root); /tmp is world-traversable.
+        let dir = match run_as {
+            Some(_) if Path::new("/tmp").is_dir() => builder.tempdir_in("/tmp")?,
+            _ => builder.tempdir()?,
         };
         let pwfile = dir.path().join("pwfile");
         fs::write(&pwfile, format!("{POSTGRES_PASSWORD}\n"))?;
@@ -162,8 +169,8 @@ impl PostgresServer {
             .arg(data_dir(self.dir.path()))
             .arg("-p")
             .arg(self.port.to_string())
-            .arg("-k")
-            .arg(self.dir.path())
+            // TCP only: no Unix socket, so no socket-path length limit on long $TMPDIRs.
+            .args(["-c", "unix_socket_directories="])
             .args(["-c", "listen_addresses=127.0.0.1"])
             // Throwaway data: durability only costs time.
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
