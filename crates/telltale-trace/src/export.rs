@@ -651,6 +651,15 @@ impl Tracing {
         crate::reqwest::TracingMiddleware::new(self.pipeline.clone()).dependency(dependency)
     }
 
+    /// A `tracing` layer bridging the application's `tracing` spans into the same traces
+    /// (opt-in; see [`bridge`](crate::bridge)).
+    pub fn tracing_layer<S>(&self) -> impl tracing_subscriber::Layer<S> + Send + Sync + 'static
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+    {
+        crate::bridge::bridge_layer(&self.provider)
+    }
+
     /// The span pipeline.
     pub fn pipeline(&self) -> &SpanPipeline {
         &self.pipeline

@@ -31,11 +31,12 @@
 //!
 //! Spans made through the OpenTelemetry API go through the same sampler and pipeline
 //! (`SpanPipeline::sampler`/`processor`), and `tracing` spans can be bridged on demand
-//! with `tracing-opentelemetry` over [`Tracing::provider`]; its layer must then be
-//! filtered to skip target [`names::SPAN_TARGET`], or each request gets a second span.
+//! with `tracing-opentelemetry` ([`Tracing::tracing_layer`], opt-in), which skips
+//! telltale's own request spans so a request is never exported twice.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bridge;
 pub mod client;
 pub mod export;
 pub mod names;

@@ -308,3 +308,154 @@ async fn log_lines_inside_a_traced_request_carry_its_trace_id() {
     );
     assert_eq!(attr(span, "request_id").as_deref(), Some("req-1"));
 }
+
+#[tokio::test]
+async fn bridged_tracing_spans_are_children_of_the_server_span_and_carry_their_ids() {
+    use tracing::Instrument;
+    let (p, spans) = pipeline(Sampling::always());
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_sampler(p.sampler())
+        .with_span_processor(p.processor())
+        .build();
+    let seen = SeenIds::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(telltale_trace::bridge::bridge_layer(&provider))
+        .with(seen.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                async { tracing::info!(target: "inner", "loading") }
+                    .instrument(tracing::info_span!("load_order"))
+                    .await;
+                "ok"
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let res = app.oneshot(get_req("/")).await.unwrap();
+    let _ = res.into_body().collect().await.unwrap();
+    let got = spans.spans();
+    let server = got.iter().find(|s| s.name == "GET /").expect("server span");
+    let inner = got.iter().find(|s| s.name == "load_order").expect("bridged span");
+    assert_eq!(got.len(), 2, "the request span is not bridged a second time");
+    assert_eq!(inner.span_context.trace_id(), server.span_context.trace_id());
+    assert_eq!(inner.parent_span_id, server.span_context.span_id());
+    let logged = seen.0.lock().unwrap().clone();
+    let (_, ids) = logged.iter().find(|(t, _)| t == "inner").unwrap();
+    assert_eq!(
+        ids.unwrap().span_id,
+        u64::from_be_bytes(inner.span_context.span_id().to_bytes())
+    );
+}
+
+fn grpc_response(code: &'static str) -> http::Response<Body> {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", code.parse().unwrap());
+    let frames = vec![
+        Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+        Ok(http_body::Frame::trailers(trailers)),
+    ];
+    let body = Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )));
+    http::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(body)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_grpc_error_inside_an_http_200_is_an_error() {
+    let (p, spans) = pipeline(Sampling::always());
+    let svc = tower::Layer::layer(
+        &TraceLayer::grpc(p),
+        tower::service_fn(|_req: Request<Body>| async { Ok::<_, Infallible>(grpc_response("13")) }),
+    );
+    let req = Request::post("/orders.v1.Orders/Get")
+        .body(Body::empty())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let _ = res.into_body().collect().await.unwrap();
+    let got = spans.spans();
+    assert_eq!(got[0].name, "orders.v1.Orders/Get");
+    assert_eq!(attr(&got[0], "rpc.grpc.status_code").as_deref(), Some("13"));
+    assert_eq!(attr(&got[0], "error.type").as_deref(), Some("INTERNAL"));
+    assert!(matches!(got[0].status, Status::Error { .. }));
+}
+
+#[tokio::test]
+async fn grpc_not_found_is_not_a_server_error_but_is_a_client_error() {
+    let (p, spans) = pipeline(Sampling::always());
+    let server = tower::Layer::layer(
+        &TraceLayer::grpc(p.clone()),
+        tower::service_fn(|_req: Request<Body>| async { Ok::<_, Infallible>(grpc_response("5")) }),
+    );
+    let client = tower::Layer::layer(&telltale_trace::ClientTraceLayer::grpc(p), server);
+    let req = Request::post("http://inv:50051/inv.Stock/Get")
+        .body(Body::empty())
+        .unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    let _ = res.into_body().collect().await.unwrap();
+    let got = spans.spans();
+    let server = got
+        .iter()
+        .find(|s| s.span_kind == opentelemetry::trace::SpanKind::Server)
+        .unwrap();
+    let client = got
+        .iter()
+        .find(|s| s.span_kind == opentelemetry::trace::SpanKind::Client)
+        .unwrap();
+    assert_eq!(server.status, Status::Unset);
+    assert_eq!(attr(client, "error.type").as_deref(), Some("NOT_FOUND"));
+    assert_eq!(
+        server.parent_span_id,
+        client.span_context.span_id(),
+        "injected client span is the parent"
+    );
+    assert_eq!(attr(client, "server.port").as_deref(), Some("50051"));
+}
+
+#[tokio::test]
+async fn http_client_layer_injects_its_span_and_counts_4xx_as_errors() {
+    let (p, spans) = pipeline(Sampling::always());
+    let echo = tower::service_fn(|req: Request<Body>| async move {
+        let tp = req.headers().get("traceparent").cloned();
+        let mut res = http::Response::new(Body::empty());
+        *res.status_mut() = StatusCode::NOT_FOUND;
+        if let Some(tp) = tp {
+            res.headers_mut().insert("x-seen-traceparent", tp);
+        }
+        Ok::<_, Infallible>(res)
+    });
+    let client = tower::Layer::layer(
+        &telltale_trace::ClientTraceLayer::new(p).dependency("inventory"),
+        echo,
+    );
+    let req = Request::get("http://inventory.local/items/1?token=t")
+        .body(Body::empty())
+        .unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    let seen = res.headers()["x-seen-traceparent"].to_str().unwrap().to_owned();
+    let _ = res.into_body().collect().await.unwrap();
+    let got = spans.spans();
+    assert_eq!(got.len(), 1);
+    let span = &got[0];
+    assert_eq!(span.name, "GET");
+    assert_eq!(
+        seen,
+        format!(
+            "00-{}-{}-03",
+            span.span_context.trace_id(),
+            span.span_context.span_id()
+        )
+    );
+    assert_eq!(attr(span, "peer.service").as_deref(), Some("inventory"));
+    assert_eq!(attr(span, "error.type").as_deref(), Some("404"));
+    assert_eq!(
+        attr(span, "url.full").as_deref(),
+        Some("http://inventory.local/items/1?token=REDACTED")
+    );
+    assert_eq!(attr(span, "server.port").as_deref(), Some("80"));
+}
