@@ -226,3 +226,64 @@ async fn http_and_grpc_hops_share_one_trace_with_correct_parents() {
     assert_eq!(a_grpc.attr("peer.service").as_deref(), Some("inventory-grpc"));
     drop((orders_guard, inv_guard));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_guard_flushes_queued_spans() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let (tracing, guard) = TracingConfig::new("flushed")
+        .otlp(receiver.endpoint(), OtlpProtocol::Grpc)
+        .export_interval(Duration::from_secs(3600))
+        .set_global(false)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(tracing.server_layer());
+    let addr = serve(app).await;
+    let res = reqwest::get(format!("http://{addr}/")).await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "ok");
+    assert!(
+        receiver.spans().is_empty(),
+        "nothing exported before the interval"
+    );
+    // The guard blocks while it flushes; keep it off the runtime's worker threads.
+    tokio::task::spawn_blocking(move || drop(guard)).await.unwrap();
+    let spans = receiver
+        .wait_for_spans(|s| s.iter().any(|s| s.service_name == "flushed"), DEADLINE)
+        .await
+        .expect("flushed on drop");
+    assert_eq!(spans[0].name(), "GET /");
+    assert_eq!(tracing.export_stats().exported, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_is_down_never_fails_a_request_and_failures_are_counted() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (tracing, guard) = TracingConfig::new("orphan")
+        .otlp(format!("http://127.0.0.1:{port}"), OtlpProtocol::Grpc)
+        .export_interval(Duration::from_millis(20))
+        .export_timeout(Duration::from_millis(500))
+        .set_global(false)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(tracing.server_layer());
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let res = client.get(format!("http://{addr}/")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let until = std::time::Instant::now() + DEADLINE;
+    while tracing.export_stats().failures == 0 {
+        assert!(std::time::Instant::now() < until, "export failure not counted");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::task::spawn_blocking(move || drop(guard)).await.unwrap();
+}
