@@ -295,7 +295,11 @@ async fn a_dependency_that_never_answers_times_out_within_the_check_timeout() {
         .unwrap();
     let timeout = Duration::from_millis(300);
     let health = Health::builder()
-        .check("hung-pg", checks::sqlx(pool))
+        .check("hung-pg", checks::sqlx(pool.clone()))
+        .check(
+            "hung-pg-acquire",
+            checks::sqlx(pool).acquire_timeout(Duration::from_millis(100)),
+        )
         .check("hung-http", checks::http(&format!("http://{addr}/")).unwrap())
         .check(
             "hung-redis",
@@ -315,6 +319,7 @@ async fn a_dependency_that_never_answers_times_out_within_the_check_timeout() {
     assert_eq!(
         body,
         "[-]hung-pg failed: timed out after 300ms\n\
+         [-]hung-pg-acquire failed: no connection from the pool within 100ms (pool exhausted or database unreachable)\n\
          [-]hung-http failed: timed out after 300ms\n\
          [-]hung-redis failed: timed out after 300ms\n\
          [+]hung-tcp ok\n\

@@ -1,5 +1,7 @@
 //! sqlx pool check (feature `sqlx`).
 
+use std::time::Duration;
+
 use sqlx::{Database, Executor, Pool};
 
 use crate::{CheckError, ReadinessCheck};
@@ -9,7 +11,9 @@ use crate::{CheckError, ReadinessCheck};
 ///
 /// Taking the connection goes through the pool, so the check sees what requests see:
 /// an exhausted pool fails the check. Acquiring is bounded by the check's timeout
-/// (the registry cancels the run) as well as by the pool's own `acquire_timeout`.
+/// (the registry cancels the run) and the pool's own `acquire_timeout`; set
+/// [`SqlxCheck::acquire_timeout`] to bound it separately and get an error that says
+/// the pool, not the query, was the problem.
 ///
 /// ```
 /// # async fn f() -> Result<(), sqlx::Error> {
@@ -21,13 +25,26 @@ use crate::{CheckError, ReadinessCheck};
 /// # let _ = health; Ok(()) }
 /// ```
 pub fn sqlx<DB: Database>(pool: Pool<DB>) -> SqlxCheck<DB> {
-    SqlxCheck { pool }
+    SqlxCheck {
+        pool,
+        acquire_timeout: None,
+    }
 }
 
 /// See [`sqlx()`].
 #[derive(Debug, Clone)]
 pub struct SqlxCheck<DB: Database> {
     pool: Pool<DB>,
+    acquire_timeout: Option<Duration>,
+}
+
+impl<DB: Database> SqlxCheck<DB> {
+    /// Fails with "no connection from the pool within ..." when taking a connection
+    /// takes longer than `timeout` (keep it below the check's timeout).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = Some(timeout);
+        self
+    }
 }
 
 impl<DB> ReadinessCheck for SqlxCheck<DB>
@@ -36,7 +53,17 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     async fn check(&self) -> Result<(), CheckError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = match self.acquire_timeout {
+            None => self.pool.acquire().await?,
+            Some(limit) => tokio::time::timeout(limit, self.pool.acquire())
+                .await
+                .map_err(|_| {
+                    CheckError::msg(format!(
+                        "no connection from the pool within {}ms (pool exhausted or database unreachable)",
+                        limit.as_millis()
+                    ))
+                })??,
+        };
         sqlx::raw_sql("SELECT 1").execute(&mut *conn).await?;
         Ok(())
     }
