@@ -29,10 +29,14 @@ pub mod otlp;
 mod port;
 mod postgres;
 mod process;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod redis;
 
 pub use port::free_port;
 pub use postgres::{POSTGRES_PASSWORD, POSTGRES_USER, PostgresServer};
+#[cfg(feature = "prometheus")]
+pub use prometheus::PrometheusServer;
 pub use redis::RedisServer;
 
 /// Why a test server could not be started or stopped.

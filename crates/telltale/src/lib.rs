@@ -11,6 +11,7 @@
 //! | telltale-log | [`log`] |
 //! | telltale-metrics | [`metrics`] |
 //! | telltale-health | [`health`] |
+//! | telltale-resilience | [`resilience`] |
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -35,6 +36,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "reqwest")]
+pub mod client;
 pub mod server;
 mod telemetry;
 
@@ -48,3 +51,4 @@ pub use telltale_health::{Health, ShutdownConfig, serve};
 pub use telltale_log as log;
 pub use telltale_metrics as metrics;
 pub use telltale_request_id as request_id;
+pub use telltale_resilience as resilience;

@@ -28,6 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use telltale::health::{Health, ReadinessCheck as _, checks};
+use telltale::resilience::{CircuitBreaker, Retry};
 use telltale::{ShutdownConfig, Telemetry};
 use tokio::net::TcpListener;
 
@@ -87,13 +88,17 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
         }
     };
 
-    let inventory = reqwest_middleware::ClientBuilder::new(
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?,
-    )
-    .with(telltale::request_id::RequestIdMiddleware::new())
-    .build();
+    let inventory = telltale::client::reqwest(reqwest::Client::new())
+        .dependency("inventory")
+        .timeout(Duration::from_millis(500))
+        .deadline(Duration::from_secs(2))
+        .retry(Retry::exponential().max_attempts(3).budget(0.2))
+        .circuit_breaker(
+            CircuitBreaker::failure_rate(0.5)
+                .min_calls(20)
+                .open_for(Duration::from_secs(10)),
+        )
+        .build()?;
     let grpc_channel = tonic::transport::Endpoint::from_shared(inventory_grpc_url.clone())?
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(2))
@@ -104,7 +109,7 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
         Store::Postgres(pool) => Health::builder().check("db", checks::sqlx(pool.clone())),
     };
     let health = db_check
-        .check("inventory", checks::tcp(authority(&inventory_url)).non_critical())
+        .check("inventory", inventory.readiness_check().non_critical())
         .timeout(Duration::from_millis(300))
         .cache_for(Duration::from_secs(1))
         .build()?;
@@ -178,11 +183,6 @@ async fn stock(State(channel): State<tonic::transport::Channel>, Path(sku): Path
                 .into_response()
         }
     }
-}
-
-fn authority(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
 /// Starts an in-process inventory (HTTP and gRPC) on free loopback ports.

@@ -1,0 +1,290 @@
+//! End to end: the real `orders-api` binary, a real Postgres and a real Prometheus.
+//!
+//! These prove the reference service's acceptance criteria: readiness flips when the
+//! database is unreachable (and liveness does not), every log line is JSON carrying the
+//! request's id, an SLO burn alert generated from `slo.yaml` fires in a real Prometheus
+//! when 10% of requests fail, and the generated dashboards and rules reference only
+//! metrics the service really emits.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use telltale_test_support::{PostgresServer, PrometheusServer};
+
+/// Polls `f` until it returns `Some`, panicking with `what` after `limit`.
+fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// A running `orders-api` process on a free port, killed on drop; its stdout (the JSON
+/// logs) is collected line by line.
+struct OrdersApi {
+    child: Child,
+    base: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl OrdersApi {
+    fn start(env: &[(&str, &str)]) -> OrdersApi {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orders-api"))
+            .env("PORT", "0")
+            .env("RUST_LOG", "info")
+            .env("TELLTALE_LOG_FORMAT", "json")
+            .env("DRAIN_DELAY_MS", "100")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn orders-api");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut api = OrdersApi {
+            child,
+            base: String::new(),
+            lines,
+        };
+        let addr = wait_for(
+            Duration::from_secs(60),
+            "orders-api logs `orders-api listening`",
+            || {
+                if let Ok(Some(status)) = api.child.try_wait() {
+                    panic!("orders-api exited early with {status}; output:\n{}", api.output());
+                }
+                api.json_lines().iter().find_map(|v| {
+                    (v["message"] == "orders-api listening")
+                        .then(|| v["addr"].as_str().map(str::to_owned))
+                        .flatten()
+                })
+            },
+        );
+        api.base = format!("http://{addr}");
+        api
+    }
+
+    fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn json_lines(&self) -> Vec<Value> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut res = agent().get(&format!("{}{path}", self.base)).call().expect("GET");
+        (
+            res.status().as_u16(),
+            res.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for OrdersApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn readiness_flips_when_the_database_is_unreachable_and_liveness_stays_up() {
+    let mut pg = PostgresServer::start().expect("postgres");
+    let url = pg.url();
+    let api = OrdersApi::start(&[("DATABASE_URL", url.as_str())]);
+
+    wait_for(
+        Duration::from_secs(30),
+        "/readyz 200 with the database up",
+        || (api.get("/readyz").0 == 200).then_some(()),
+    );
+    let created = agent()
+        .post(&format!("{}/orders", api.base))
+        .send_json(serde_json::json!({ "sku": "sku-apple", "quantity": 1 }))
+        .expect("POST /orders");
+    assert_eq!(created.status().as_u16(), 201);
+
+    pg.stop().expect("stop postgres");
+    let (_, body) = wait_for(
+        Duration::from_secs(15),
+        "/readyz 503 with the database down",
+        || {
+            let (status, body) = api.get("/readyz?verbose");
+            (status == 503).then_some((status, body))
+        },
+    );
+    assert!(body.contains("[-]db"), "the failing check is named: {body}");
+    assert!(body.contains("[+]inventory"), "{body}");
+    assert!(
+        !body.contains(pg.url().split('@').next().unwrap_or("postgres://")),
+        "no connection string leaks: {body}"
+    );
+    assert_eq!(api.get("/healthz").0, 200, "liveness never checks dependencies");
+    assert_eq!(api.get("/livez").0, 200);
+
+    pg.start_again().expect("start postgres again");
+    wait_for(
+        Duration::from_secs(30),
+        "/readyz 200 once the database is back",
+        || (api.get("/readyz").0 == 200).then_some(()),
+    );
+    assert_eq!(api.get("/healthz").0, 200);
+}
+
+#[test]
+fn every_log_line_is_json_and_a_request_s_lines_share_its_id() {
+    let api = OrdersApi::start(&[]);
+    let res = agent()
+        .post(&format!("{}/orders", api.base))
+        .header("x-request-id", "e2e-order-42")
+        .send_json(serde_json::json!({ "sku": "sku-apple", "quantity": 2 }))
+        .expect("POST /orders");
+    assert_eq!(res.status().as_u16(), 201);
+    assert_eq!(res.headers()["x-request-id"], "e2e-order-42");
+
+    let mine = wait_for(Duration::from_secs(10), "the access line of the request", || {
+        let mine: Vec<Value> = api
+            .json_lines()
+            .into_iter()
+            .filter(|v| v["request_id"] == "e2e-order-42")
+            .collect();
+        mine.iter()
+            .any(|v| v["target"] == "telltale::access")
+            .then_some(mine)
+    });
+    let messages: Vec<&str> = mine.iter().filter_map(|v| v["message"].as_str()).collect();
+    assert!(messages.contains(&"order placed"), "{messages:?}");
+    let access = mine.iter().find(|v| v["target"] == "telltale::access").unwrap();
+    assert_eq!(access["route"], "/orders");
+    assert_eq!(access["status"], 201);
+    assert_eq!(access["method"], "POST");
+
+    for v in api.json_lines() {
+        for key in [
+            "timestamp",
+            "level",
+            "service",
+            "environment",
+            "version",
+            "target",
+            "message",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}: {v}");
+        }
+        assert_eq!(v["service"], "orders-api");
+    }
+}
+
+#[test]
+fn ten_percent_injected_errors_fire_the_page_alert_in_a_real_prometheus() {
+    let api = OrdersApi::start(&[("FAULT_ERROR_RATE", "0.1")]);
+    let spec = telltale_slo::ServiceSpec::from_yaml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/slo.yaml"))
+        .expect("slo.yaml is valid");
+    let generated = telltale_slo::generate(&spec);
+    let rules = generated
+        .files
+        .iter()
+        .find(|(path, _)| path.ends_with(".rules.yaml"))
+        .map(|(_, text)| text.clone())
+        .expect("rules file");
+    // Same rules, evaluated every second instead of every minute, so the test is quick.
+    let rules = rules.replace("interval: 1m", "interval: 1s");
+    let target = api.base.trim_start_matches("http://");
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yaml]\nscrape_configs:\n  - job_name: orders-api\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    let prom = PrometheusServer::start(&config, &[("rules.yaml", &rules)]).expect("prometheus");
+
+    // Traffic until the alert fires: 10% of it fails with 500.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (base, stop) = (api.base.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let agent = agent();
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && sent < 20_000 {
+                let _ = agent.get(&format!("{base}/orders")).call();
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let firing = prom.wait_for(Duration::from_secs(120), "the 1h/5m page alert fires", |p| {
+        p.alerts().ok()?.into_iter().find(|a| {
+            a["labels"]["alertname"] == "OrdersApiAvailabilitySloBurn"
+                && a["labels"]["window"] == "1h/5m"
+                && a["state"] == "firing"
+        })
+    });
+    let ratio = prom
+        .query_value(r#"slo:sli_error:ratio_rate5m{service="orders-api",slo="availability"}"#)
+        .expect("error ratio recorded");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+
+    assert_eq!(firing["labels"]["severity"], "page");
+    assert!(
+        firing["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(".md"),
+        "{firing}"
+    );
+    assert!(
+        (0.03..=0.2).contains(&ratio),
+        "5m error ratio {ratio} should be near the injected 10%"
+    );
+    // 4xx are not errors: the ratio counts only the injected 500s.
+    let server_errors = prom
+        .query_value(r#"sum(http_server_request_duration_seconds_count{service="orders-api",http_response_status_code="500"})"#)
+        .unwrap_or(0.0);
+    assert!(server_errors > 0.0);
+}
+
+#[test]
+fn generated_rules_and_dashboard_use_only_metrics_the_service_emits() {
+    let api = OrdersApi::start(&[("FAULT_ERROR_RATE", "0.5")]);
+    // Traffic that exercises every series the SLO tooling reads: successes, injected
+    // 5xx, and inventory calls (dependency metrics and breaker state).
+    for i in 0..40 {
+        let _ = agent()
+            .post(&format!("{}/orders", api.base))
+            .send_json(serde_json::json!({ "sku": "sku-pear", "quantity": 1 + i % 3 }));
+        let _ = api.get("/orders");
+    }
+    let (status, metrics) = api.get("/metrics");
+    assert_eq!(status, 200);
+    let spec = telltale_slo::ServiceSpec::from_yaml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/slo.yaml"))
+        .expect("slo.yaml is valid");
+    let missing = telltale_slo::missing_from_scrape(&spec, &metrics);
+    assert!(
+        missing.is_empty(),
+        "referenced by rules or dashboard but absent from /metrics: {missing:?}\n{metrics}"
+    );
+}
