@@ -114,8 +114,22 @@ fn bench(c: &mut Criterion) {
     group.bench_function("access_log_in_traced_span_with_header", |b| {
         b.iter(|| span.in_scope(|| run(&mut with_header)))
     });
-    group.finish();
     drop(span);
+
+    // Where the time goes: the same JSON layer writing synchronously to `io::sink`
+    // (no channel, no background thread), and the access log with no subscriber at all.
+    {
+        let sync = tracing_subscriber::registry().with(config.json_layer(std::io::sink).unwrap());
+        let _default = tracing::subscriber::set_default(sync);
+        let mut logged = AccessLogLayer::new().layer(handler());
+        group.bench_function("access_log_json_sync_sink", |b| b.iter(|| run(&mut logged)));
+    }
+    {
+        let _default = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+        let mut logged = AccessLogLayer::new().layer(handler());
+        group.bench_function("access_log_disabled", |b| b.iter(|| run(&mut logged)));
+    }
+    group.finish();
     eprintln!("dropped lines during the bench: {}", guard.dropped_lines());
     drop(guard);
 }
