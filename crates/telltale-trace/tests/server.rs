@@ -459,3 +459,38 @@ async fn http_client_layer_injects_its_span_and_counts_4xx_as_errors() {
     );
     assert_eq!(attr(span, "server.port").as_deref(), Some("80"));
 }
+
+#[tokio::test]
+async fn incoming_baggage_reaches_outgoing_calls_made_in_the_handler() {
+    let (p, _spans) = pipeline(Sampling::always());
+    let client_layer = telltale_trace::ClientTraceLayer::new(p.clone());
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || {
+                let client_layer = client_layer.clone();
+                async move {
+                    let echo = tower::service_fn(|req: Request<Body>| async move {
+                        let b = req.headers().get("baggage").cloned();
+                        Ok::<_, Infallible>(http::Response::new(Body::from(
+                            b.map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default(),
+                        )))
+                    });
+                    let client = tower::Layer::layer(&client_layer, echo);
+                    let res = client
+                        .oneshot(Request::get("http://dep/").body(Body::empty()).unwrap())
+                        .await
+                        .unwrap();
+                    let body = res.into_body().collect().await.unwrap().to_bytes();
+                    String::from_utf8(body.to_vec()).unwrap()
+                }
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let mut req = get_req("/");
+    req.headers_mut()
+        .insert("baggage", "tenant=acme".parse().unwrap());
+    let res = app.oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"tenant=acme");
+}
