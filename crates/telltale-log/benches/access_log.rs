@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
     let config = LogConfig::new("bench")
         .environment("bench")
         .version("0.1.0")
-        .buffered_lines_limit(1 << 20);
+        .buffered_lines_limit(telltale_log::config::DEFAULT_BUFFERED_LINES);
     let (writer, guard) = config.non_blocking(std::io::sink()).unwrap();
     let subscriber = tracing_subscriber::registry()
         .with(Ids)

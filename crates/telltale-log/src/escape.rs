@@ -39,16 +39,14 @@ fn may_need_escape(b: u8) -> bool {
 /// Appends the escaped form of `s` (without surrounding quotes).
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // Fast path: most strings (keys, methods, routes, ids) need no escaping at all.
+    let Some(first) = bytes.iter().position(|&b| may_need_escape(b)) else {
+        out.extend_from_slice(bytes);
+        return;
+    };
     let mut start = 0;
-    let mut i = 0;
+    let mut i = first;
     while i < bytes.len() {
-        // Fast path: 16 plain bytes at a time (the check vectorises; most text is plain).
-        if let Some(chunk) = bytes.get(i..i + 16)
-            && !chunk.iter().fold(false, |any, &b| any | may_need_escape(b))
-        {
-            i += 16;
-            continue;
-        }
         let b = bytes[i];
         let e = ESCAPE[b as usize];
         if e == 0 {
@@ -121,6 +119,36 @@ pub(crate) fn debug_quoted_into(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
 /// Appends a finite float as a JSON number, and NaN/±inf as the strings `"NaN"`, `"inf"`, `"-inf"`.
 pub(crate) fn f64_into(out: &mut Vec<u8>, v: f64) {
     use std::io::Write as _;
+    if v.is_finite() && v.abs() < 1e12 {
+        // Fast path for values with at most three decimals (durations in ms with µs
+        // precision): exact, since `m / 1000.0 == v` means the decimal text parses back to v.
+        let m = (v * 1000.0).round();
+        if m / 1000.0 == v {
+            if v < 0.0 {
+                out.push(b'-');
+            }
+            let m = m.abs() as u64;
+            u64_into(out, m / 1000);
+            let frac = m % 1000;
+            if frac != 0 {
+                let digits = [
+                    b'.',
+                    b'0' + (frac / 100) as u8,
+                    b'0' + (frac / 10 % 10) as u8,
+                    b'0' + (frac % 10) as u8,
+                ];
+                let len = if frac % 100 == 0 {
+                    2
+                } else if frac % 10 == 0 {
+                    3
+                } else {
+                    4
+                };
+                out.extend_from_slice(&digits[..len]);
+            }
+            return;
+        }
+    }
     if v.is_finite() {
         // Rust's `Display` for f64 never uses exponent notation: always a valid JSON number.
         let _ = write!(out, "{v}");
@@ -189,6 +217,36 @@ mod tests {
         assert!(!out.contains('\n'));
         let back: String = serde_json::from_str(&out).unwrap();
         assert_eq!(back, all);
+    }
+
+    #[test]
+    fn floats_round_trip_exactly() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            1.0,
+            1.25,
+            12.345,
+            0.001,
+            0.1,
+            0.3,
+            1234.567,
+            -2.5,
+            1e-9,
+            1e15,
+            123.4567,
+            0.000_5,
+            999_999_999.999,
+        ];
+        values.extend((0..5000).map(|i| f64::from(i) * 0.001 + 0.0007 * f64::from(i % 7)));
+        for v in values {
+            let mut out = Vec::new();
+            f64_into(&mut out, v);
+            let text = String::from_utf8(out).unwrap();
+            let back: f64 = text.parse().unwrap(); // std parsing is correctly rounded; serde_json may be 1 ulp off
+            assert_eq!(back, v, "{v} written as {text}");
+        }
     }
 
     #[test]
