@@ -67,9 +67,9 @@
 //!
 //! # Cargo features
 //!
-//! `sqlx` ([`checks::sqlx`]), `redis` ([`checks::redis`], [`checks::redis_client`]),
-//! `http-check` ([`checks::http`]), `tonic` (feed tonic-health's `HealthReporter`, see
-//! [`HealthBuilder::grpc_reporter`]). All off by default.
+//! `sqlx` (`checks::sqlx`), `redis` (`checks::redis`, `checks::redis_client`),
+//! `http-check` (`checks::http`), `tonic` (feed tonic-health's `HealthReporter`, see
+//! `HealthBuilder::grpc_reporter`). All off by default.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,5 +1,7 @@
-//! Graceful drain over a real TCP listener, triggered by a real SIGTERM sent to this
-//! test process (the handler is installed by `serve` before it accepts connections).
+//! Graceful drain over a real TCP listener, triggered by a real SIGTERM: sent to this
+//! test process (the handler is installed by `serve` before it accepts connections),
+//! and sent to a child process (this test binary re-run as a server) whose exit is
+//! what we measure.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,4 +195,182 @@ async fn start_draining_triggers_the_drain_without_a_signal() {
         .expect("server stops after the drain")
         .unwrap()
         .unwrap();
+}
+
+// === a real process: SIGTERM, drain, exit ===
+
+const CHILD_ENV: &str = "TELLTALE_HEALTH_DRAIN_CHILD";
+const CHILD_GRACE: Duration = Duration::from_secs(10);
+
+/// The server process of `sigterm_makes_the_process_exit_before_the_deadline`: this
+/// test binary re-run with `--ignored --exact drain_child_server`. It prints
+/// `LISTENING <addr>` and `ENTERED` on stdout, and releases the slow request when a
+/// line arrives on stdin.
+#[test]
+#[ignore = "run as a child process by sigterm_makes_the_process_exit_before_the_deadline"]
+fn drain_child_server() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let health = Health::builder().build().unwrap();
+        let release = Arc::new(Notify::new());
+        let from_stdin = release.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            from_stdin.notify_one();
+        });
+        let (entered_tx, entered_rx) = oneshot::channel();
+        tokio::spawn(async move {
+            if entered_rx.await.is_ok() {
+                println!("ENTERED");
+            }
+        });
+        let app = slow_route(entered_tx, release).merge(health.router());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("LISTENING {}", listener.local_addr().unwrap());
+        let config = ShutdownConfig {
+            drain_delay: Duration::from_millis(300),
+            grace_deadline: CHILD_GRACE,
+        };
+        telltale_health::serve(listener, app, &health, config)
+            .await
+            .unwrap();
+        println!("STOPPED");
+    });
+}
+
+/// Kills the child if the test fails half-way: no process is left behind.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_makes_the_process_exit_before_the_deadline() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    let mut child = ChildGuard(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "drain_child_server",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = child.0.stdin.take().unwrap();
+    // Lines of the child's stdout, read on a thread (bounded waits below).
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut wait_line = async |prefix: &str| -> String {
+        let deadline = Duration::from_secs(30);
+        tokio::time::timeout(deadline, async {
+            loop {
+                let line = lines.recv().await.expect("child stdout closed");
+                // libtest may print "test drain_child_server ... " before it.
+                if let Some(at) = line.find(prefix) {
+                    return line[at + prefix.len()..].trim().to_string();
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("child did not print {prefix:?}"))
+    };
+
+    let base = format!("http://{}", wait_line("LISTENING ").await);
+    let client = client();
+    // An answer proves `serve` runs, so its signal handlers are installed.
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let slow = tokio::spawn(client.get(format!("{base}/slow")).send());
+    wait_line("ENTERED").await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let signalled = Instant::now();
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 503 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness still {status} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        client.get(format!("{base}/livez")).send().await.unwrap().status(),
+        200
+    );
+
+    // Release the in-flight request: it completes with 200.
+    stdin.write_all(b"release\n").unwrap();
+    stdin.flush().unwrap();
+    let res = slow.await.unwrap().unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "done");
+    drop(client);
+
+    // The process exits, successfully, before the grace deadline.
+    wait_line("STOPPED").await;
+    let exit_deadline = Instant::now() + CHILD_GRACE;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < exit_deadline,
+            "child still running at the grace deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(status.success(), "child exited with {status}");
+    assert!(
+        signalled.elapsed() < CHILD_GRACE,
+        "took {:?}",
+        signalled.elapsed()
+    );
 }

@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
     let config = LogConfig::new("bench")
         .environment("bench")
         .version("0.1.0")
-        .buffered_lines_limit(1 << 20);
+        .buffered_lines_limit(telltale_log::config::DEFAULT_BUFFERED_LINES);
     let (writer, guard) = config.non_blocking(std::io::sink()).unwrap();
     let subscriber = tracing_subscriber::registry()
         .with(Ids)
@@ -114,8 +114,22 @@ fn bench(c: &mut Criterion) {
     group.bench_function("access_log_in_traced_span_with_header", |b| {
         b.iter(|| span.in_scope(|| run(&mut with_header)))
     });
-    group.finish();
     drop(span);
+
+    // Where the time goes: the same JSON layer writing synchronously to `io::sink`
+    // (no channel, no background thread), and the access log with no subscriber at all.
+    {
+        let sync = tracing_subscriber::registry().with(config.json_layer(std::io::sink).unwrap());
+        let _default = tracing::subscriber::set_default(sync);
+        let mut logged = AccessLogLayer::new().layer(handler());
+        group.bench_function("access_log_json_sync_sink", |b| b.iter(|| run(&mut logged)));
+    }
+    {
+        let _default = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+        let mut logged = AccessLogLayer::new().layer(handler());
+        group.bench_function("access_log_disabled", |b| b.iter(|| run(&mut logged)));
+    }
+    group.finish();
     eprintln!("dropped lines during the bench: {}", guard.dropped_lines());
     drop(guard);
 }

@@ -31,11 +31,21 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
+#[inline(always)]
+fn may_need_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xe2
+}
+
 /// Appends the escaped form of `s` (without surrounding quotes).
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // Fast path: most strings (keys, methods, routes, ids) need no escaping at all.
+    let Some(first) = bytes.iter().position(|&b| may_need_escape(b)) else {
+        out.extend_from_slice(bytes);
+        return;
+    };
     let mut start = 0;
-    let mut i = 0;
+    let mut i = first;
     while i < bytes.len() {
         let b = bytes[i];
         let e = ESCAPE[b as usize];
@@ -109,6 +119,36 @@ pub(crate) fn debug_quoted_into(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
 /// Appends a finite float as a JSON number, and NaN/±inf as the strings `"NaN"`, `"inf"`, `"-inf"`.
 pub(crate) fn f64_into(out: &mut Vec<u8>, v: f64) {
     use std::io::Write as _;
+    if v.is_finite() && v.abs() < 1e12 {
+        // Fast path for values with at most three decimals (durations in ms with µs
+        // precision): exact, since `m / 1000.0 == v` means the decimal text parses back to v.
+        let m = (v * 1000.0).round();
+        if m / 1000.0 == v {
+            if v < 0.0 {
+                out.push(b'-');
+            }
+            let m = m.abs() as u64;
+            u64_into(out, m / 1000);
+            let frac = m % 1000;
+            if frac != 0 {
+                let digits = [
+                    b'.',
+                    b'0' + (frac / 100) as u8,
+                    b'0' + (frac / 10 % 10) as u8,
+                    b'0' + (frac % 10) as u8,
+                ];
+                let len = if frac % 100 == 0 {
+                    2
+                } else if frac % 10 == 0 {
+                    3
+                } else {
+                    4
+                };
+                out.extend_from_slice(&digits[..len]);
+            }
+            return;
+        }
+    }
     if v.is_finite() {
         // Rust's `Display` for f64 never uses exponent notation: always a valid JSON number.
         let _ = write!(out, "{v}");
@@ -121,7 +161,30 @@ pub(crate) fn f64_into(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// Appends an integer as a JSON number.
+/// Appends an unsigned integer as a JSON number, without the `fmt` machinery.
+pub(crate) fn u64_into(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends a signed integer as a JSON number.
+pub(crate) fn i64_into(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    u64_into(out, v.unsigned_abs());
+}
+
+/// Appends a (128-bit) integer as a JSON number.
 pub(crate) fn int_into(out: &mut Vec<u8>, v: impl fmt::Display) {
     use std::io::Write as _;
     let _ = write!(out, "{v}");
@@ -154,6 +217,60 @@ mod tests {
         assert!(!out.contains('\n'));
         let back: String = serde_json::from_str(&out).unwrap();
         assert_eq!(back, all);
+    }
+
+    #[test]
+    fn floats_round_trip_exactly() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            1.0,
+            1.25,
+            12.345,
+            0.001,
+            0.1,
+            0.3,
+            1234.567,
+            -2.5,
+            1e-9,
+            1e15,
+            123.4567,
+            0.000_5,
+            999_999_999.999,
+        ];
+        values.extend((0..5000).map(|i| f64::from(i) * 0.001 + 0.0007 * f64::from(i % 7)));
+        for v in values {
+            let mut out = Vec::new();
+            f64_into(&mut out, v);
+            let text = String::from_utf8(out).unwrap();
+            let back: f64 = text.parse().unwrap(); // std parsing is correctly rounded; serde_json may be 1 ulp off
+            assert_eq!(back, v, "{v} written as {text}");
+        }
+    }
+
+    #[test]
+    fn integers_match_display() {
+        for v in [0i64, 1, -1, 9, 10, 99, 100, 12345, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            i64_into(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
+        let mut out = Vec::new();
+        u64_into(&mut out, u64::MAX);
+        assert_eq!(String::from_utf8(out).unwrap(), u64::MAX.to_string());
+    }
+
+    #[test]
+    fn long_plain_and_mixed_strings_escape_like_the_short_path() {
+        let s = format!(
+            "{}\n{}\"{}\u{2028}",
+            "a".repeat(37),
+            "b".repeat(16),
+            "c".repeat(15)
+        );
+        assert_eq!(serde_json::from_str::<String>(&esc(&s)).unwrap(), s);
+        assert!(!esc(&s).contains('\n'));
     }
 
     #[test]

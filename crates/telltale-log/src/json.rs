@@ -78,7 +78,9 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::escape::{EscapingWriter, debug_quoted_into, escape_into, f64_into, int_into, quoted_into};
+use crate::escape::{
+    EscapingWriter, debug_quoted_into, escape_into, f64_into, i64_into, int_into, quoted_into, u64_into,
+};
 use crate::keys;
 use crate::redact::Redaction;
 
@@ -240,6 +242,15 @@ struct Bufs {
     log_target: Vec<u8>,
     fields: Vec<u8>,
     seen: Vec<&'static str>,
+    clock: SecondCache,
+}
+
+/// The formatted `YYYY-MM-DDTHH:MM:SS` of the last second seen on this thread: the date
+/// arithmetic runs once a second, not once a line.
+#[derive(Default)]
+struct SecondCache {
+    unix_secs: u64,
+    text: [u8; 19],
 }
 
 /// Capacity above which a buffer is given back after use, so one huge event does not
@@ -326,8 +337,8 @@ impl<'a> From<&'a SpanValue> for Val<'a> {
 /// Writes a value as its natural JSON type.
 fn write_value(out: &mut Vec<u8>, v: Val<'_>) {
     match v {
-        Val::I64(v) => int_into(out, v),
-        Val::U64(v) => int_into(out, v),
+        Val::I64(v) => i64_into(out, v),
+        Val::U64(v) => u64_into(out, v),
         Val::I128(v) => int_into(out, v),
         Val::U128(v) => int_into(out, v),
         Val::F64(v) => f64_into(out, v),
@@ -375,10 +386,11 @@ fn is_reserved(name: &str) -> bool {
     )
 }
 
-/// Appends `,"name":value` unless `name` was already written; reserved names get the
-/// collision prefix; redacted names get the redaction marker.
-fn write_field(bufs: &mut Bufs, redaction: &Redaction, name: &'static str, v: Val<'_>) {
-    if bufs.seen.contains(&name) {
+/// Appends `,"name":value` unless `name` was already written (only span fields can
+/// repeat a name: an event's field names are unique); reserved names get the collision
+/// prefix; redacted names get the redaction marker.
+fn write_field(bufs: &mut Bufs, redaction: &Redaction, name: &'static str, v: Val<'_>, check_seen: bool) {
+    if check_seen && bufs.seen.contains(&name) {
         return;
     }
     bufs.seen.push(name);
@@ -416,7 +428,7 @@ impl EventVisitor<'_> {
             }
             "log.target" => write_string(&mut self.bufs.log_target, v),
             "log.module_path" | "log.file" | "log.line" => {}
-            _ => write_field(self.bufs, self.redaction, name, v),
+            _ => write_field(self.bufs, self.redaction, name, v, false),
         }
     }
 }
@@ -462,26 +474,40 @@ fn level_str(level: &Level) -> &'static str {
 }
 
 /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` for the current UTC time.
-fn write_timestamp(out: &mut Vec<u8>) {
-    let now = time::OffsetDateTime::now_utc();
-    let two = |out: &mut Vec<u8>, v: u8, sep: u8| {
-        out.extend_from_slice(&[b'0' + v / 10, b'0' + v % 10, sep]);
-    };
-    let year = now.year().clamp(0, 9999) as u16;
+fn write_timestamp(out: &mut Vec<u8>, cache: &mut SecondCache) {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    if secs != cache.unix_secs || cache.text[0] == 0 {
+        let t = i64::try_from(secs)
+            .ok()
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let mut text = Vec::with_capacity(19);
+        let two = |out: &mut Vec<u8>, v: u8, sep: u8| {
+            out.extend_from_slice(&[b'0' + v / 10, b'0' + v % 10, sep]);
+        };
+        let year = t.year().clamp(0, 9999) as u16;
+        text.extend_from_slice(&[
+            b'0' + (year / 1000) as u8,
+            b'0' + (year / 100 % 10) as u8,
+            b'0' + (year / 10 % 10) as u8,
+            b'0' + (year % 10) as u8,
+            b'-',
+        ]);
+        two(&mut text, t.month() as u8, b'-');
+        two(&mut text, t.day(), b'T');
+        two(&mut text, t.hour(), b':');
+        two(&mut text, t.minute(), b':');
+        text.extend_from_slice(&[b'0' + t.second() / 10, b'0' + t.second() % 10]);
+        cache.text.copy_from_slice(&text);
+        cache.unix_secs = secs;
+    }
+    out.extend_from_slice(&cache.text);
+    let ms = since_epoch.subsec_millis();
     out.extend_from_slice(&[
-        b'0' + (year / 1000) as u8,
-        b'0' + (year / 100 % 10) as u8,
-        b'0' + (year / 10 % 10) as u8,
-        b'0' + (year % 10) as u8,
-        b'-',
-    ]);
-    two(out, now.month() as u8, b'-');
-    two(out, now.day(), b'T');
-    two(out, now.hour(), b':');
-    two(out, now.minute(), b':');
-    two(out, now.second(), b'.');
-    let ms = now.millisecond();
-    out.extend_from_slice(&[
+        b'.',
         b'0' + (ms / 100) as u8,
         b'0' + (ms / 10 % 10) as u8,
         b'0' + (ms % 10) as u8,
@@ -553,7 +579,7 @@ where
                                     write_string(&mut bufs.request_id, value.into());
                                 }
                             } else {
-                                write_field(bufs, &inner.redaction, name, value.into());
+                                write_field(bufs, &inner.redaction, name, value.into(), true);
                             }
                         }
                     }
@@ -562,7 +588,7 @@ where
 
             let line = &mut bufs.line;
             line.extend_from_slice(b"{\"timestamp\":\"");
-            write_timestamp(line);
+            write_timestamp(line, &mut bufs.clock);
             line.extend_from_slice(b"\",\"level\":\"");
             line.extend_from_slice(level_str(meta.level()).as_bytes());
             line.push(b'"');
@@ -614,7 +640,11 @@ mod tests {
     #[test]
     fn timestamp_is_rfc3339_utc_millis() {
         let mut v = Vec::new();
-        write_timestamp(&mut v);
+        let mut cache = SecondCache::default();
+        write_timestamp(&mut v, &mut cache);
+        let mut again = Vec::new();
+        write_timestamp(&mut again, &mut cache);
+        assert_eq!(v[..10], again[..10]);
         let s = String::from_utf8(v).unwrap();
         let b = s.as_bytes();
         assert_eq!(s.len(), 24, "{s}");

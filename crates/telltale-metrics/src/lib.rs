@@ -42,7 +42,17 @@ pub mod recorder;
 pub mod server;
 
 #[cfg(feature = "prometheus")]
+pub mod collector;
+#[cfg(feature = "prometheus")]
+pub mod exemplars;
+#[cfg(feature = "process")]
+pub mod process;
+#[cfg(feature = "prometheus")]
 pub mod prometheus;
+#[cfg(feature = "tokio-runtime")]
+pub mod runtime;
+#[cfg(feature = "prometheus")]
+pub mod saturation;
 
 #[cfg(feature = "layers")]
 pub use client::ClientMetrics;

@@ -152,6 +152,43 @@ pub mod meta {
     pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
     /// OS threads, gauge.
     pub const PROCESS_THREADS: &str = "process_threads";
+    /// Maximum open file descriptors (the soft limit), gauge.
+    pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+    /// tokio runtime worker threads, gauge.
+    pub const TOKIO_WORKERS: &str = "tokio_workers";
+    /// Tasks in the tokio runtime's global (injection) queue, gauge.
+    pub const TOKIO_GLOBAL_QUEUE_DEPTH: &str = "tokio_global_queue_depth";
+    /// Alive tasks in the tokio runtime, gauge.
+    pub const TOKIO_ALIVE_TASKS: &str = "tokio_alive_tasks";
+    /// Time tokio workers spent busy, summed over workers, counter (seconds). Busy ratio:
+    /// `rate(tokio_worker_busy_seconds_total[1m]) / tokio_workers`.
+    pub const TOKIO_WORKER_BUSY_SECONDS_TOTAL: &str = "tokio_worker_busy_seconds_total";
+}
+
+/// Saturation gauges for capacity planning (sampled at scrape time, see
+/// `telltale_metrics::saturation`).
+pub mod saturation {
+    /// `db.client.connections.usage` (the OpenTelemetry name before `db.client.connection.count`,
+    /// whose Prometheus form `_count` promtool rejects on a gauge): connections of a pool by
+    /// state (`used`, `idle`), gauge. Labels: `pool_name`, `state`.
+    pub const DB_CLIENT_CONNECTIONS_USAGE: &str = "db_client_connections_usage";
+    /// `db.client.connections.pending_requests`: callers waiting for a connection, gauge.
+    /// Label: `pool_name`.
+    pub const DB_CLIENT_CONNECTIONS_PENDING_REQUESTS: &str = "db_client_connections_pending_requests";
+    /// `db.client.connections.max`: the pool's maximum size, gauge. Label: `pool_name`.
+    pub const DB_CLIENT_CONNECTIONS_MAX: &str = "db_client_connections_max";
+    /// Items waiting in an in-process queue, gauge. Label: `queue`.
+    pub const QUEUE_DEPTH: &str = "telltale_queue_depth";
+    /// The capacity of an in-process queue, gauge. Label: `queue`.
+    pub const QUEUE_CAPACITY: &str = "telltale_queue_capacity";
+    /// Label: the pool's name.
+    pub const POOL_NAME: &str = "pool_name";
+    /// Label: the queue's name.
+    pub const QUEUE: &str = "queue";
+    /// `state` value: connections in use.
+    pub const STATE_USED: &str = "used";
+    /// `state` value: idle connections.
+    pub const STATE_IDLE: &str = "idle";
 }
 
 /// Label names (OpenTelemetry attribute names with `.` turned into `_`).

@@ -47,7 +47,7 @@
 //! assert!(text.contains(r#"build_info{service="svc",version="1.2.3",commit="abc"} 1"#));
 //! ```
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -59,6 +59,8 @@ use metrics::{Key, Label, Recorder, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::RecorderRef;
+use crate::collector::{Collector, Exposition};
+use crate::exemplars::Exemplars;
 use crate::names::{client, labels, legacy, meta, otel};
 
 pub use crate::names::DEFAULT_DURATION_BUCKETS;
@@ -113,6 +115,7 @@ pub struct PrometheusConfig {
     commit: Option<String>,
     duration_buckets: Vec<f64>,
     size_buckets: Vec<f64>,
+    exemplars: bool,
 }
 
 impl PrometheusConfig {
@@ -125,7 +128,17 @@ impl PrometheusConfig {
             commit: None,
             duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
             size_buckets: DEFAULT_SIZE_BUCKETS.to_vec(),
+            exemplars: false,
         }
+    }
+
+    /// Serve OpenMetrics with exemplars to scrapers that ask for it (see
+    /// [`exemplars`](crate::exemplars)); layers opt in with
+    /// [`MetricsLayerBuilder::exemplars`](crate::MetricsLayerBuilder::exemplars).
+    /// Default: off (plain text format only).
+    pub fn exemplars(mut self, enabled: bool) -> Self {
+        self.exemplars = enabled;
+        self
     }
 
     /// The `environment` global label (absent unless set).
@@ -157,6 +170,17 @@ impl PrometheusConfig {
     pub fn size_buckets(mut self, buckets: &[f64]) -> Self {
         self.size_buckets = buckets.to_vec();
         self
+    }
+
+    fn global_labels(&self) -> String {
+        let mut l = vec![(labels::SERVICE, self.service.as_str())];
+        if let Some(env) = &self.environment {
+            l.push((labels::ENVIRONMENT, env));
+        }
+        if let Some(v) = &self.version {
+            l.push((labels::VERSION, v));
+        }
+        crate::collector::render_labels(&l)
     }
 
     fn recorder(&self) -> Result<PrometheusRecorder, PrometheusError> {
@@ -197,7 +221,7 @@ impl PrometheusConfig {
     /// Builds the recorder without installing it (tests, several registries).
     pub fn build(self) -> Result<Prometheus, PrometheusError> {
         let recorder = Arc::new(self.recorder()?);
-        let handle = MetricsHandle::new(recorder.handle(), false);
+        let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars, false);
         Ok(Prometheus { recorder, handle })
     }
 
@@ -207,7 +231,7 @@ impl PrometheusConfig {
     /// already set (this one or any other): there can be one per process.
     pub fn install(self) -> Result<MetricsHandle, PrometheusError> {
         let recorder = self.recorder()?;
-        let handle = MetricsHandle::new(recorder.handle(), true);
+        let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars, true);
         metrics::set_global_recorder(recorder).map_err(|_| PrometheusError::RecorderAlreadyInstalled)?;
         Ok(handle)
     }
@@ -349,7 +373,14 @@ impl std::fmt::Debug for Prometheus {
 #[derive(Clone)]
 pub struct MetricsHandle {
     prom: PrometheusHandle,
+    extra: Arc<Extra>,
     _upkeep: Arc<Upkeep>,
+}
+
+struct Extra {
+    global_labels: String,
+    exemplars: Option<Exemplars>,
+    collectors: RwLock<Vec<Box<dyn Collector>>>,
 }
 
 impl std::fmt::Debug for MetricsHandle {
@@ -374,7 +405,7 @@ impl Drop for Upkeep {
 static GLOBAL_UPKEEP: std::sync::OnceLock<Arc<Upkeep>> = std::sync::OnceLock::new();
 
 impl MetricsHandle {
-    fn new(prom: PrometheusHandle, global: bool) -> Self {
+    fn new(prom: PrometheusHandle, global_labels: String, exemplars: bool, global: bool) -> Self {
         let (tx, rx) = std::sync::mpsc::channel::<Weak<Upkeep>>();
         let p = prom.clone();
         let thread = std::thread::Builder::new()
@@ -399,13 +430,39 @@ impl MetricsHandle {
         }
         MetricsHandle {
             prom,
+            extra: Arc::new(Extra {
+                global_labels,
+                exemplars: exemplars.then(Exemplars::default),
+                collectors: RwLock::new(Vec::new()),
+            }),
             _upkeep: upkeep,
         }
     }
 
-    /// The metrics in the Prometheus text format.
+    /// Adds a [`Collector`] sampled at every render (process, runtime, pool metrics).
+    pub fn register_collector(&self, collector: impl Collector) {
+        self.extra
+            .collectors
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(collector));
+    }
+
+    /// The metrics in the Prometheus text format: the recorder's, then the collectors'.
     pub fn render(&self) -> String {
-        self.prom.render()
+        let mut out = self.prom.render();
+        let collectors = self
+            .extra
+            .collectors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !collectors.is_empty() {
+            let mut exposition = Exposition::new(&mut out, &self.extra.global_labels);
+            for c in collectors.iter() {
+                c.collect(&mut exposition);
+            }
+        }
+        out
     }
 
     /// The underlying exporter handle.
@@ -413,16 +470,45 @@ impl MetricsHandle {
         &self.prom
     }
 
-    /// The `/metrics` response for a request with these headers.
-    pub fn response(&self, _request_headers: &HeaderMap) -> Response {
-        let body = self.render();
+    /// The exemplar side-table, when [`PrometheusConfig::exemplars`] is on.
+    pub fn exemplars(&self) -> Option<Exemplars> {
+        self.extra.exemplars.clone()
+    }
+
+    /// The metrics in the OpenMetrics text format, with exemplars when they are on.
+    pub fn render_openmetrics(&self) -> String {
+        let text = self.render();
+        self.extra
+            .exemplars
+            .clone()
+            .unwrap_or_default()
+            .to_openmetrics(&text, &self.extra.global_labels)
+    }
+
+    /// The `/metrics` response for a request with these headers: OpenMetrics with
+    /// exemplars when they are on and `Accept` asks for `application/openmetrics-text`,
+    /// else the Prometheus text format.
+    pub fn response(&self, request_headers: &HeaderMap) -> Response {
+        let wants_openmetrics = self.extra.exemplars.is_some()
+            && request_headers.get_all(header::ACCEPT).iter().any(|v| {
+                v.as_bytes()
+                    .windows(OPENMETRICS.len())
+                    .any(|w| w.eq_ignore_ascii_case(OPENMETRICS))
+            });
+        let (content_type, body) = if wants_openmetrics {
+            (OPENMETRICS_CONTENT_TYPE, self.render_openmetrics())
+        } else {
+            (TEXT_CONTENT_TYPE, self.render())
+        };
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE))],
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
             body,
         )
             .into_response()
     }
 }
+
+const OPENMETRICS: &[u8] = b"application/openmetrics-text";
 
 /// A router serving `GET /metrics` from `handle`. Merge it into the main app, or serve
 /// it on a separate admin listener so metrics need not be public:

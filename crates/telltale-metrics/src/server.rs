@@ -97,6 +97,8 @@ pub(crate) struct HttpSeries {
     requests: Option<Counter>,
     request_size: Option<Histogram>,
     response_size: Option<Histogram>,
+    #[cfg(feature = "prometheus")]
+    exemplar: Option<Arc<crate::exemplars::Slot>>,
 }
 
 pub(crate) struct HttpShared {
@@ -106,6 +108,8 @@ pub(crate) struct HttpShared {
     recorder: RecorderRef,
     in_flight: OnceLock<Gauge>,
     cache: LabelCache<HttpKey, HttpSeries>,
+    #[cfg(feature = "prometheus")]
+    exemplars: Option<crate::exemplars::Exemplars>,
 }
 
 impl HttpShared {
@@ -177,6 +181,8 @@ pub struct MetricsLayerBuilder {
     body_sizes: bool,
     max_label_sets: usize,
     recorder: RecorderRef,
+    #[cfg(feature = "prometheus")]
+    exemplars: Option<crate::exemplars::Exemplars>,
 }
 
 impl Default for MetricsLayerBuilder {
@@ -187,6 +193,8 @@ impl Default for MetricsLayerBuilder {
             body_sizes: false,
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             recorder: RecorderRef::global(),
+            #[cfg(feature = "prometheus")]
+            exemplars: None,
         }
     }
 }
@@ -235,6 +243,16 @@ impl MetricsLayerBuilder {
         self
     }
 
+    /// Attach the trace id of a recent sampled request to each duration series, served as
+    /// OpenMetrics exemplars (see [`exemplars`](crate::exemplars)). Pass
+    /// [`MetricsHandle::exemplars`](crate::MetricsHandle::exemplars) of the recorder this
+    /// layer records into. Default: off.
+    #[cfg(feature = "prometheus")]
+    pub fn exemplars(mut self, exemplars: crate::exemplars::Exemplars) -> Self {
+        self.exemplars = Some(exemplars);
+        self
+    }
+
     /// Builds the layer. Errors on a cap below 2 or an excluded path not starting with `/`.
     pub fn build(self) -> Result<MetricsLayer, ConfigError> {
         if self.max_label_sets < 2 {
@@ -252,6 +270,8 @@ impl MetricsLayerBuilder {
         let legacy = self.scheme == Scheme::Legacy;
         let body_sizes = self.body_sizes;
         let recorder = self.recorder.clone();
+        #[cfg(feature = "prometheus")]
+        let ex = self.exemplars.clone();
         let make = move |route: &str, &(method, status, error): &HttpKey| {
             let mut labels = vec![
                 Label::from_static_parts(names.method, method),
@@ -261,7 +281,15 @@ impl MetricsLayerBuilder {
             if let (Some(e), false) = (error, legacy) {
                 labels.push(Label::from_static_parts(names.error_type, e.as_str()));
             }
-            series(&recorder, names, body_sizes, labels)
+            #[cfg(feature = "prometheus")]
+            let slot = ex.as_ref().map(|ex| ex.slot(names.duration, &labels));
+            #[allow(unused_mut)]
+            let mut s = series(&recorder, names, body_sizes, labels);
+            #[cfg(feature = "prometheus")]
+            {
+                s.exemplar = slot;
+            }
+            s
         };
         let recorder = self.recorder.clone();
         let make_overflow = move || {
@@ -287,6 +315,8 @@ impl MetricsLayerBuilder {
                     make_overflow,
                 ),
                 recorder: self.recorder,
+                #[cfg(feature = "prometheus")]
+                exemplars: self.exemplars,
             }),
         })
     }
@@ -302,6 +332,8 @@ fn series(recorder: &RecorderRef, names: LabelNames, body_sizes: bool, labels: V
             .requests_total
             .map(|n| recorder.counter(&Key::from_parts(n, labels.clone()))),
         duration: recorder.histogram(&Key::from_parts(names.duration, labels)),
+        #[cfg(feature = "prometheus")]
+        exemplar: None,
     }
 }
 
@@ -350,6 +382,11 @@ where
                 request_bytes,
                 status: 0,
                 body_expected: req.method() != Method::HEAD,
+                #[cfg(feature = "prometheus")]
+                trace: shared
+                    .exemplars
+                    .as_ref()
+                    .and_then(|_| crate::exemplars::current_trace_ids(req.extensions())),
             }))
         };
         ResponseFuture {
@@ -378,6 +415,8 @@ pub(crate) struct HttpObservation {
     request_bytes: u64,
     status: u16,
     body_expected: bool,
+    #[cfg(feature = "prometheus")]
+    trace: Option<telltale_core::trace_ids::TraceIds>,
 }
 
 impl HttpObservation {
@@ -420,6 +459,8 @@ impl HttpObservation {
         let elapsed = self.start.elapsed().as_secs_f64();
         let shared = &self.shared;
         let request_bytes = self.request_bytes;
+        #[cfg(feature = "prometheus")]
+        let trace = self.trace;
         shared
             .cache
             .with(self.group.as_deref(), (self.method, status, error), |s| {
@@ -432,6 +473,10 @@ impl HttpObservation {
                 }
                 if let Some(h) = &s.response_size {
                     h.record(response_bytes as f64);
+                }
+                #[cfg(feature = "prometheus")]
+                if let (Some(slot), Some(ids)) = (&s.exemplar, trace) {
+                    slot.set(ids, elapsed);
                 }
             });
     }

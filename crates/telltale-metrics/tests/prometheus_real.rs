@@ -91,6 +91,22 @@ async fn promtool_accepts_our_exposition() {
         Duration::from_millis(3),
     );
 
+    // Scrape-time collectors: process, tokio runtime, pool and queue saturation.
+    let handle = prom.handle();
+    handle.register_collector(telltale_metrics::process::ProcessCollector::new());
+    handle.register_collector(telltale_metrics::runtime::RuntimeCollector::current());
+    for name in ["main", "replica"] {
+        handle.register_collector(telltale_metrics::saturation::pool(name, || {
+            telltale_metrics::saturation::PoolStats {
+                used: 3,
+                idle: 2,
+                pending: 0,
+                max: Some(10),
+            }
+        }));
+    }
+    handle.register_collector(telltale_metrics::saturation::queue("jobs", || 4, Some(64)));
+
     let text = reqwest::get(format!("http://{addr}/metrics"))
         .await
         .unwrap()
@@ -118,6 +134,21 @@ async fn promtool_accepts_our_exposition() {
         text.contains("http_requests_total") && text.contains("overflow"),
         "{text}"
     );
+    for family in [
+        "process_cpu_seconds_total{",
+        "process_resident_memory_bytes{",
+        "process_open_fds{",
+        "process_max_fds{",
+        "process_threads{",
+        "process_start_time_seconds{",
+        "tokio_workers{",
+        "tokio_global_queue_depth{",
+        "tokio_worker_busy_seconds_total{",
+        "db_client_connections_usage{service=\"orders-api\",environment=\"test\",version=\"1.0.0\",pool_name=\"replica\",state=\"idle\"} 2",
+        "telltale_queue_depth{",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
 }
 
 /// A Prometheus server on a free port, killed (and its data dir removed) on drop.
@@ -135,7 +166,7 @@ impl Drop for PrometheusServer {
 }
 
 impl PrometheusServer {
-    fn start(target: SocketAddr) -> Self {
+    fn start(target: SocketAddr, extra_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
@@ -155,6 +186,7 @@ impl PrometheusServer {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -218,7 +250,7 @@ async fn real_prometheus_scrapes_series_rates_and_error_ratio() {
     hit(addr, "/orders/7", 6).await;
     hit(addr, "/bad", 2).await;
     hit(addr, "/fail", 2).await;
-    let server = PrometheusServer::start(addr);
+    let server = PrometheusServer::start(addr, &[]);
     server
         .wait_for(&format!("sum({COUNT}{{job=\"app\"}})"), 10.0)
         .await;
@@ -299,4 +331,100 @@ async fn real_prometheus_scrapes_series_rates_and_error_ratio() {
         .await
         .unwrap();
     assert!(p99 > 0.0 && p99 <= 10.0, "p99 {p99}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_stores_trace_id_exemplars_from_openmetrics() {
+    use telltale_core::trace_ids::TraceIds;
+
+    let prom = PrometheusConfig::new("orders-api")
+        .exemplars(true)
+        .build()
+        .unwrap();
+    let layer = MetricsLayer::builder()
+        .recorder(prom.recorder())
+        .exemplars(prom.handle().exemplars().unwrap())
+        .build()
+        .unwrap();
+    // Stands in for the trace layer: a sampled trace id on every request.
+    let trace = axum::middleware::from_fn(
+        |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+            req.extensions_mut().insert(TraceIds::new(
+                0x4bf92f3577b34da6a3ce929d0e0e4736,
+                0x00f067aa0ba902b7,
+                true,
+            ));
+            next.run(req).await
+        },
+    );
+    let app = Router::new()
+        .route("/orders/{id}", get(|| async { "order" }))
+        .layer(layer)
+        .layer(trace)
+        .merge(metrics_router(prom.handle()));
+    let addr = serve(app).await;
+    hit(addr, "/orders/1", 3).await;
+
+    // What Prometheus asks for, answered in OpenMetrics with the exemplar.
+    let res = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let om = res.text().await.unwrap();
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.contains("# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"}"),
+        "{om}"
+    );
+    // Plain scrapers still get the text format.
+    let plain = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert!(!plain.text().await.unwrap().contains("trace_id"));
+
+    let server = PrometheusServer::start(addr, &["--enable-feature=exemplar-storage"]);
+    server.wait_for("up{job=\"app\"}", 1.0).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let url = reqwest::Url::parse_with_params(
+        &format!("http://{}/api/v1/query_exemplars", server.addr),
+        &[
+            ("query", "http_server_request_duration_seconds_bucket"),
+            ("start", &(now - 600).to_string()),
+            ("end", &(now + 600).to_string()),
+        ],
+    )
+    .unwrap();
+    let exemplar = eventually(Duration::from_secs(60), "an exemplar in Prometheus", || {
+        let url = url.clone();
+        async move {
+            let body: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            let first = body["data"].as_array()?.first()?.clone();
+            Some(first)
+        }
+    })
+    .await;
+    assert_eq!(
+        exemplar["seriesLabels"]["http_route"], "/orders/{id}",
+        "{exemplar}"
+    );
+    assert_eq!(
+        exemplar["exemplars"][0]["labels"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{exemplar}"
+    );
 }

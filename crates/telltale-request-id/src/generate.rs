@@ -29,11 +29,13 @@
 //! [`uuid_v4`] uses `Uuid::new_v4()`, which with uuid's `fast-rng` feature (on in this
 //! workspace) draws from a thread-local CSPRNG, also without a syscall per id.
 //!
-//! Both format into a 36-byte stack buffer; the only allocation is the `HeaderValue`
-//! that holds the result.
+//! Both format into a 36-byte stack buffer; the only allocation is the one that holds
+//! the resulting `HeaderValue` (shared, not copied, by every clone of the id).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http::HeaderValue;
 use telltale_core::RequestId;
 use uuid::{Builder, Uuid};
 
@@ -65,10 +67,16 @@ pub(crate) fn new_v7() -> Uuid {
 
 fn from_uuid(uuid: Uuid) -> RequestId {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text = uuid.hyphenated().encode_lower(&mut buf);
-    // A hyphenated UUID is 36 characters of [0-9a-f-], all in the accepted set: this
-    // cannot fail, whatever the random bits.
-    RequestId::parse(text).expect("a hyphenated UUID is a valid request id")
+    uuid.hyphenated().encode_lower(&mut buf);
+    // `Bytes::from_owner` moves the 36-byte array into one reference-counted allocation:
+    // the request extensions, the task-local and the response header then share it with
+    // atomic increments. (`HeaderValue::from_str` would copy into a `Vec`-backed `Bytes`
+    // and pay a second allocation on its first clone.)
+    let value = HeaderValue::from_maybe_shared(Bytes::from_owner(buf));
+    // A hyphenated UUID is 36 characters of [0-9a-f-], all valid header bytes and all in
+    // the request-id set: neither step can fail, whatever the random bits.
+    let value = value.expect("a hyphenated UUID is a valid header value");
+    RequestId::from_header(&value).expect("a hyphenated UUID is a valid request id")
 }
 
 #[cfg(test)]

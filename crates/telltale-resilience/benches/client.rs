@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use http_body_util::Full;
 use telltale_resilience::{Bulkhead, CircuitBreaker, ClientPolicy, Retry};
+use tower::{Service, ServiceExt};
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -50,6 +53,42 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let r = full.get(&url).send().await.unwrap();
             r.bytes().await.unwrap()
+        })
+    });
+    g.finish();
+
+    // The stack's own cost, without the network: the same policy as a tower layer over
+    // a service that answers at once, against that service alone.
+    let mut g = c.benchmark_group("in_process");
+    let answer = || {
+        tower::service_fn(|_req: http::Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        })
+    };
+    let bare_svc = answer();
+    let policy_svc = tower::ServiceBuilder::new()
+        .layer(policy.layer())
+        .service(answer());
+    g.bench_function("bare_service", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut s = bare_svc;
+            async move {
+                let req = http::Request::get("http://inventory/orders/42")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                s.ready().await.unwrap().call(req).await.unwrap()
+            }
+        })
+    });
+    g.bench_function("policy_layer", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut s = policy_svc.clone();
+            async move {
+                let req = http::Request::get("http://inventory/orders/42")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                s.ready().await.unwrap().call(req).await.unwrap()
+            }
         })
     });
     g.finish();

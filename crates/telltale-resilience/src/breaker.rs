@@ -448,6 +448,13 @@ impl CircuitBreaker {
             clock,
             state: AtomicU8::new(CircuitState::Closed as u8),
             open_until_nanos: AtomicU64::new(0),
+            rejected: {
+                let mut l = vec![metrics::Label::new(labels::PEER_SERVICE, dependency.to_owned())];
+                if let Some(h) = host {
+                    l.push(metrics::Label::new(labels::SERVER_ADDRESS, h.to_owned()));
+                }
+                metrics::counter!(names::CIRCUIT_BREAKER_REJECTED_TOTAL, l)
+            },
             inner: Mutex::new(Inner {
                 state: CircuitState::Closed,
                 window,
@@ -645,6 +652,7 @@ struct Core {
     clock: Arc<dyn Clock>,
     state: AtomicU8,
     open_until_nanos: AtomicU64,
+    rejected: metrics::Counter,
     inner: Mutex<Inner>,
 }
 
@@ -739,14 +747,8 @@ impl Core {
     }
 
     fn reject(&self, state: CircuitState) -> ResilienceError {
-        let mut l = vec![metrics::Label::new(
-            labels::PEER_SERVICE,
-            self.dependency.to_string(),
-        )];
-        if let Some(h) = &self.host {
-            l.push(metrics::Label::new(labels::SERVER_ADDRESS, h.to_string()));
-        }
-        metrics::counter!(names::CIRCUIT_BREAKER_REJECTED_TOTAL, l).increment(1);
+        // Pre-resolved: an open breaker rejects every call, so this is a hot path.
+        self.rejected.increment(1);
         tracing::debug!(peer.service = %self.dependency, state = state.as_str(), "circuit breaker rejected the call");
         ResilienceError::CircuitOpen {
             dependency: self.name.clone(),

@@ -41,6 +41,10 @@
 //! keeps the cost of the whole stack to one allocation per call (plus one per attempt
 //! for the transport future).
 //!
+//! The per-attempt timeout and the deadline cover the call up to the response *headers*
+//! (that is what a retry decision needs); reading the response body afterwards is not
+//! bounded by them: use the client's own body/read timeout for that.
+//!
 //! Metric handles are resolved when the policy is built: build it after installing the
 //! metrics recorder (the facade's `Telemetry::init()`).
 

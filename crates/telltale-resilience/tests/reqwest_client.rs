@@ -540,3 +540,50 @@ async fn outer_middlewares_run_before_the_policy_and_see_the_error_type() {
         "one logical call seen outside"
     );
 }
+
+#[tokio::test]
+async fn per_host_breakers_isolate_a_failing_host() {
+    let bad = FlakyServer::start(Script::Always(503)).await;
+    let good = FlakyServer::start(Script::Ok).await;
+    let policy = ClientPolicy::builder("per-host")
+        .circuit_breaker(CircuitBreaker::consecutive_failures(2).open_for(Duration::from_secs(600)))
+        .per_host_breakers(8)
+        .build()
+        .unwrap();
+    let c = client(&policy);
+    for _ in 0..2 {
+        assert_eq!(c.get(bad.url("/")).send().await.unwrap().status(), 503);
+    }
+    let e = c.get(bad.url("/")).send().await.unwrap_err();
+    assert!(matches!(
+        resilience_error(&e),
+        ResilienceError::CircuitOpen { .. }
+    ));
+    assert_eq!(c.get(good.url("/")).send().await.unwrap().status(), 200);
+    assert_eq!(bad.calls(), 2);
+    let registry = policy.breaker_registry().unwrap();
+    let bad_host = format!("127.0.0.1:{}", bad.addr.port());
+    assert_eq!(registry.get(&bad_host).state(), CircuitState::Open);
+    let status = policy.readiness().unwrap_err();
+    assert!(status.contains(&bad_host), "{status}");
+}
+
+#[tokio::test]
+async fn backoff_that_cannot_fit_before_the_deadline_is_skipped() {
+    metrics();
+    let server = FlakyServer::start(Script::RetryAfter(5, 503, "2")).await;
+    let policy = ClientPolicy::builder("deadline-skip")
+        .deadline(Duration::from_millis(500))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    let resp = client(&policy).get(server.url("/")).send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        503,
+        "the last answer is returned, not a made-up error"
+    );
+    assert_eq!(server.calls(), 1);
+    let skipped = [("peer_service", "deadline-skip"), ("reason", "deadline")];
+    assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
+}

@@ -46,7 +46,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
-use opentelemetry::trace::{Event, SpanKind, Status, TraceContextExt};
+use opentelemetry::trace::{Event, SpanKind, Status};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SpanData;
 use pin_project_lite::pin_project;
@@ -154,8 +154,8 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let config = &self.config;
-        let parent_cx = span::extract(req.headers());
-        let start = SpanStart::begin(&config.pipeline, &parent_cx.span().span_context().clone());
+        let (parent, base_cx) = span::extract(req.headers());
+        let start = SpanStart::begin(&config.pipeline, &parent);
         let request_id = req.extensions().get::<RequestId>();
         let tracing_span = match request_id {
             Some(id) => tracing::info_span!(target: names::SPAN_TARGET, "request", request_id = %id),
@@ -166,8 +166,8 @@ where
         span::attach_ids(&tracing_span, start.trace_ids());
         let info = start
             .recording()
-            .then(|| RequestInfo::capture(&req, config.protocol));
-        let cx = span::child_context(&parent_cx, &start);
+            .then(|| Box::new(RequestInfo::capture(&req, config.protocol)));
+        let cx = span::child_context(&base_cx, &start);
         let future = {
             let _entered = tracing_span.enter();
             let _attached = cx.clone().attach();
@@ -306,9 +306,11 @@ pub(crate) fn protocol_version(v: Version) -> &'static str {
     }
 }
 
+// Kept small (the request data is boxed, and only when recorded): the response future
+// and body are moved several times on their way out, and a big struct costs memmoves.
 struct State {
     start: SpanStart,
-    info: Option<RequestInfo>,
+    info: Option<Box<RequestInfo>>,
     config: Arc<Config>,
     cx: Context,
     span: tracing::Span,
@@ -339,7 +341,7 @@ impl State {
         let error = end.error.is_some();
         let pipeline = &config.pipeline;
         start.finish(pipeline, error, |parts| {
-            build_server_span(&config, info, end, parts)
+            build_server_span(&config, *info, end, parts)
         });
     }
 }
@@ -533,12 +535,12 @@ where
                     .extensions()
                     .get::<HandlerPanic>()
                     .map(|p| p.0.clone().into_owned());
-                let observer = ServerSpanEnd {
+                let observer = ServerSpanEnd(Box::new(EndState {
                     state,
                     status,
                     grpc_in_headers,
                     panic,
-                };
+                }));
                 Poll::Ready(Ok(res.map(|b| ObservedBody::new(b, observer))))
             }
         }
@@ -562,7 +564,11 @@ fn traceresponse(start: &SpanStart) -> Option<HeaderValue> {
 }
 
 /// Ends the server span when the response body ends (see [`ObservedBody`]).
-pub struct ServerSpanEnd {
+///
+/// Boxed, so an unobserved body stays small.
+pub struct ServerSpanEnd(Box<EndState>);
+
+struct EndState {
     state: State,
     status: StatusCode,
     grpc_in_headers: Option<GrpcCode>,
@@ -572,29 +578,30 @@ pub struct ServerSpanEnd {
 impl fmt::Debug for ServerSpanEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerSpanEnd")
-            .field("status", &self.status)
+            .field("status", &self.0.status)
             .finish_non_exhaustive()
     }
 }
 
 impl BodyObserver for ServerSpanEnd {
     fn on_end(self, end: BodyEnd<'_>) {
-        let protocol = self.state.config.protocol;
+        let this = *self.0;
+        let protocol = this.state.config.protocol;
         let mut info = EndInfo {
-            status: Some(self.status),
+            status: Some(this.status),
             body_bytes: Some(end.bytes()),
             ..EndInfo::default()
         };
-        let grpc = self
+        let grpc = this
             .grpc_in_headers
             .or_else(|| end.trailers().and_then(GrpcCode::from_headers));
         info.grpc = grpc;
         // The status classification first.
         let mut outcome = match protocol {
-            Protocol::Http => outcome::server_http(self.status),
+            Protocol::Http => outcome::server_http(this.status),
             Protocol::Grpc => match grpc {
                 Some(code) => outcome::server_grpc(code),
-                None => outcome::server_http(self.status),
+                None => outcome::server_http(this.status),
             },
         };
         match end {
@@ -605,13 +612,13 @@ impl BodyObserver for ServerSpanEnd {
             BodyEnd::Dropped { .. } => info.disconnected = true,
             _ => {}
         }
-        if let Some(msg) = self.panic {
+        if let Some(msg) = this.panic {
             outcome = outcome::Outcome::Error(ErrorType::Panic);
             info.description = Some(msg.clone());
             info.exception = Some(msg);
         }
         info.error = outcome.error_type();
-        self.state.finish(info);
+        this.state.finish(info);
     }
 }
 

@@ -22,9 +22,23 @@ fn propagator() -> crate::propagation::TelltalePropagator {
     crate::propagation::TelltalePropagator::new()
 }
 
-/// Extracts the incoming trace context (and baggage) from request headers.
-pub(crate) fn extract(headers: &HeaderMap) -> Context {
-    propagator().extract_headers(headers)
+/// The incoming parent span context (invalid when absent or malformed) and the context to
+/// build the request's context on (carrying the baggage, if any).
+///
+/// Without a `baggage` header the base is an empty context, so extraction allocates no
+/// context of its own: the request's context is then one allocation.
+pub(crate) fn extract(headers: &HeaderMap) -> (SpanContext, Context) {
+    let p = propagator();
+    if headers.contains_key(telltale_core::headers::BAGGAGE) {
+        let cx = p.extract_headers(headers);
+        let sc = cx.span().span_context().clone();
+        (sc, cx)
+    } else {
+        let sc = p
+            .extract_span_context(headers)
+            .unwrap_or_else(SpanContext::empty_context);
+        (sc, Context::new())
+    }
 }
 
 /// Injects `cx`'s span context (and baggage) into outgoing request headers.

@@ -459,3 +459,82 @@ async fn http_client_layer_injects_its_span_and_counts_4xx_as_errors() {
     );
     assert_eq!(attr(span, "server.port").as_deref(), Some("80"));
 }
+
+#[tokio::test]
+async fn incoming_baggage_reaches_outgoing_calls_made_in_the_handler() {
+    let (p, _spans) = pipeline(Sampling::always());
+    let client_layer = telltale_trace::ClientTraceLayer::new(p.clone());
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || {
+                let client_layer = client_layer.clone();
+                async move {
+                    let echo = tower::service_fn(|req: Request<Body>| async move {
+                        let b = req.headers().get("baggage").cloned();
+                        Ok::<_, Infallible>(http::Response::new(Body::from(
+                            b.map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default(),
+                        )))
+                    });
+                    let client = tower::Layer::layer(&client_layer, echo);
+                    let res = client
+                        .oneshot(Request::get("http://dep/").body(Body::empty()).unwrap())
+                        .await
+                        .unwrap();
+                    let body = res.into_body().collect().await.unwrap().to_bytes();
+                    String::from_utf8(body.to_vec()).unwrap()
+                }
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let mut req = get_req("/");
+    req.headers_mut()
+        .insert("baggage", "tenant=acme".parse().unwrap());
+    let res = app.oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"tenant=acme");
+}
+
+#[tokio::test]
+async fn tail_rules_keep_a_failed_request_with_its_client_spans_and_drop_a_good_one() {
+    let (p, spans) = pipeline(Sampling::never().keep_errors());
+    let client_layer = telltale_trace::ClientTraceLayer::new(p.clone()).dependency("dep");
+    let handler = move |status: StatusCode| {
+        let client_layer = client_layer.clone();
+        async move {
+            let ok = tower::service_fn(|_req: Request<Body>| async {
+                Ok::<_, Infallible>(http::Response::new(Body::empty()))
+            });
+            let client = tower::Layer::layer(&client_layer, ok);
+            let res = client
+                .oneshot(Request::get("http://dep/x").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let _ = res.into_body().collect().await.unwrap();
+            status
+        }
+    };
+    let (h1, h2) = (handler.clone(), handler);
+    let app = Router::new()
+        .route("/fail", get(move || h1(StatusCode::INTERNAL_SERVER_ERROR)))
+        .route("/ok", get(move || h2(StatusCode::OK)))
+        .layer(TraceLayer::new(p.clone()));
+    for uri in ["/ok", "/fail", "/ok"] {
+        let res = app.clone().oneshot(get_req(uri)).await.unwrap();
+        let _ = res.into_body().collect().await.unwrap();
+    }
+    let got = spans.spans();
+    let names: Vec<_> = got.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(
+        names,
+        ["GET", "GET /fail"],
+        "held client span first, then its root"
+    );
+    assert_eq!(got[0].parent_span_id, got[1].span_context.span_id());
+    assert!(got.iter().all(|s| s.span_context.is_sampled()));
+    let stats = p.stats();
+    assert_eq!(
+        (stats.kept_traces, stats.dropped_traces, stats.held_traces),
+        (1, 2, 0)
+    );
+}

@@ -27,7 +27,7 @@ pub fn http(url: &str) -> Result<HttpCheck, InvalidUrl> {
     })
 }
 
-/// See [`http`].
+/// See [`http()`].
 #[derive(Debug, Clone)]
 pub struct HttpCheck {
     client: reqwest::Client,
@@ -66,7 +66,7 @@ impl ReadinessCheck for HttpCheck {
     }
 }
 
-/// The URL given to [`http`] does not parse.
+/// The URL given to [`http()`] does not parse.
 #[derive(Debug, Clone)]
 pub struct InvalidUrl {
     message: String,

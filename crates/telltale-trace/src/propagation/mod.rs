@@ -61,7 +61,7 @@
 //!   extracted even when `traceparent` is missing or invalid. See [`Baggage`] for the
 //!   limits (64 members, 8,192 bytes) and the per-member error handling.
 //! - **B3 / Jaeger** (features `b3`, `jaeger`, enabled per propagator with
-//!   [`TelltalePropagator::with_b3`] / [`TelltalePropagator::with_jaeger`]) are only
+//!   `TelltalePropagator::with_b3` / `TelltalePropagator::with_jaeger`) are only
 //!   consulted when **no** `traceparent` header is present: W3C wins when both are
 //!   present, and a present but invalid `traceparent` still starts a new trace rather than
 //!   falling back (the W3C processing model says to restart).
