@@ -177,21 +177,21 @@ where
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     *this.bytes += data.remaining() as u64;
-                    if this.inner.is_end_stream() {
-                        if let Some(o) = this.observer.take() {
-                            o.on_end(BodyEnd::Complete {
-                                trailers: None,
-                                bytes: *this.bytes,
-                            });
-                        }
-                    }
-                } else if let Some(trailers) = frame.trailers_ref() {
-                    if let Some(o) = this.observer.take() {
+                    if this.inner.is_end_stream()
+                        && let Some(o) = this.observer.take()
+                    {
                         o.on_end(BodyEnd::Complete {
-                            trailers: Some(trailers),
+                            trailers: None,
                             bytes: *this.bytes,
                         });
                     }
+                } else if let Some(trailers) = frame.trailers_ref()
+                    && let Some(o) = this.observer.take()
+                {
+                    o.on_end(BodyEnd::Complete {
+                        trailers: Some(trailers),
+                        bytes: *this.bytes,
+                    });
                 }
             }
             Some(Err(error)) => {

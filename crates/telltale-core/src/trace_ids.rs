@@ -27,7 +27,7 @@ pub struct TraceIds {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn hex_into<'a>(mut v: u128, out: &'a mut [u8]) -> &'a str {
+fn hex_into(mut v: u128, out: &mut [u8]) -> &str {
     for slot in out.iter_mut().rev() {
         *slot = HEX[(v & 0xf) as usize];
         v >>= 4;

@@ -48,8 +48,8 @@ pub struct TelemetryBuilder {
 
 impl TelemetryBuilder {
     /// Installs the Prometheus recorder (global labels `service`, `environment`, `version`;
-    /// a `build_info{version,commit}` gauge; process and tokio runtime metrics sampled at
-    /// scrape time) and serves it on [`Telemetry::metrics_router`]. Without it the RED
+    /// a `build_info{version,commit}` gauge; process metrics and, when `init` runs inside a
+    /// tokio runtime, that runtime's metrics, sampled at scrape time) and serves it on [`Telemetry::metrics_router`]. Without it the RED
     /// layer still runs and records into whatever `metrics` recorder the process has.
     pub fn prometheus(mut self) -> Self {
         self.prometheus = true;
@@ -150,7 +150,12 @@ impl TelemetryBuilder {
             if let Some(b) = &self.duration_buckets {
                 config = config.duration_buckets(b);
             }
-            Some(config.install()?)
+            let handle = config.install()?;
+            handle.register_collector(telltale_metrics::process::ProcessCollector::new());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                handle.register_collector(telltale_metrics::runtime::RuntimeCollector::new(runtime));
+            }
+            Some(handle)
         } else {
             None
         };

@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use reqwest_middleware::ClientWithMiddleware;
 use serde::Deserialize;
 use telltale::RequestId;
+use telltale::client::DependencyClient;
 
 use crate::store::{Order, Store};
 
@@ -19,7 +19,7 @@ pub struct AppState {
     /// Order storage.
     pub store: Store,
     /// The inventory client (telltale's resilient client).
-    pub inventory: ClientWithMiddleware,
+    pub inventory: DependencyClient,
     /// Inventory base URL, e.g. `http://127.0.0.1:8081`.
     pub inventory_url: String,
 }

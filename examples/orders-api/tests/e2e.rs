@@ -235,13 +235,15 @@ fn ten_percent_injected_errors_fire_the_page_alert_in_a_real_prometheus() {
             }
         })
     };
-    let firing = prom.wait_for(Duration::from_secs(120), "the 1h/5m page alert fires", |p| {
-        p.alerts().ok()?.into_iter().find(|a| {
-            a["labels"]["alertname"] == "OrdersApiAvailabilitySloBurn"
-                && a["labels"]["window"] == "1h/5m"
-                && a["state"] == "firing"
+    let firing = prom
+        .wait_for(Duration::from_secs(120), "the 1h/5m page alert fires", |p| {
+            p.alerts().ok()?.into_iter().find(|a| {
+                a["labels"]["alertname"] == "OrdersApiAvailabilitySloBurn"
+                    && a["labels"]["window"] == "1h/5m"
+                    && a["state"] == "firing"
+            })
         })
-    });
+        .unwrap_or_else(|e| panic!("{e}\norders-api output:\n{}", api.output()));
     let ratio = prom
         .query_value(r#"slo:sli_error:ratio_rate5m{service="orders-api",slo="availability"}"#)
         .expect("error ratio recorded");
