@@ -682,7 +682,7 @@ impl Tracing {
     }
 }
 
-/// Export counters (also in the `metrics` facade, see [`names`](crate::names)).
+/// Export counters (also in the `metrics` facade, see [`crate::names`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExportStats {
