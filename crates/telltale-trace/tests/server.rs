@@ -543,7 +543,7 @@ async fn tail_rules_keep_a_failed_request_with_its_client_spans_and_drop_a_good_
 async fn a_request_dropped_before_its_response_is_recorded_as_disconnected() {
     let (p, spans) = pipeline(Sampling::always());
     let app = Router::new()
-        .route("/slow", get(|| std::future::pending::<&'static str>()))
+        .route("/slow", get(std::future::pending::<&'static str>))
         .layer(TraceLayer::new(p));
     let mut fut = Box::pin(app.oneshot(get_req("/slow")));
     assert!(futures_util::poll!(&mut fut).is_pending());
