@@ -1,7 +1,8 @@
 //! Outbound clients that explain themselves (feature `reqwest`).
 //!
 //! One builder per dependency gives a reqwest client whose calls carry the current
-//! request id, are measured as dependency RED metrics (`http_client_request_duration_seconds`
+//! request id, open a client span and inject W3C trace context (once
+//! [`Telemetry`](crate::Telemetry) is initialised), are measured as dependency RED metrics (`http_client_request_duration_seconds`
 //! with `peer_service`), and go through the dependency's resilience policy: overall
 //! deadline → budgeted retries → circuit breaker → per-attempt timeout.
 //!
@@ -139,12 +140,13 @@ impl ReqwestClientBuilder {
             policy = policy.bulkhead(b);
         }
         let policy = policy.build()?;
-        let outer: [Arc<dyn Middleware>; 2] = [
-            Arc::new(RequestIdMiddleware::new()),
-            Arc::new(ClientMetricsMiddleware::new(ClientMetrics::for_dependency(
-                name.as_str(),
-            ))),
-        ];
+        let mut outer: Vec<Arc<dyn Middleware>> = vec![Arc::new(RequestIdMiddleware::new())];
+        if let Some(tracing) = crate::telemetry::global_tracing() {
+            outer.push(Arc::new(tracing.reqwest_middleware(&name)));
+        }
+        outer.push(Arc::new(ClientMetricsMiddleware::new(
+            ClientMetrics::for_dependency(name.as_str()),
+        )));
         let client = policy.reqwest_with(self.client, outer);
         Ok(DependencyClient { client, policy })
     }

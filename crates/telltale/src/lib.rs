@@ -9,6 +9,7 @@
 //! | telltale-core | [`core`] |
 //! | telltale-request-id | [`request_id`] |
 //! | telltale-log | [`log`] |
+//! | telltale-trace | [`trace`] (and [`opentelemetry`], [`opentelemetry_sdk`]: the versions telltale was built with) |
 //! | telltale-metrics | [`metrics`] |
 //! | telltale-health | [`health`] |
 //! | telltale-resilience | [`resilience`] |
@@ -52,3 +53,5 @@ pub use telltale_log as log;
 pub use telltale_metrics as metrics;
 pub use telltale_request_id as request_id;
 pub use telltale_resilience as resilience;
+pub use telltale_trace as trace;
+pub use telltale_trace::{Sampling, opentelemetry, opentelemetry_sdk};

@@ -24,17 +24,20 @@ use tower::Layer;
 use telltale_log::{AccessLog, AccessLogLayer};
 use telltale_metrics::{MetricsLayer, MetricsService};
 use telltale_request_id::{RequestIdLayer, RequestIdService};
+use telltale_trace::TraceLayer;
+use telltale_trace::server::TraceService;
 
 /// The layer returned by [`Telemetry::server_layer`](crate::Telemetry::server_layer).
 #[derive(Clone, Debug)]
 pub struct ServerLayer {
     pub(crate) request_id: RequestIdLayer,
+    pub(crate) trace: TraceLayer,
     pub(crate) metrics: MetricsLayer,
     pub(crate) access_log: AccessLogLayer,
 }
 
 /// The service [`ServerLayer`] produces.
-pub type ServerService<S> = RequestIdService<MetricsService<AccessLog<S>>>;
+pub type ServerService<S> = RequestIdService<TraceService<MetricsService<AccessLog<S>>>>;
 
 impl<S> Layer<S> for ServerLayer {
     type Service = ServerService<S>;
@@ -42,6 +45,7 @@ impl<S> Layer<S> for ServerLayer {
     fn layer(&self, inner: S) -> Self::Service {
         let inner = self.access_log.layer(inner);
         let inner = self.metrics.layer(inner);
+        let inner = self.trace.layer(inner);
         self.request_id.layer(inner)
     }
 }

@@ -1,12 +1,14 @@
 //! `Telemetry`: one builder that sets up logs, traces and metrics for a service.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use axum::Router;
 use telltale_log::{AccessLogLayer, LogConfig, LogFormat, LogGuard};
 use telltale_metrics::names::Scheme;
 use telltale_metrics::{MetricsHandle, MetricsLayer, PrometheusConfig};
 use telltale_request_id::RequestIdLayer;
+use telltale_trace::export::OtlpProtocol;
+use telltale_trace::{Sampling, TraceGuard, Tracing, TracingConfig};
 
 use crate::server::ServerLayer;
 
@@ -25,6 +27,9 @@ pub enum TelemetryError {
     /// Metrics configuration was rejected (or a recorder is already installed).
     #[error("metrics: {0}")]
     Prometheus(#[from] telltale_metrics::PrometheusError),
+    /// Trace configuration was rejected.
+    #[error("traces: {0}")]
+    Trace(#[from] telltale_trace::TraceConfigError),
     /// The metrics layer configuration was rejected.
     #[error("metrics: {0}")]
     MetricsLayer(#[from] telltale_metrics::ConfigError),
@@ -44,9 +49,65 @@ pub struct TelemetryBuilder {
     prometheus: bool,
     scheme: Scheme,
     duration_buckets: Option<Vec<f64>>,
+    sampling: Option<Sampling>,
+    otlp: Otlp,
+    traceresponse: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Otlp {
+    None,
+    FromEnv,
+    Endpoint(String, OtlpProtocol),
+    Stdout,
+}
+
+/// The process's tracing, set by the first [`TelemetryBuilder::init`], so clients built
+/// without a `Telemetry` at hand (`telltale::client::reqwest`) still open client spans.
+static TRACING: OnceLock<Tracing> = OnceLock::new();
+
+#[cfg(feature = "reqwest")]
+pub(crate) fn global_tracing() -> Option<&'static Tracing> {
+    TRACING.get()
 }
 
 impl TelemetryBuilder {
+    /// Export spans over OTLP as the standard variables say: `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// (unset: no export), `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or `http/protobuf`),
+    /// `OTEL_EXPORTER_OTLP_HEADERS`. `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+    /// `OTEL_TRACES_SAMPLER(_ARG)` and `OTEL_SDK_DISABLED` are always honoured.
+    /// Without an exporter, trace context is still propagated and logs still carry ids.
+    pub fn otlp_from_env(mut self) -> Self {
+        self.otlp = Otlp::FromEnv;
+        self
+    }
+
+    /// Export spans over OTLP to `endpoint` (e.g. `http://collector:4317` for gRPC).
+    pub fn otlp(mut self, endpoint: impl Into<String>, protocol: OtlpProtocol) -> Self {
+        self.otlp = Otlp::Endpoint(endpoint.into(), protocol);
+        self
+    }
+
+    /// Print finished spans on stdout (development).
+    pub fn stdout_spans(mut self) -> Self {
+        self.otlp = Otlp::Stdout;
+        self
+    }
+
+    /// Sampling of root traces: e.g. `Sampling::ratio(0.05).keep_errors().keep_slower_than(d)`.
+    /// Default: every trace, parent-based.
+    pub fn sampling(mut self, sampling: Sampling) -> Self {
+        self.sampling = Some(sampling);
+        self
+    }
+
+    /// Send the trace id back in a `traceresponse` header (W3C Trace Context Level 2). Off
+    /// by default: it tells clients your trace ids.
+    pub fn traceresponse(mut self, enabled: bool) -> Self {
+        self.traceresponse = enabled;
+        self
+    }
+
     /// Installs the Prometheus recorder (global labels `service`, `environment`, `version`;
     /// a `build_info{version,commit}` gauge; process metrics and, when `init` runs inside a
     /// tokio runtime, that runtime's metrics, sampled at scrape time) and serves it on [`Telemetry::metrics_router`]. Without it the RED
@@ -159,8 +220,29 @@ impl TelemetryBuilder {
         } else {
             None
         };
+        let mut trace_config = TracingConfig::new(self.service.clone());
+        if let Some(env) = &self.environment {
+            trace_config = trace_config.environment(env.clone());
+        }
+        if let Some(v) = &self.version {
+            trace_config = trace_config.version(v.clone());
+        }
+        if let Some(s) = self.sampling.clone() {
+            trace_config = trace_config.sampling(s);
+        }
+        trace_config = match &self.otlp {
+            Otlp::None => trace_config,
+            Otlp::FromEnv => trace_config.otlp_from_env(),
+            Otlp::Endpoint(endpoint, protocol) => trace_config.otlp(endpoint.clone(), *protocol),
+            Otlp::Stdout => trace_config.stdout(),
+        };
+        let (tracing, trace_guard) = trace_config.build()?;
+        let _ = TRACING.set(tracing.clone());
         let log_guard = if self.logs { Some(log_config.init()?) } else { None };
         Ok(Telemetry {
+            trace: tracing.server_layer().with_traceresponse(self.traceresponse),
+            tracing,
+            trace_guard: Mutex::new(Some(trace_guard)),
             metrics,
             metrics_handle,
             service: self.service,
@@ -183,6 +265,7 @@ impl TelemetryBuilder {
 ///     .environment("prod")
 ///     .version(env!("CARGO_PKG_VERSION"))
 ///     .json_logs()
+///     .otlp_from_env() // OTEL_EXPORTER_OTLP_ENDPOINT unset: no export
 ///     .prometheus()
 ///     .init()?; // keep it alive: dropping it flushes logs
 ///
@@ -199,6 +282,9 @@ pub struct Telemetry {
     version: Option<String>,
     commit: Option<String>,
     access_log: AccessLogLayer,
+    tracing: Tracing,
+    trace: telltale_trace::TraceLayer,
+    trace_guard: Mutex<Option<TraceGuard>>,
     metrics: MetricsLayer,
     metrics_handle: Option<MetricsHandle>,
     log_guard: Mutex<Option<LogGuard>>,
@@ -218,6 +304,9 @@ impl Telemetry {
             prometheus: false,
             scheme: Scheme::default(),
             duration_buckets: None,
+            sampling: None,
+            otlp: Otlp::None,
+            traceresponse: false,
         }
     }
 
@@ -246,6 +335,7 @@ impl Telemetry {
     pub fn server_layer(&self) -> ServerLayer {
         ServerLayer {
             request_id: RequestIdLayer::new(),
+            trace: self.trace.clone(),
             metrics: self.metrics.clone(),
             access_log: self.access_log.clone(),
         }
@@ -266,8 +356,20 @@ impl Telemetry {
         self.metrics_handle.as_ref()
     }
 
+    /// The tracing set-up: client layers for tower and tonic clients, the gRPC server
+    /// layer, the OpenTelemetry provider.
+    pub fn tracing(&self) -> &Tracing {
+        &self.tracing
+    }
+
     /// Flushes and stops what [`init`](TelemetryBuilder::init) started. Also done on drop.
     pub fn shutdown(&self) {
+        if let Ok(mut guard) = self.trace_guard.lock()
+            && let Some(g) = guard.take()
+            && let Err(e) = g.shutdown()
+        {
+            tracing::warn!(error = %e, "flushing spans at shutdown failed");
+        }
         if let Ok(mut guard) = self.log_guard.lock() {
             drop(guard.take());
         }

@@ -25,6 +25,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .environment(std::env::var("ENVIRONMENT").unwrap_or_else(|_| "dev".into()))
         .version(env!("CARGO_PKG_VERSION"))
         .json_logs()
+        .otlp_from_env()
         .prometheus()
         .init()?;
     let stock = Inventory::demo();
@@ -34,6 +35,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(addr = %grpc_listener.local_addr()?, "inventory gRPC listening");
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(telemetry.tracing().grpc_server_layer())
             .add_service(InventoryGrpcServer::new(stock.clone()))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener)),
     );

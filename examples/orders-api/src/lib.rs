@@ -6,6 +6,9 @@
 //!   gRPC.
 //! - `/healthz`, `/livez`, `/readyz` (database critical, inventory not), `/startupz`,
 //!   `/metrics`; JSON logs on stdout; graceful drain on SIGTERM.
+//! - Traces: W3C context in and out, spans for the request, the HTTP and gRPC calls to the
+//!   inventory; OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; 5% of traces kept,
+//!   plus every error and every request slower than 500 ms (`OTEL_TRACES_SAMPLER` overrides).
 //! - `FAULT_ERROR_RATE=0.1` makes 10% of `/orders` requests fail with 500, to watch the
 //!   error ratio and the SLO burn alerts (`examples/orders-api/slo.yaml`) react.
 //!
@@ -29,7 +32,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use telltale::health::{Health, ReadinessCheck as _, checks};
 use telltale::resilience::{CircuitBreaker, Retry};
-use telltale::{ShutdownConfig, Telemetry};
+use telltale::trace::client::ClientTrace;
+use telltale::{Sampling, ShutdownConfig, Telemetry};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -60,6 +64,12 @@ pub fn telemetry(config: &Config) -> Result<Telemetry, telltale::TelemetryError>
         .environment(config.environment.clone())
         .version(env!("CARGO_PKG_VERSION"))
         .json_logs()
+        .otlp_from_env()
+        .sampling(
+            Sampling::ratio(0.05)
+                .keep_errors()
+                .keep_slower_than(Duration::from_millis(500)),
+        )
         .prometheus()
         .init()
 }
@@ -79,7 +89,7 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
     let (inventory_url, inventory_grpc_url) = match (&config.inventory_url, &config.inventory_grpc_url) {
         (Some(http), Some(grpc)) => (http.clone(), grpc.clone()),
         _ => {
-            let (http, grpc, tasks) = embedded_inventory().await?;
+            let (http, grpc, tasks) = embedded_inventory(telemetry).await?;
             background.extend(tasks);
             (
                 config.inventory_url.clone().unwrap_or(http),
@@ -99,10 +109,14 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
                 .open_for(Duration::from_secs(10)),
         )
         .build()?;
-    let grpc_channel = tonic::transport::Endpoint::from_shared(inventory_grpc_url.clone())?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(2))
-        .connect_lazy();
+    let grpc_channel = tower::ServiceBuilder::new()
+        .layer(telemetry.tracing().grpc_client_layer("inventory"))
+        .service(
+            tonic::transport::Endpoint::from_shared(inventory_grpc_url.clone())?
+                .connect_timeout(Duration::from_millis(500))
+                .timeout(Duration::from_secs(2))
+                .connect_lazy(),
+        );
 
     let db_check = match &store {
         Store::Sqlite(pool) => Health::builder().check("db", checks::sqlx(pool.clone())),
@@ -164,7 +178,10 @@ async fn inject_faults(rate: f64, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn stock(State(channel): State<tonic::transport::Channel>, Path(sku): Path<String>) -> Response {
+/// The traced gRPC channel to the inventory.
+type InventoryGrpc = ClientTrace<tonic::transport::Channel>;
+
+async fn stock(State(channel): State<InventoryGrpc>, Path(sku): Path<String>) -> Response {
     match inventory::grpc::get_stock(channel, &sku).await {
         Ok(reply) => {
             axum::Json(serde_json::json!({ "sku": reply.sku, "available": reply.available })).into_response()
@@ -185,12 +202,18 @@ async fn stock(State(channel): State<tonic::transport::Channel>, Path(sku): Path
     }
 }
 
-/// Starts an in-process inventory (HTTP and gRPC) on free loopback ports.
-async fn embedded_inventory() -> std::io::Result<(String, String, Vec<tokio::task::JoinHandle<()>>)> {
+/// Starts an in-process inventory (HTTP and gRPC) on free loopback ports. It is reached
+/// over real connections and carries its own request-id and server-span layers, so the
+/// trace shows the hops; it reports as `orders-api` (one process, one telemetry).
+async fn embedded_inventory(
+    telemetry: &Telemetry,
+) -> std::io::Result<(String, String, Vec<tokio::task::JoinHandle<()>>)> {
     let inv = inventory::Inventory::demo();
     let http = TcpListener::bind("127.0.0.1:0").await?;
     let http_addr: SocketAddr = http.local_addr()?;
-    let app = inventory::app(inv.clone(), inventory::Faults::none());
+    let app = inventory::app(inv.clone(), inventory::Faults::none())
+        .layer(telemetry.tracing().server_layer())
+        .layer(telltale::request_id::RequestIdLayer::new());
     let http_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             tracing::error!(error = %e, "embedded inventory (HTTP) stopped");
@@ -198,9 +221,11 @@ async fn embedded_inventory() -> std::io::Result<(String, String, Vec<tokio::tas
     });
     let grpc = TcpListener::bind("127.0.0.1:0").await?;
     let grpc_addr: SocketAddr = grpc.local_addr()?;
+    let grpc_trace = telemetry.tracing().grpc_server_layer();
     let grpc_task = tokio::spawn(async move {
         let incoming = tonic::transport::server::TcpIncoming::from(grpc);
         if let Err(e) = tonic::transport::Server::builder()
+            .layer(grpc_trace)
             .add_service(inventory::grpc::InventoryGrpcServer::new(inv))
             .serve_with_incoming(incoming)
             .await

@@ -290,3 +290,113 @@ fn generated_rules_and_dashboard_use_only_metrics_the_service_emits() {
         "referenced by rules or dashboard but absent from /metrics: {missing:?}\n{metrics}"
     );
 }
+
+#[test]
+fn one_trace_spans_the_http_and_grpc_hops_and_logs_carry_its_id() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let receiver = rt
+        .block_on(telltale_test_support::otlp::OtlpReceiver::start())
+        .expect("otlp receiver");
+    let endpoint = receiver.endpoint();
+    let api = OrdersApi::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_always_on"),
+    ]);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let res = agent()
+        .post(&format!("{}/orders", api.base))
+        .header("traceparent", &traceparent)
+        .header("x-request-id", "e2e-traced-1")
+        .send_json(serde_json::json!({ "sku": "sku-apple", "quantity": 1 }))
+        .expect("POST /orders");
+    assert_eq!(res.status().as_u16(), 201);
+    let mut res = agent()
+        .get(&format!("{}/stock/sku-apple", api.base))
+        .header("traceparent", &traceparent)
+        .call()
+        .expect("GET /stock");
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "{}",
+        res.body_mut().read_to_string().unwrap_or_default()
+    );
+
+    // Server span of POST /orders, its HTTP client span to the inventory, the inventory's
+    // server span; server span of GET /stock, its gRPC client span, the gRPC server span.
+    let spans = rt
+        .block_on(receiver.wait_for_spans(
+            |spans| spans.iter().filter(|s| s.trace_id() == trace_id).count() >= 6,
+            Duration::from_secs(30),
+        ))
+        .unwrap_or_else(|got| panic!("spans of the trace not received; got {got:#?}"));
+    let spans: Vec<_> = spans.into_iter().filter(|s| s.trace_id() == trace_id).collect();
+    let find = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name() == name)
+            .unwrap_or_else(|| panic!("no span {name:?} in {spans:#?}"))
+    };
+    let post = find("POST /orders");
+    assert_eq!(
+        post.parent_span_id(),
+        "00f067aa0ba902b7",
+        "continues the caller's trace"
+    );
+    assert_eq!(post.attr("http.route").as_deref(), Some("/orders"));
+    assert_eq!(post.attr("http.response.status_code").as_deref(), Some("201"));
+    assert_eq!(post.attr("request_id").as_deref(), Some("e2e-traced-1"));
+    let client = spans
+        .iter()
+        .find(|s| s.name() == "POST" && s.parent_span_id() == post.span_id())
+        .unwrap_or_else(|| panic!("no client span under POST /orders: {spans:#?}"));
+    assert_eq!(client.attr("peer.service").as_deref(), Some("inventory"));
+    let reserve = find("POST /reservations");
+    assert_eq!(
+        reserve.parent_span_id(),
+        client.span_id(),
+        "the inventory's span is a child of the client span"
+    );
+
+    let stock = find("GET /stock/{sku}");
+    let grpc_server = spans
+        .iter()
+        .find(|s| {
+            s.attr("rpc.method").as_deref() == Some("GetStock") && s.parent_span_id() != stock.span_id()
+        })
+        .unwrap_or_else(|| panic!("no gRPC server span: {spans:#?}"));
+    let grpc_client = spans
+        .iter()
+        .find(|s| s.span_id() == grpc_server.parent_span_id())
+        .unwrap_or_else(|| panic!("the gRPC server span's parent is not in the trace: {spans:#?}"));
+    assert_eq!(
+        grpc_client.parent_span_id(),
+        stock.span_id(),
+        "gRPC client span under GET /stock"
+    );
+    assert_eq!(grpc_server.attr("rpc.grpc.status_code").as_deref(), Some("0"));
+
+    // Logs meet traces: the lines of the traced request carry its trace id.
+    let lines = wait_for(Duration::from_secs(10), "log lines of the traced request", || {
+        let mine: Vec<Value> = api
+            .json_lines()
+            .into_iter()
+            .filter(|v| v["request_id"] == "e2e-traced-1")
+            .collect();
+        mine.iter()
+            .any(|v| v["target"] == "telltale::access")
+            .then_some(mine)
+    });
+    for line in &lines {
+        assert_eq!(line["trace_id"], trace_id, "{line}");
+        assert!(line["span_id"].as_str().is_some_and(|s| s.len() == 16), "{line}");
+    }
+    let access = lines.iter().find(|v| v["target"] == "telltale::access").unwrap();
+    assert_eq!(
+        access["span_id"],
+        post.span_id().as_str(),
+        "the access line is inside the server span"
+    );
+}
