@@ -229,6 +229,7 @@ where
         ResponseFuture {
             inner: self.inner.call(req),
             pending,
+            in_poll: false,
         }
     }
 }
@@ -393,12 +394,20 @@ pin_project! {
         #[pin]
         inner: F,
         pending: Option<Pending>,
+        in_poll: bool,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(pending) = this.project().pending.take() {
-                pending.emit(CLIENT_CLOSED_REQUEST, END_ABORTED, 0);
+            let this = this.project();
+            if let Some(pending) = this.pending.take() {
+                if *this.in_poll {
+                    // The inner future panicked while polled (the flag was never cleared):
+                    // a server failure, not a hang-up.
+                    pending.emit(500, END_ERROR, 0);
+                } else {
+                    pending.emit(CLIENT_CLOSED_REQUEST, END_ABORTED, 0);
+                }
             }
         }
     }
@@ -419,7 +428,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        *this.in_poll = true;
+        let polled = this.inner.poll(cx);
+        *this.in_poll = false;
+        let result = ready!(polled);
         let pending = this.pending.take();
         Poll::Ready(match result {
             Ok(res) => {

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt as _;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
@@ -297,13 +298,32 @@ impl LogConfig {
             LogFormat::Json => Box::new(self.json_layer(make_writer)?),
             LogFormat::Pretty => {
                 self.validate()?;
-                Box::new(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(std::io::stdout().is_terminal())
-                        .with_writer(make_writer),
-                )
+                Box::new(self.pretty_layer(make_writer))
             }
         })
+    }
+
+    /// tracing-subscriber's human format, with the same redaction as the JSON format.
+    fn pretty_layer<S, W>(&self, make_writer: W) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        let redaction = self.redaction.clone();
+        let fields = tracing_subscriber::fmt::format::debug_fn(move |w, field, value| {
+            if field.name() == "message" {
+                write!(w, "{value:?}")
+            } else if redaction.is_redacted(field.name()) {
+                write!(w, "{}={}", field.name(), crate::keys::REDACTED)
+            } else {
+                write!(w, "{}={value:?}", field.name())
+            }
+        })
+        .delimited(" ");
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stdout().is_terminal())
+            .fmt_fields(fields)
+            .with_writer(make_writer)
     }
 
     /// A non-blocking writer over `writer` (a background thread, a bounded buffer; lines
@@ -336,13 +356,7 @@ impl LogConfig {
         let registry = tracing_subscriber::registry().with(filter);
         let result = match format {
             LogFormat::Json => registry.with(self.json_layer(writer)?).try_init(),
-            LogFormat::Pretty => registry
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(std::io::stdout().is_terminal())
-                        .with_writer(writer),
-                )
-                .try_init(),
+            LogFormat::Pretty => registry.with(self.pretty_layer(writer)).try_init(),
         };
         result.map_err(|e| LogConfigError::AlreadyInitialized(e.to_string()))?;
         Ok(guard)

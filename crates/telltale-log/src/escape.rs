@@ -137,9 +137,9 @@ pub(crate) fn f64_into(out: &mut Vec<u8>, v: f64) {
                     b'0' + (frac / 10 % 10) as u8,
                     b'0' + (frac % 10) as u8,
                 ];
-                let len = if frac % 100 == 0 {
+                let len = if frac.is_multiple_of(100) {
                     2
-                } else if frac % 10 == 0 {
+                } else if frac.is_multiple_of(10) {
                     3
                 } else {
                     4

@@ -14,7 +14,7 @@
 //!
 //! # Why a wrapper around tracing-appender
 //!
-//! [`tracing_appender::non_blocking`] hands lines to a background thread through a
+//! [`tracing_appender::non_blocking()`] hands lines to a background thread through a
 //! bounded channel and, in lossy mode, throws lines away when the channel is full —
 //! silently: it counts them in an `ErrorCounter` that nothing reads. [`LogWriter`] reads
 //! that counter after every line it sends; when it has grown, the difference is added to
@@ -116,6 +116,14 @@ impl LogWriter {
             .buffered_lines_limit(limit)
             .thread_name("telltale-log")
             .finish(writer);
+        // Make the counter visible at 0 (when a recorder is already installed), so a
+        // dashboard can tell "no drops" from "not reported".
+        metrics::describe_counter!(
+            keys::DROPPED_LINES_TOTAL,
+            metrics::Unit::Count,
+            "Log lines dropped because the non-blocking log writer's buffer was full."
+        );
+        metrics::counter!(keys::DROPPED_LINES_TOTAL).increment(0);
         let drops = Arc::new(DropReporter {
             counter: inner.error_counter(),
             accounted: AtomicUsize::new(0),

@@ -356,3 +356,51 @@ async fn non_standard_methods_are_other() {
         .unwrap();
     assert_eq!(access_lines(&capture)[0]["method"], "_OTHER");
 }
+
+#[tokio::test]
+async fn body_error_mid_stream_is_error_level() {
+    let (capture, _g) = capture();
+    let svc = AccessLogLayer::new().layer(tower::service_fn(|_req: Request| async {
+        let stream = futures_util::stream::iter([
+            Ok(Bytes::from_static(b"ab")),
+            Err(std::io::Error::other("disk gone")),
+        ]);
+        Ok::<_, Infallible>(Response::new(Body::from_stream(stream)))
+    }));
+    let res = svc
+        .oneshot(Request::get("/file").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(res.into_body().collect().await.is_err());
+    let access = access_lines(&capture);
+    assert_eq!(access.len(), 1);
+    assert_eq!(
+        (
+            &access[0]["status"],
+            &access[0]["end"],
+            &access[0]["level"],
+            &access[0]["bytes"]
+        ),
+        (&200.into(), &"error".into(), &"ERROR".into(), &2.into())
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_service_is_logged_once_as_500() {
+    let (capture, _g) = capture();
+    let svc = AccessLogLayer::new().layer(tower::service_fn(|_req: Request| async {
+        if true {
+            panic!("handler bug");
+        }
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    }));
+    let fut = svc.oneshot(Request::get("/panic").body(Body::empty()).unwrap());
+    let caught = std::panic::AssertUnwindSafe(fut).catch_unwind().await;
+    assert!(caught.is_err());
+    let access = access_lines(&capture);
+    assert_eq!(access.len(), 1);
+    assert_eq!(
+        (&access[0]["status"], &access[0]["level"]),
+        (&500.into(), &"ERROR".into())
+    );
+}

@@ -295,9 +295,16 @@ fn pretty_format_is_human_text() {
         .layer(capture.clone())
         .unwrap();
     let _g = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
-    tracing::info!(answer = 42, "pretty please");
+    tracing::info!(answer = 42, password = "hunter2", "pretty please");
     let out = capture.contents();
-    assert!(out.contains("pretty please") && out.contains("answer"), "{out}");
+    assert!(
+        out.contains("pretty please") && out.contains("answer=42"),
+        "{out}"
+    );
+    assert!(
+        out.contains("password=[REDACTED]") && !out.contains("hunter2"),
+        "{out}"
+    );
     assert!(serde_json::from_str::<serde_json::Value>(out.trim()).is_err());
 }
 

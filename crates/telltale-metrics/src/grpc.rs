@@ -33,7 +33,7 @@ use std::time::Instant;
 use http::{HeaderMap, Request, Response};
 use metrics::{Histogram, Key, Label};
 use telltale_core::body::BodyEnd;
-use telltale_core::outcome::{self, GrpcCode};
+use telltale_core::outcome::{self, ErrorType, GrpcCode};
 use telltale_core::route;
 use tower::{Layer, Service};
 
@@ -45,8 +45,82 @@ use crate::{ConfigError, RecorderRef};
 /// `rpc_system` label value.
 pub const RPC_SYSTEM_GRPC: &str = "grpc";
 
+/// `(status code, error type when there is no code)`.
+type GrpcKey = (Option<GrpcCode>, Option<ErrorType>);
+
 pub(crate) struct GrpcShared {
-    cache: LabelCache<GrpcCode, Histogram>,
+    cache: LabelCache<GrpcKey, Histogram>,
+    client: bool,
+}
+
+/// Registers the histograms of one side (server, or client of `peer`).
+fn grpc_cache(
+    recorder: RecorderRef,
+    max_label_sets: usize,
+    peer: Option<Arc<str>>,
+) -> Result<GrpcShared, ConfigError> {
+    if max_label_sets < 2 {
+        return Err(ConfigError::new(format!(
+            "max_label_sets({max_label_sets}) is too small: it includes the overflow series, so it must be at least 2"
+        )));
+    }
+    let client = peer.is_some();
+    let metric = if client {
+        otel::RPC_CLIENT_CALL_DURATION
+    } else {
+        otel::RPC_SERVER_CALL_DURATION
+    };
+    let (r, p) = (recorder.clone(), peer.clone());
+    let make = move |path: &str, &(code, error): &GrpcKey| {
+        let (service, method) =
+            route::grpc_service_method(path).unwrap_or((route::UNMATCHED, route::UNMATCHED));
+        let mut l = vec![
+            Label::from_static_parts(labels::RPC_SYSTEM, RPC_SYSTEM_GRPC),
+            Label::new(labels::RPC_SERVICE, service.to_owned()),
+            Label::new(labels::RPC_METHOD, method.to_owned()),
+        ];
+        if let Some(p) = &p {
+            l.push(Label::new(labels::PEER_SERVICE, p.to_string()));
+        }
+        if let Some(code) = code {
+            l.push(Label::from_static_parts(
+                labels::RPC_GRPC_STATUS_CODE,
+                code.number_label(),
+            ));
+        }
+        let error = error.or_else(|| {
+            code.and_then(|c| {
+                if client {
+                    outcome::client_grpc(c)
+                } else {
+                    outcome::server_grpc(c)
+                }
+                .error_type()
+            })
+        });
+        if let Some(e) = error {
+            l.push(Label::from_static_parts(labels::ERROR_TYPE, e.as_str()));
+        }
+        r.histogram(&Key::from_parts(metric, l))
+    };
+    let (r, p) = (recorder.clone(), peer);
+    let make_overflow = move || {
+        let o = meta::OVERFLOW_LABEL_VALUE;
+        let mut l = vec![
+            Label::from_static_parts(labels::RPC_SYSTEM, RPC_SYSTEM_GRPC),
+            Label::from_static_parts(labels::RPC_SERVICE, o),
+            Label::from_static_parts(labels::RPC_METHOD, o),
+            Label::from_static_parts(labels::RPC_GRPC_STATUS_CODE, o),
+        ];
+        if let Some(p) = &p {
+            l.push(Label::new(labels::PEER_SERVICE, p.to_string()));
+        }
+        r.histogram(&Key::from_parts(metric, l))
+    };
+    Ok(GrpcShared {
+        cache: LabelCache::new(metric, max_label_sets, recorder, make, make_overflow),
+        client,
+    })
 }
 
 /// Tower layer recording gRPC server metrics. See the [module docs](self).
@@ -77,49 +151,8 @@ impl GrpcMetricsLayer {
     /// The layer recording into `recorder`, with at most `max_label_sets` label sets
     /// (the `overflow` series included; at least 2).
     pub fn with_options(recorder: RecorderRef, max_label_sets: usize) -> Result<Self, ConfigError> {
-        if max_label_sets < 2 {
-            return Err(ConfigError::new(format!(
-                "max_label_sets({max_label_sets}) is too small: it includes the overflow series, so it must be at least 2"
-            )));
-        }
-        let r = recorder.clone();
-        let make = move |path: &str, code: &GrpcCode| {
-            let (service, method) =
-                route::grpc_service_method(path).unwrap_or((route::UNMATCHED, route::UNMATCHED));
-            let mut l = vec![
-                Label::from_static_parts(labels::RPC_SYSTEM, RPC_SYSTEM_GRPC),
-                Label::new(labels::RPC_SERVICE, service.to_owned()),
-                Label::new(labels::RPC_METHOD, method.to_owned()),
-                Label::from_static_parts(labels::RPC_GRPC_STATUS_CODE, code.number_label()),
-            ];
-            if let Some(e) = outcome::server_grpc(*code).error_type() {
-                l.push(Label::from_static_parts(labels::ERROR_TYPE, e.as_str()));
-            }
-            r.histogram(&Key::from_parts(otel::RPC_SERVER_CALL_DURATION, l))
-        };
-        let r = recorder.clone();
-        let make_overflow = move || {
-            let o = meta::OVERFLOW_LABEL_VALUE;
-            r.histogram(&Key::from_parts(
-                otel::RPC_SERVER_CALL_DURATION,
-                vec![
-                    Label::from_static_parts(labels::RPC_SYSTEM, RPC_SYSTEM_GRPC),
-                    Label::from_static_parts(labels::RPC_SERVICE, o),
-                    Label::from_static_parts(labels::RPC_METHOD, o),
-                    Label::from_static_parts(labels::RPC_GRPC_STATUS_CODE, o),
-                ],
-            ))
-        };
         Ok(GrpcMetricsLayer {
-            shared: Arc::new(GrpcShared {
-                cache: LabelCache::new(
-                    otel::RPC_SERVER_CALL_DURATION,
-                    max_label_sets,
-                    recorder,
-                    make,
-                    make_overflow,
-                ),
-            }),
+            shared: Arc::new(grpc_cache(recorder, max_label_sets, None)?),
         })
     }
 }
@@ -135,7 +168,7 @@ impl<S> Layer<S> for GrpcMetricsLayer {
     }
 }
 
-/// The service made by [`GrpcMetricsLayer`].
+/// The service made by [`GrpcMetricsLayer`] and [`GrpcClientMetricsLayer`].
 #[derive(Clone)]
 pub struct GrpcMetricsService<S> {
     inner: S,
@@ -162,18 +195,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let path = req.uri().path();
-        let name = if route::grpc_service_method(path).is_some() {
-            path
-        } else {
-            route::UNMATCHED
-        };
-        let observation = RequestObservation::grpc(GrpcObservation {
-            group: self.shared.cache.group(name),
-            shared: self.shared.clone(),
-            start: Instant::now(),
-            header_code: None,
-        });
+        let observation = GrpcObservation::start(&self.shared, req.uri().path());
         ResponseFuture {
             inner: self.inner.call(req),
             observation: Some(observation),
@@ -183,18 +205,37 @@ where
 
 pub(crate) struct GrpcObservation {
     shared: Arc<GrpcShared>,
-    group: Option<Arc<Group<GrpcCode, Histogram>>>,
+    group: Option<Arc<Group<GrpcKey, Histogram>>>,
     start: Instant,
     header_code: Option<GrpcCode>,
 }
 
 impl GrpcObservation {
+    fn start(shared: &Arc<GrpcShared>, path: &str) -> RequestObservation {
+        let name = if route::grpc_service_method(path).is_some() {
+            path
+        } else {
+            route::UNMATCHED
+        };
+        RequestObservation::grpc(GrpcObservation {
+            group: shared.cache.group(name),
+            shared: shared.clone(),
+            start: Instant::now(),
+            header_code: None,
+        })
+    }
+
     pub(crate) fn on_head(&mut self, headers: &HeaderMap) {
         self.header_code = GrpcCode::from_headers(headers);
     }
 
     pub(crate) fn on_service_error(self) {
-        self.finish(GrpcCode::Unknown);
+        if self.shared.client {
+            // No response at all: the channel failed (connect, timeout, transport).
+            self.record((None, Some(ErrorType::Transport)));
+        } else {
+            self.finish(GrpcCode::Unknown);
+        }
     }
 
     pub(crate) fn on_cancel(self) {
@@ -211,9 +252,71 @@ impl GrpcObservation {
     }
 
     fn finish(self, code: GrpcCode) {
+        self.record((Some(code), None));
+    }
+
+    fn record(self, key: GrpcKey) {
         let elapsed = self.start.elapsed().as_secs_f64();
         self.shared
             .cache
-            .with(self.group.as_deref(), code, |h| h.record(elapsed));
+            .with(self.group.as_deref(), key, |h| h.record(elapsed));
+    }
+}
+
+// === impl GrpcClientMetricsLayer ===
+
+/// Tower layer recording dependency metrics around a gRPC client (a tonic `Channel`):
+/// `rpc_client_call_duration_seconds{rpc_system, rpc_service, rpc_method, peer_service,
+/// rpc_grpc_status_code[, error_type]}`, one observation per call, at the end of the
+/// response body (status from headers or trailers). On the client side every code but
+/// `OK` is an error; a channel failure (no response) is `error_type="transport"` with no
+/// status label.
+///
+/// ```
+/// use telltale_metrics::grpc::GrpcClientMetricsLayer;
+///
+/// let layer = GrpcClientMetricsLayer::new("inventory");
+/// // let channel = tower::ServiceBuilder::new().layer(layer).service(channel);
+/// # let _ = layer;
+/// ```
+#[derive(Clone)]
+pub struct GrpcClientMetricsLayer {
+    shared: Arc<GrpcShared>,
+}
+
+impl std::fmt::Debug for GrpcClientMetricsLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcClientMetricsLayer").finish_non_exhaustive()
+    }
+}
+
+impl GrpcClientMetricsLayer {
+    /// The layer for the dependency `peer_service`, recording into the global recorder.
+    pub fn new(peer_service: impl Into<Arc<str>>) -> Self {
+        GrpcClientMetricsLayer::with_options(peer_service, RecorderRef::global(), DEFAULT_MAX_LABEL_SETS)
+            .unwrap_or_else(|_| unreachable!("default GrpcClientMetricsLayer configuration is valid"))
+    }
+
+    /// The layer recording into `recorder` with at most `max_label_sets` label sets (the
+    /// `overflow` series included; at least 2).
+    pub fn with_options(
+        peer_service: impl Into<Arc<str>>,
+        recorder: RecorderRef,
+        max_label_sets: usize,
+    ) -> Result<Self, ConfigError> {
+        Ok(GrpcClientMetricsLayer {
+            shared: Arc::new(grpc_cache(recorder, max_label_sets, Some(peer_service.into()))?),
+        })
+    }
+}
+
+impl<S> Layer<S> for GrpcClientMetricsLayer {
+    type Service = GrpcMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetricsService {
+            inner,
+            shared: self.shared.clone(),
+        }
     }
 }

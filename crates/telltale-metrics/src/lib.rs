@@ -57,7 +57,7 @@ pub mod saturation;
 #[cfg(feature = "layers")]
 pub use client::ClientMetrics;
 #[cfg(feature = "layers")]
-pub use grpc::{GrpcMetricsLayer, GrpcMetricsService};
+pub use grpc::{GrpcClientMetricsLayer, GrpcMetricsLayer, GrpcMetricsService};
 #[cfg(feature = "layers")]
 pub use observe::{MetricsBody, RequestObservation, ResponseFuture};
 #[cfg(feature = "layers")]

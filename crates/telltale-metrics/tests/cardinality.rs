@@ -112,6 +112,12 @@ async fn random_paths_methods_and_statuses_stay_under_the_cap() {
         .unwrap()
             > 0.0
     );
+    // 100,000 requests ended one way or another: the in-flight gauge did not leak.
+    assert_eq!(
+        sample(&text, "http_server_active_requests", &[]),
+        Some(0.0),
+        "{text}"
+    );
     // No raw path or custom method leaked into a label.
     assert!(!text.contains("/scan/") && !text.contains("method=\"X"), "{text}");
 }

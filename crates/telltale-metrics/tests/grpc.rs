@@ -134,3 +134,83 @@ async fn status_codes_from_trailers_and_trailers_only_responses() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn client_side_codes_are_all_errors_and_channel_failures_are_transport() {
+    use telltale_metrics::GrpcClientMetricsLayer;
+
+    let prom = PrometheusConfig::new("caller").build().unwrap();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("orders", ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let layer = GrpcClientMetricsLayer::with_options("health-dep", prom.recorder(), 100).unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(tower::ServiceBuilder::new().layer(layer.clone()).service(channel));
+    client
+        .check(HealthCheckRequest {
+            service: "orders".into(),
+        })
+        .await
+        .unwrap();
+    let err = client
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = tonic::transport::Endpoint::from_shared(format!("http://{closed}"))
+        .unwrap()
+        .connect_lazy();
+    let mut dead = HealthClient::new(tower::ServiceBuilder::new().layer(layer).service(dead));
+    assert!(
+        dead.check(HealthCheckRequest {
+            service: "orders".into()
+        })
+        .await
+        .is_err()
+    );
+
+    let text = prom.handle().render();
+    let c = "rpc_client_call_duration_seconds_count";
+    let base = [
+        (l::PEER_SERVICE, "health-dep"),
+        (l::RPC_SERVICE, "grpc.health.v1.Health"),
+        (l::RPC_METHOD, "Check"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v = base.to_vec();
+        v.extend_from_slice(extra);
+        sample(&text, c, &v)
+    };
+    assert_eq!(with(&[(l::RPC_GRPC_STATUS_CODE, "0")]), Some(1.0), "{text}");
+    assert_eq!(
+        with(&[(l::RPC_GRPC_STATUS_CODE, "5"), (l::ERROR_TYPE, "NOT_FOUND")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(with(&[(l::ERROR_TYPE, "transport")]), Some(1.0), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|s| s.contains("rpc_grpc_status_code=\"0\"") && s.contains("error_type")),
+        "{text}"
+    );
+}

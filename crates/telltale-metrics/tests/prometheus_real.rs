@@ -134,6 +134,19 @@ async fn promtool_accepts_our_exposition() {
         text.contains("http_requests_total") && text.contains("overflow"),
         "{text}"
     );
+    // Process figures are plausible, not just present.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start = common::sample(&text, "process_start_time_seconds", &[]).unwrap();
+    assert!(
+        start <= now + 1.0 && start > now - 86_400.0,
+        "start {start} now {now}"
+    );
+    assert!(common::sample(&text, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+    assert!(common::sample(&text, "process_threads", &[]).unwrap() >= 1.0);
+    assert!(common::sample(&text, "process_open_fds", &[]).unwrap() >= 3.0);
     for family in [
         "process_cpu_seconds_total{",
         "process_resident_memory_bytes{",

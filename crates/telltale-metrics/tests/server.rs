@@ -368,3 +368,50 @@ fn nonsense_configuration_is_an_error() {
     );
     assert!(PrometheusConfig::new("s").size_buckets(&[]).build().is_err());
 }
+
+#[tokio::test]
+async fn exemplar_trace_id_comes_from_the_current_span_when_sampled() {
+    use telltale_core::trace_ids::TraceIds;
+    use tracing::Instrument;
+    use tracing_subscriber::registry::LookupSpan;
+
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+    let prom = PrometheusConfig::new("svc").exemplars(true).build().unwrap();
+    let layer = MetricsLayer::builder()
+        .recorder(prom.recorder())
+        .exemplars(prom.handle().exemplars().unwrap())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/a", get(|| async { "a" }))
+        .route("/b", get(|| async { "b" }))
+        .layer(layer);
+    // What telltale-trace does: TraceIds in the server span's extensions.
+    let span_with = |ids: TraceIds| {
+        let span = tracing::info_span!("request");
+        span.with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>().unwrap();
+            registry.span(id).unwrap().extensions_mut().insert(ids);
+        });
+        span
+    };
+    for (path, ids) in [
+        ("/a", TraceIds::new(0xaaaa, 0x1, true)),
+        ("/b", TraceIds::new(0xbbbb, 0x2, false)),
+    ] {
+        let res = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .instrument(span_with(ids))
+            .await
+            .unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let om = prom.handle().render_openmetrics();
+    assert!(
+        om.contains("trace_id=\"0000000000000000000000000000aaaa\""),
+        "{om}"
+    );
+    // Unsampled traces are not exported, so they make no exemplar.
+    assert!(!om.contains("bbbb"), "{om}");
+}

@@ -313,11 +313,9 @@ where
         // TODO(core): a synchronous scope (tokio's `LocalKey::sync_scope`) exposed by
         // telltale-core would let the inner `call` see `current_request_id()` too; until
         // then code in `call` reads the id from the request extensions set just above.
-        let inner = with_request_id(id.clone(), self.inner.call(req));
         ResponseFuture {
-            inner,
-            id: Some(id),
-            header: self.shared.header.clone(),
+            inner: with_request_id(id, self.inner.call(req)),
+            header: Some(self.shared.header.clone()),
         }
     }
 }
@@ -328,10 +326,11 @@ pin_project! {
     /// Response future of [`RequestIdService`]: runs the inner future with the current
     /// request id set, then puts the id on the response.
     pub struct ResponseFuture<F> {
+        // Holds the id (the task-local's slot) and hands it back once `F` completes, so
+        // the response header costs no extra clone.
         #[pin]
         inner: TaskLocalFuture<RequestId, F>,
-        id: Option<RequestId>,
-        header: HeaderName,
+        header: Option<HeaderName>,
     }
 }
 
@@ -342,10 +341,11 @@ where
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut res = ready!(this.inner.poll(cx))?;
-        if let Some(id) = this.id.take()
-            && let Entry::Vacant(slot) = res.headers_mut().entry(&*this.header)
+        let mut this = self.project();
+        let mut res = ready!(this.inner.as_mut().poll(cx))?;
+        if let Some(header) = this.header.take()
+            && let Some(id) = this.inner.take_value()
+            && let Entry::Vacant(slot) = res.headers_mut().entry(header)
         {
             // Never overwrite: a handler that set the header (e.g. echoing an upstream
             // id on purpose) wins.
@@ -358,7 +358,6 @@ where
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("id", &self.id)
             .field("header", &self.header)
             .finish_non_exhaustive()
     }

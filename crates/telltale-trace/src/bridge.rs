@@ -12,7 +12,7 @@
 //! telltale's own server/client layers do not need this: their spans are made directly.
 //! Add it when the application's `#[instrument]`/`info_span!` spans should appear in the
 //! traces. The layer:
-//! - skips telltale's request spans (target [`SPAN_TARGET`](crate::names::SPAN_TARGET)),
+//! - skips telltale's request spans (target [`SPAN_TARGET`]),
 //!   so a request is never exported twice (the bridged span's parent is found through the
 //!   OpenTelemetry context telltale attaches while the handler runs);
 //! - puts [`TraceIds`] into each bridged span's extensions, so log lines inside it carry

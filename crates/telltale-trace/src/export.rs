@@ -682,7 +682,7 @@ impl Tracing {
     }
 }
 
-/// Export counters (also in the `metrics` facade, see [`names`](crate::names)).
+/// Export counters (also in the `metrics` facade, see [`crate::names`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExportStats {
@@ -1011,6 +1011,31 @@ mod tests {
             ]))
             .is_err()
         );
+    }
+
+    #[test]
+    fn stdout_exporter_exports_and_the_guard_shuts_it_down() {
+        use opentelemetry::trace::{Tracer, TracerProvider as _};
+        let (t, guard) = TracingConfig::new("dev")
+            .set_global(false)
+            .stdout()
+            .build_with_env(&env_of(&[]))
+            .unwrap();
+        t.provider().tracer("t").start("dev-span");
+        guard.shutdown().unwrap();
+        assert_eq!(t.export_stats().exported, 1);
+    }
+
+    #[test]
+    fn zero_queue_and_empty_service_name_are_errors() {
+        let e = TracingConfig::new("x").queue_size(0).build_with_env(&env_of(&[]));
+        assert!(matches!(e, Err(TraceConfigError::Invalid(_))));
+        let e = TracingConfig::new(" ")
+            .set_global(false)
+            .build_with_env(&env_of(&[]));
+        assert!(e.unwrap_err().to_string().contains("service name is empty"));
+        let e = TracingConfig::new("x").build_with_env(&env_of(&[("OTEL_SDK_DISABLED", "maybe")]));
+        assert!(e.unwrap_err().to_string().contains("OTEL_SDK_DISABLED"));
     }
 
     #[test]

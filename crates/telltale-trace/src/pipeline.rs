@@ -40,7 +40,7 @@ use crate::names;
 use crate::sampling::{HeadSampler, Sampling, SamplingError, TelltaleSampler};
 
 /// Counts kept by a [`SpanPipeline`] (also exported through the `metrics` facade, see
-/// [`names`](crate::names)).
+/// [`crate::names`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PipelineStats {

@@ -287,3 +287,70 @@ async fn a_collector_that_is_down_never_fails_a_request_and_failures_are_counted
     }
     tokio::task::spawn_blocking(move || drop(guard)).await.unwrap();
 }
+
+/// A minimal OTLP/HTTP (protobuf) receiver: `POST /v1/traces`.
+async fn http_receiver() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+    let names = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = names.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: http::HeaderMap, body: bytes::Bytes| {
+            let seen = seen.clone();
+            async move {
+                assert_eq!(headers["content-type"], "application/x-protobuf");
+                let req = ExportTraceServiceRequest::decode(body).unwrap();
+                for rs in req.resource_spans {
+                    for ss in rs.scope_spans {
+                        for s in ss.spans {
+                            seen.lock().unwrap().push(s.name);
+                        }
+                    }
+                }
+                (
+                    [("content-type", "application/x-protobuf")],
+                    ExportTraceServiceResponse {
+                        partial_success: None,
+                    }
+                    .encode_to_vec(),
+                )
+            }
+        }),
+    );
+    (serve(app).await, names)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_over_http_protobuf_exports_spans() {
+    let (collector, names) = http_receiver().await;
+    let (tracing, guard) = TracingConfig::new("http-exporting")
+        .otlp(format!("http://{collector}"), OtlpProtocol::HttpProtobuf)
+        .export_interval(Duration::from_millis(20))
+        .set_global(false)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/items/{id}", get(|| async { "item" }))
+        .layer(tracing.server_layer());
+    let addr = serve(app).await;
+    assert_eq!(
+        reqwest::get(format!("http://{addr}/items/3"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let until = std::time::Instant::now() + DEADLINE;
+    while !names.lock().unwrap().iter().any(|n| n == "GET /items/{id}") {
+        assert!(
+            std::time::Instant::now() < until,
+            "span not received over OTLP/HTTP"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(tracing.export_stats().failures, 0);
+    tokio::task::spawn_blocking(move || drop(guard)).await.unwrap();
+}

@@ -538,3 +538,22 @@ async fn tail_rules_keep_a_failed_request_with_its_client_spans_and_drop_a_good_
         (1, 2, 0)
     );
 }
+
+#[tokio::test]
+async fn a_request_dropped_before_its_response_is_recorded_as_disconnected() {
+    let (p, spans) = pipeline(Sampling::always());
+    let app = Router::new()
+        .route("/slow", get(std::future::pending::<&'static str>))
+        .layer(TraceLayer::new(p));
+    let mut fut = Box::pin(app.oneshot(get_req("/slow")));
+    assert!(futures_util::poll!(&mut fut).is_pending());
+    drop(fut);
+    let got = spans.spans();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].name, "GET /slow");
+    assert_eq!(
+        attr(&got[0], "telltale.client_disconnected").as_deref(),
+        Some("true")
+    );
+    assert_eq!(got[0].status, Status::Unset, "a hang-up is not a server error");
+}

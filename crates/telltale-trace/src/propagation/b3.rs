@@ -1,4 +1,23 @@
 //! Zipkin B3 propagation (feature `b3`): single `b3` header and multiple `X-B3-*` headers.
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue};
+//! use opentelemetry::trace::TraceContextExt;
+//! use telltale_trace::propagation::{B3Encoding, TelltalePropagator};
+//!
+//! let propagator = TelltalePropagator::new().with_b3(B3Encoding::Multi);
+//! let mut headers = HeaderMap::new();
+//! // A 64-bit trace id from an older Zipkin service.
+//! headers.insert("b3", HeaderValue::from_static("64fe8b2a57d3eff7-e457b5a2e4d86bd1-1"));
+//! let cx = propagator.extract_headers(&headers);
+//! assert_eq!(cx.span().span_context().trace_id().to_string(), "000000000000000064fe8b2a57d3eff7");
+//!
+//! let mut out = HeaderMap::new();
+//! propagator.inject_headers(&cx, &mut out);
+//! assert_eq!(out["x-b3-traceid"], "000000000000000064fe8b2a57d3eff7");
+//! assert_eq!(out["x-b3-sampled"], "1");
+//! assert!(out.contains_key("traceparent")); // W3C is always sent too
+//! ```
 
 use http::HeaderName;
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};

@@ -1,4 +1,18 @@
 //! Jaeger `uber-trace-id` propagation (feature `jaeger`).
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue};
+//! use opentelemetry::trace::TraceContextExt;
+//! use telltale_trace::propagation::TelltalePropagator;
+//!
+//! let propagator = TelltalePropagator::new().with_jaeger();
+//! let mut headers = HeaderMap::new();
+//! headers.insert("uber-trace-id", HeaderValue::from_static("4bf92f3577b34da6a3ce929d0e0e4736:f067aa0ba902b7:0:1"));
+//! let cx = propagator.extract_headers(&headers);
+//! let sc = cx.span().span_context().clone();
+//! assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+//! assert!(sc.is_sampled());
+//! ```
 
 use http::HeaderName;
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};

@@ -75,9 +75,11 @@
 //! [`TelltalePropagator::without_random_flag_on_local_roots`]). The span's own flags are
 //! not enough for `random`: opentelemetry_sdk 0.33 clears all flags on spans its sampler
 //! drops and starts root spans with no flags, so extraction leaves a small marker (the
-//! upstream trace id and flags) in the context and injection reads it. `tracestate` passed on (re-validated, our own entry if configured
-//! moved to the front, truncated to 512 characters; removed when empty rather than sent
-//! empty), and `baggage` within the same limits, values percent-encoded. Existing
+//! upstream trace id and flags) in the context and injection reads it.
+//!
+//! `tracestate` is passed on (re-validated, our own entry if configured moved to the
+//! front, truncated to 512 characters; removed when empty rather than sent empty), and
+//! `baggage` within the same limits, values percent-encoded. Existing
 //! `traceparent`/`tracestate`/`baggage` headers are replaced, never duplicated. Nothing is
 //! written for a context without a valid span context (and no `baggage` without baggage).
 //!
@@ -89,7 +91,7 @@
 //!
 //! | rule | `opentelemetry_sdk` 0.33 | here |
 //! |---|---|---|
-//! | field lengths | ids parsed with `from_str_radix`: `00-1-2-01` and `+`-prefixed fields accepted | exact lengths, lowercase hex digits only |
+//! | field lengths | ids parsed with `from_str_radix`: `00-1-2-01` and `+`-prefixed ids accepted | exact lengths, lowercase hex digits only |
 //! | version 00 extra data | `00-…-01-` (trailing dash) accepted | invalid |
 //! | two `traceparent` headers | first one used | new trace |
 //! | `random` flag (Level 2) | masked off on extract and inject | kept |
