@@ -52,6 +52,23 @@ pub struct TelemetryBuilder {
     sampling: Option<Sampling>,
     otlp: Otlp,
     traceresponse: bool,
+    log_writer: Option<LogSink>,
+}
+
+/// Where log lines go: stdout unless [`TelemetryBuilder::log_writer`] says otherwise.
+struct LogSink(Box<dyn std::io::Write + Send + 'static>);
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogSink")
+    }
+}
+
+impl Clone for LogSink {
+    fn clone(&self) -> Self {
+        // A builder is cloned only before `init`; a clone writes to stdout.
+        LogSink(Box::new(std::io::stdout()))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +173,14 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Writes log lines to `writer` instead of stdout (still through the bounded
+    /// non-blocking buffer). For tests and benchmarks, or a file.
+    pub fn log_writer(mut self, writer: impl std::io::Write + Send + 'static) -> Self {
+        self.logs = true;
+        self.log_writer = Some(LogSink(Box::new(writer)));
+        self
+    }
+
     /// Pins the log format, ignoring `TELLTALE_LOG_FORMAT`.
     pub fn log_format(mut self, format: LogFormat) -> Self {
         self.logs = true;
@@ -190,7 +215,7 @@ impl TelemetryBuilder {
 
     /// Validates everything, installs the global subscriber (when logs are on) and returns
     /// the [`Telemetry`] handle. Dropping it flushes buffered log lines (and spans).
-    pub fn init(self) -> Result<Telemetry, TelemetryError> {
+    pub fn init(mut self) -> Result<Telemetry, TelemetryError> {
         if self.service.trim().is_empty() {
             return Err(TelemetryError::EmptyServiceName);
         }
@@ -238,7 +263,11 @@ impl TelemetryBuilder {
         };
         let (tracing, trace_guard) = trace_config.build()?;
         let _ = TRACING.set(tracing.clone());
-        let log_guard = if self.logs { Some(log_config.init()?) } else { None };
+        let log_guard = if self.logs {
+            Some(install_logs(&log_config, self.log_writer.take())?)
+        } else {
+            None
+        };
         Ok(Telemetry {
             trace: tracing.server_layer().with_traceresponse(self.traceresponse),
             tracing,
@@ -307,6 +336,7 @@ impl Telemetry {
             sampling: None,
             otlp: Otlp::None,
             traceresponse: false,
+            log_writer: None,
         }
     }
 
@@ -380,4 +410,23 @@ impl Drop for Telemetry {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Installs the global subscriber: `RUST_LOG` filter and the configured format, writing
+/// through the bounded non-blocking writer to `sink` (stdout by default).
+fn install_logs(config: &LogConfig, sink: Option<LogSink>) -> Result<LogGuard, TelemetryError> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let filter = config.env_filter()?;
+    let (writer, guard) = match sink {
+        Some(LogSink(w)) => config.non_blocking(w)?,
+        None => config.non_blocking(std::io::stdout())?,
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(config.layer(writer)?)
+        .try_init()
+        .map_err(|e| TelemetryError::Log(telltale_log::LogConfigError::AlreadyInitialized(e.to_string())))?;
+    Ok(guard)
 }
