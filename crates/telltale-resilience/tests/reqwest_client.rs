@@ -587,3 +587,26 @@ async fn backoff_that_cannot_fit_before_the_deadline_is_skipped() {
     let skipped = [("peer_service", "deadline-skip"), ("reason", "deadline")];
     assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
 }
+
+#[tokio::test]
+async fn max_total_time_stops_retrying() {
+    metrics();
+    let server = FlakyServer::start(Script::Always(503)).await;
+    let policy = ClientPolicy::builder("max-total")
+        .retry(
+            Retry::exponential()
+                .base(40 * MS)
+                .cap(40 * MS)
+                .jitter(Jitter::None)
+                .max_attempts(100)
+                .max_total_time(Duration::from_millis(100))
+                .no_budget(),
+        )
+        .build()
+        .unwrap();
+    let resp = client(&policy).get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!((1..=3).contains(&server.calls()), "{}", server.calls());
+    let skipped = [("peer_service", "max-total"), ("reason", "deadline")];
+    assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
+}
