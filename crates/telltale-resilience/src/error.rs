@@ -151,7 +151,9 @@ impl ResilienceError {
     #[cfg(feature = "reqwest")]
     pub fn from_reqwest_middleware(err: &reqwest_middleware::Error) -> Option<&ResilienceError> {
         match err {
-            reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<ResilienceError>(),
+            reqwest_middleware::Error::Middleware(e) => {
+                e.chain().find_map(|e| e.downcast_ref::<ResilienceError>())
+            }
             reqwest_middleware::Error::Reqwest(_) => None,
         }
     }

@@ -610,3 +610,31 @@ async fn max_total_time_stops_retrying() {
     let skipped = [("peer_service", "max-total"), ("reason", "deadline")];
     assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
 }
+
+#[tokio::test]
+async fn dependency_metrics_middleware_sees_the_resilience_error_type() {
+    use telltale_metrics::ClientMetrics;
+    use telltale_metrics::client::ClientMetricsMiddleware;
+
+    metrics();
+    let server = FlakyServer::start(Script::Ok).await;
+    let policy = ClientPolicy::builder("labelled")
+        .circuit_breaker(CircuitBreaker::consecutive_failures(1))
+        .with_outer_middleware(Arc::new(ClientMetricsMiddleware::new(
+            ClientMetrics::for_dependency("labelled"),
+        )))
+        .build()
+        .unwrap();
+    policy.circuit_breaker().unwrap().force_open();
+    let e = client(&policy).get(server.url("/")).send().await.unwrap_err();
+    assert!(matches!(
+        resilience_error(&e),
+        ResilienceError::CircuitOpen { .. }
+    ));
+    assert_eq!(server.calls(), 0);
+    let count = metric(
+        "http_client_request_duration_seconds_count",
+        &[("peer_service", "labelled"), ("error_type", "circuit_open")],
+    );
+    assert_eq!(count, 1.0, "{}", metrics().render());
+}
