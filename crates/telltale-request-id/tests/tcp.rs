@@ -433,3 +433,29 @@ async fn concurrent_requests_each_see_their_own_id() {
         assert_eq!(seen, sent, "the handler's current id is its own request's");
     }
 }
+
+/// Pins the documented layer order: with `CatchPanicLayer` *outside* the request-id
+/// layer, a panic unwinds through it and the 500 has no id. (Inside, see
+/// `not_found_error_and_panic_responses_carry_the_id`, it does.)
+#[tokio::test]
+async fn catch_panic_outside_the_layer_loses_the_id() {
+    let app: Router = Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("handler panicked on purpose (test)");
+                }
+                "unreachable"
+            }),
+        )
+        .layer(RequestIdLayer::new())
+        .layer(CatchPanicLayer::new());
+    let req = http::Request::get("/panic")
+        .header("x-request-id", "lost-1")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 500);
+    assert!(res.headers().get("x-request-id").is_none());
+}
