@@ -163,6 +163,18 @@ impl ResilienceError {
     /// [`Transport`](Self::Transport).
     pub(crate) fn from_transport(dependency: &Arc<str>, err: BoxError) -> ResilienceError {
         let dependency = dependency.clone();
+        // A request that could not even be built is the caller's bug, not the
+        // dependency's: not retried, not a breaker failure.
+        #[cfg(feature = "reqwest")]
+        if err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_builder)
+        {
+            return ResilienceError::Other {
+                dependency,
+                source: err,
+            };
+        }
         match classify_transport(&*err) {
             ErrorType::Connect => ResilienceError::Connect {
                 dependency,
