@@ -34,18 +34,25 @@ pub const DEFAULT_REDACTED: [&str; 9] = [
 /// A set of names whose values are written as `"[REDACTED]"`. Cheap to clone.
 ///
 /// The check is done for every field of every event and span, so it is built to be
-/// cheap: a bit mask of the name lengths in the set rejects most names with one AND,
-/// and only names of a matching length are compared.
+/// cheap: bit masks of the name lengths and first letters in the set reject most names
+/// with two ANDs, and only names of a matching length are compared.
 #[derive(Clone, Debug)]
 pub struct Redaction {
     names: Arc<[Box<[u8]>]>,
     /// Bit `n` set when some name has length `n` (names of 64 bytes or more set bit 63).
     len_mask: u64,
+    /// Bit `b & 63` set when some name starts with the (normalised) byte `b`.
+    first_mask: u64,
 }
 
 #[inline]
 fn norm(b: u8) -> u8 {
     if b == b'-' { b'_' } else { b.to_ascii_lowercase() }
+}
+
+#[inline]
+fn first_bit(b: u8) -> u64 {
+    1u64 << (b & 63)
 }
 
 #[inline]
@@ -59,6 +66,7 @@ impl Redaction {
         Redaction {
             names: Arc::from(Vec::new()),
             len_mask: 0,
+            first_mask: 0,
         }
     }
 
@@ -81,9 +89,11 @@ impl Redaction {
             }
         }
         let len_mask = all.iter().fold(0, |m, n| m | len_bit(n.len()));
+        let first_mask = all.iter().fold(0, |m, n| m | first_bit(n[0]));
         Redaction {
             names: all.into(),
             len_mask,
+            first_mask,
         }
     }
 
@@ -91,7 +101,10 @@ impl Redaction {
     #[inline]
     pub fn is_redacted(&self, name: &str) -> bool {
         let name = name.as_bytes();
-        if self.len_mask & len_bit(name.len()) == 0 {
+        let Some(&first) = name.first() else {
+            return false;
+        };
+        if self.len_mask & len_bit(name.len()) == 0 || self.first_mask & first_bit(norm(first)) == 0 {
             return false;
         }
         self.names

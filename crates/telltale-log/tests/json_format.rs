@@ -339,3 +339,23 @@ fn non_blocking_writer_delivers_every_line_and_guard_flushes() {
     assert_eq!(lines.len(), 1000);
     assert_eq!(lines[999]["i"], 999);
 }
+
+#[test]
+fn composed_layer_with_env_filter_drops_below_the_default_level() {
+    // Only meaningful when the caller has not set RUST_LOG.
+    if std::env::var("RUST_LOG").is_ok_and(|v| !v.trim().is_empty()) {
+        return;
+    }
+    let capture = CaptureWriter::new();
+    let config = LogConfig::new("svc").format(LogFormat::Json);
+    let subscriber = tracing_subscriber::registry()
+        .with(config.env_filter().unwrap())
+        .with(config.layer(capture.clone()).unwrap());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::debug!("hidden");
+        tracing::info!("shown");
+    });
+    let lines = capture.json_lines().unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["message"], "shown");
+}

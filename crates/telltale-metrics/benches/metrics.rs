@@ -33,8 +33,12 @@ fn routes() -> Router {
 }
 
 fn run(app: &mut Router) -> u64 {
+    run_path(app, "/orders/42")
+}
+
+fn run_path(app: &mut Router, path: &'static str) -> u64 {
     let mut cx = Context::from_waker(Waker::noop());
-    let req = Request::get("/orders/42").body(Body::empty()).unwrap();
+    let req = Request::get(path).body(Body::empty()).unwrap();
     let mut fut = pin!(Service::call(app, req));
     let res = match fut.as_mut().poll(&mut cx) {
         Poll::Ready(Ok(res)) => res,
@@ -61,6 +65,13 @@ fn bench(c: &mut Criterion) {
     let prom = PrometheusConfig::new("bench").build().unwrap();
     let layer = MetricsLayer::builder().recorder(prom.recorder()).build().unwrap();
     let mut telltale = routes().layer(layer);
+    // The same layer on a path it excludes: the cost of the wrapping alone.
+    let excluded = MetricsLayer::builder()
+        .recorder(prom.recorder())
+        .excluded_paths(["/orders/42"])
+        .build()
+        .unwrap();
+    let mut wrapped = routes().layer(excluded);
 
     // axum-prometheus spawns its upkeep task: it must be created inside a runtime.
     let (peer_layer, _peer_handle) = {
@@ -77,6 +88,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("server_metrics");
     g.bench_function("bare", |b| b.iter(|| black_box(run(&mut bare))));
     g.bench_function("telltale", |b| b.iter(|| black_box(run(&mut telltale))));
+    g.bench_function("telltale_excluded_path", |b| {
+        b.iter(|| black_box(run_path(&mut wrapped, "/orders/42")))
+    });
     g.bench_function("axum_prometheus", |b| b.iter(|| black_box(run(&mut peer))));
     g.finish();
     // Keep the exporters' sample buffers bounded during the run.

@@ -5,10 +5,10 @@
 //! |---|---|
 //! | *(none)* | [`names`]: every metric and label name, nothing else (no dependencies) |
 //! | `layers` (default) | [`MetricsLayer`] (HTTP server), [`GrpcMetricsLayer`] (gRPC server), [`client`] metrics |
-//! | `prometheus` (default) | [`PrometheusConfig`] recorder install, [`metrics_router`] |
-//! | `reqwest` | [`client::ClientMetricsMiddleware`] for reqwest-middleware |
-//! | `process` | process metrics sampled at scrape time |
-//! | `tokio-runtime` | tokio runtime metrics sampled at scrape time |
+//! | `prometheus` (default) | [`PrometheusConfig`] recorder install, [`metrics_router`], OpenMetrics [`exemplars`], scrape-time [`collector`]s, [`saturation`] gauges |
+//! | `reqwest` | `client::ClientMetricsMiddleware` for reqwest-middleware |
+//! | `process` | `process::ProcessCollector`: CPU, memory, fds, threads, start time |
+//! | `tokio-runtime` | `runtime::RuntimeCollector`: workers, global queue depth, busy time |
 //!
 #![cfg_attr(feature = "prometheus", doc = "```")]
 #![cfg_attr(not(feature = "prometheus"), doc = "```ignore")]

@@ -273,5 +273,37 @@ mod tests {
             ]
         );
         assert_eq!(DEFAULT_DURATION_BUCKETS.len(), 14);
+        assert_eq!(
+            [
+                meta::TOKIO_WORKERS,
+                meta::TOKIO_GLOBAL_QUEUE_DEPTH,
+                meta::TOKIO_ALIVE_TASKS,
+                meta::TOKIO_WORKER_BUSY_SECONDS_TOTAL,
+                meta::PROCESS_MAX_FDS,
+            ],
+            [
+                "tokio_workers",
+                "tokio_global_queue_depth",
+                "tokio_alive_tasks",
+                "tokio_worker_busy_seconds_total",
+                "process_max_fds",
+            ]
+        );
+        assert_eq!(
+            [
+                saturation::DB_CLIENT_CONNECTIONS_USAGE,
+                saturation::DB_CLIENT_CONNECTIONS_PENDING_REQUESTS,
+                saturation::DB_CLIENT_CONNECTIONS_MAX,
+                saturation::QUEUE_DEPTH,
+                saturation::QUEUE_CAPACITY,
+            ],
+            [
+                "db_client_connections_usage",
+                "db_client_connections_pending_requests",
+                "db_client_connections_max",
+                "telltale_queue_depth",
+                "telltale_queue_capacity",
+            ]
+        );
     }
 }

@@ -221,7 +221,7 @@ impl PrometheusConfig {
     /// Builds the recorder without installing it (tests, several registries).
     pub fn build(self) -> Result<Prometheus, PrometheusError> {
         let recorder = Arc::new(self.recorder()?);
-        let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars, false);
+        let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars);
         Ok(Prometheus { recorder, handle })
     }
 
@@ -231,8 +231,10 @@ impl PrometheusConfig {
     /// already set (this one or any other): there can be one per process.
     pub fn install(self) -> Result<MetricsHandle, PrometheusError> {
         let recorder = self.recorder()?;
-        let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars, true);
+        let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars);
         metrics::set_global_recorder(recorder).map_err(|_| PrometheusError::RecorderAlreadyInstalled)?;
+        // The global recorder lives as long as the process: so does its upkeep.
+        let _ = GLOBAL_UPKEEP.set(handle._upkeep.clone());
         Ok(handle)
     }
 }
@@ -405,7 +407,7 @@ impl Drop for Upkeep {
 static GLOBAL_UPKEEP: std::sync::OnceLock<Arc<Upkeep>> = std::sync::OnceLock::new();
 
 impl MetricsHandle {
-    fn new(prom: PrometheusHandle, global_labels: String, exemplars: bool, global: bool) -> Self {
+    fn new(prom: PrometheusHandle, global_labels: String, exemplars: bool) -> Self {
         let (tx, rx) = std::sync::mpsc::channel::<Weak<Upkeep>>();
         let p = prom.clone();
         let thread = std::thread::Builder::new()
@@ -424,10 +426,6 @@ impl MetricsHandle {
             .map(|h| h.thread().clone());
         let upkeep = Arc::new(Upkeep { thread });
         let _ = tx.send(Arc::downgrade(&upkeep));
-        if global {
-            // The global recorder lives as long as the process: so does its upkeep.
-            let _ = GLOBAL_UPKEEP.set(upkeep.clone());
-        }
         MetricsHandle {
             prom,
             extra: Arc::new(Extra {

@@ -24,16 +24,24 @@
 //! `http_request_duration_seconds` (histogram) labelled `method`, `route`, `status`, and
 //! `http_requests_in_flight`.
 //!
-//! PromQL (OpenTelemetry scheme; for Legacy use `http_requests_total` and `status`):
+//! PromQL, OpenTelemetry scheme (the histogram's `_count` is the request counter):
 //!
 //! ```text
 //! # request rate per route
 //! sum by (http_route) (rate(http_server_request_duration_seconds_count[5m]))
-//! # error ratio (5xx only: 4xx are the client's fault)
+//! # error ratio (5xx only: 4xx are the client's fault; `error_type!=""` is equivalent)
 //! sum(rate(http_server_request_duration_seconds_count{http_response_status_code=~"5.."}[5m]))
 //!   / sum(rate(http_server_request_duration_seconds_count[5m]))
-//! # p50 / p95 / p99 latency per route
-//! histogram_quantile(0.95, sum by (http_route, le) (rate(http_server_request_duration_seconds_bucket[5m])))
+//! # p50 / p95 / p99 latency per route (0.5, 0.95, 0.99)
+//! histogram_quantile(0.99, sum by (http_route, le) (rate(http_server_request_duration_seconds_bucket[5m])))
+//! ```
+//!
+//! PromQL, Legacy scheme:
+//!
+//! ```text
+//! sum by (route) (rate(http_requests_total[5m]))
+//! sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))
+//! histogram_quantile(0.99, sum by (route, le) (rate(http_request_duration_seconds_bucket[5m])))
 //! ```
 //!
 //! # Behaviour to know
@@ -58,7 +66,7 @@
 //!   (default 2000, the `overflow` series included); beyond it requests are recorded in
 //!   one series whose labels are all `overflow`, counted in
 //!   `telltale_metrics_cardinality_overflow_total`, and logged once.
-//! - **Excluded paths** (default `/healthz`, `/readyz`, `/livez`, `/metrics`) are not
+//! - **Excluded paths** (default `/healthz`, `/readyz`, `/livez`, `/startupz`, `/metrics`) are not
 //!   measured at all. They are compared with the request path exactly.
 //! - Histogram buckets are the exporter's business (metrics facade histograms carry
 //!   no buckets): [`PrometheusConfig`](crate::PrometheusConfig) sets the OpenTelemetry
@@ -87,7 +95,7 @@ use crate::observe::{RequestObservation, ResponseFuture};
 use crate::{ConfigError, RecorderRef};
 
 /// Paths excluded by default: health, readiness, liveness and metrics.
-pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &["/healthz", "/readyz", "/livez", "/metrics"];
+pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &["/healthz", "/readyz", "/livez", "/startupz", "/metrics"];
 
 type HttpKey = (&'static str, u16, Option<ErrorType>);
 

@@ -415,3 +415,52 @@ async fn exemplar_trace_id_comes_from_the_current_span_when_sampled() {
     // Unsampled traces are not exported, so they make no exemplar.
     assert!(!om.contains("bbbb"), "{om}");
 }
+
+#[tokio::test]
+async fn an_http2_stream_reset_mid_body_is_counted_once_as_499() {
+    let prom = prom();
+    let addr = serve(app(&prom, Scheme::OpenTelemetry)).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut res = h2.get(format!("http://{addr}/stream")).send().await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert!(res.chunk().await.unwrap().is_some());
+    // Dropping the response resets the stream; the connection stays up.
+    drop(res);
+    let handle = prom.handle();
+    let text = eventually(Duration::from_secs(10), "499 recorded", || {
+        let t = handle.render();
+        async move { sample(&t, DUR, &[(l::HTTP_RESPONSE_STATUS_CODE, "499")]).map(|_| t) }
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[(l::HTTP_ROUTE, "/stream"), (l::HTTP_RESPONSE_STATUS_CODE, "499")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
+    // The same connection still serves requests, measured normally.
+    h2.get(format!("http://{addr}/orders/1"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let text = eventually(Duration::from_secs(10), "200 recorded", || {
+        let t = handle.render();
+        async move { sample(&t, DUR, &[(l::HTTP_RESPONSE_STATUS_CODE, "200")]).map(|_| t) }
+    })
+    .await;
+    assert_eq!(
+        sample(&text, DUR, &[(l::HTTP_ROUTE, "/orders/{id}")]),
+        Some(1.0),
+        "{text}"
+    );
+}

@@ -12,7 +12,8 @@
 //! services to the same noise.
 //!
 //! `REQUEST_ID_BENCH_ONLY=<case> target/release/deps/request_id-*` runs one case a
-//! million times and exits, for `perf stat` or `valgrind --tool=dhat` (allocations).
+//! million times (`REQUEST_ID_BENCH_ITERS` to change) and exits, for `perf record`,
+//! `strace -c` (syscalls) or `valgrind --tool=dhat` (allocations).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,7 +29,6 @@ use telltale_request_id::{RequestId, RequestIdLayer};
 use tower::{Layer, Service, service_fn};
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-const VALID_ID: HeaderValue = HeaderValue::from_static("0190b7b4-6c1e-7a52-9d4e-3f1b2c8a9e10");
 const INVALID_ID: HeaderValue = HeaderValue::from_static("has space");
 
 /// Stands in for axum's `MatchedPath`, which the router inserts into every routed
@@ -86,50 +86,81 @@ fn axum_like_handler()
 
 type Case = (&'static str, Box<dyn FnMut() -> Response<()>>);
 
-fn case<S>(name: &'static str, mut svc: S, id: Option<HeaderValue>) -> Case
+/// `ids` are sent in turn (none: no header). Valid cases cycle through distinct random
+/// UUIDs, as real traffic does: one fixed id would let the branch predictor learn the
+/// validation loop and flatter the layer.
+fn case<S>(name: &'static str, mut svc: S, ids: Vec<HeaderValue>) -> Case
 where
     S: Service<Request<()>, Response = Response<()>, Error = Infallible> + 'static,
 {
-    (name, Box::new(move || run(&mut svc, request(id.as_ref()))))
+    let mut next = 0;
+    (
+        name,
+        Box::new(move || {
+            let id = ids.get(next % ids.len().max(1));
+            next = next.wrapping_add(1);
+            run(&mut svc, request(id))
+        }),
+    )
+}
+
+fn random_ids() -> Vec<HeaderValue> {
+    (0..1024)
+        .map(|_| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap())
+        .collect()
 }
 
 fn cases() -> Vec<Case> {
+    let valid = random_ids;
+    let invalid = || vec![INVALID_ID];
     vec![
-        case("bare/valid_id", plain_handler(), Some(VALID_ID)),
-        case("bare/no_id", plain_handler(), None),
+        case("bare/valid_id", plain_handler(), valid()),
+        case("bare/no_id", plain_handler(), vec![]),
         case(
             "layer/valid_id",
             RequestIdLayer::new().layer(plain_handler()),
-            Some(VALID_ID),
+            valid(),
         ),
         case(
             "layer/no_id_uuid_v7",
             RequestIdLayer::new().layer(plain_handler()),
-            None,
+            vec![],
         ),
         case(
             "layer/invalid_id_uuid_v7",
             RequestIdLayer::new().layer(plain_handler()),
-            Some(INVALID_ID),
+            invalid(),
         ),
         case(
             "layer/no_id_uuid_v4",
             RequestIdLayer::new().with_uuid_v4().layer(plain_handler()),
-            None,
+            vec![],
         ),
-        case("axum_like/bare/valid_id", axum_like_handler(), Some(VALID_ID)),
+        case("axum_like/bare/valid_id", axum_like_handler(), valid()),
         case(
             "axum_like/layer/valid_id",
             RequestIdLayer::new().layer(axum_like_handler()),
-            Some(VALID_ID),
+            valid(),
         ),
-        case("axum_like/bare/no_id", axum_like_handler(), None),
+        case("axum_like/bare/no_id", axum_like_handler(), vec![]),
         case(
             "axum_like/layer/no_id_uuid_v7",
             RequestIdLayer::new().layer(axum_like_handler()),
-            None,
+            vec![],
         ),
     ]
+}
+
+/// A branch-free variant of telltale-core's validation loop, to measure what it would
+/// save (see docs/perf/request-id.md): `&` instead of `&&` lets LLVM vectorise it and
+/// removes the data-dependent branches that random hex ids mispredict.
+#[allow(clippy::manual_range_contains)] // explicit `&` on purpose: no short-circuit branches
+fn validate_branch_free(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len() <= telltale_core::request_id::MAX_LEN
+        && bytes.iter().fold(true, |ok, &b| {
+            ok & (b >= 0x21) & (b <= 0x7e) & (b != b'"') & (b != b'\'') & (b != b'\\')
+        })
 }
 
 fn criterion_benches(c: &mut Criterion) {
@@ -138,6 +169,21 @@ fn criterion_benches(c: &mut Criterion) {
         g.bench_function(name, |b| b.iter(|| black_box(f())));
     }
     g.finish();
+
+    let ids = random_ids();
+    let mut at = 0;
+    c.bench_function("validate/core_from_header_random_uuid", |b| {
+        b.iter(|| {
+            at = (at + 1) % ids.len();
+            RequestId::from_header(black_box(&ids[at])).is_ok()
+        })
+    });
+    c.bench_function("validate/branch_free_random_uuid", |b| {
+        b.iter(|| {
+            at = (at + 1) % ids.len();
+            validate_branch_free(black_box(ids[at].as_bytes()))
+        })
+    });
 
     c.bench_function("generate/uuid_v7", |b| {
         b.iter(telltale_request_id::generate::uuid_v7)
@@ -207,7 +253,11 @@ fn main() {
             .into_iter()
             .find(|(n, _)| *n == only)
             .unwrap_or_else(|| panic!("no case {only:?}"));
-        for _ in 0..1_000_000 {
+        let iterations = std::env::var("REQUEST_ID_BENCH_ITERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        for _ in 0..iterations {
             black_box(f());
         }
         return;

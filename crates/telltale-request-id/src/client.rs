@@ -26,8 +26,7 @@
 //! hand) or else from [`current_request_id`]. A request that already has the header
 //! keeps it; a request made outside any request scope is sent unchanged.
 //!
-//! For `reqwest` clients use
-//! [`RequestIdMiddleware`](crate::RequestIdMiddleware) (feature `reqwest`).
+//! For `reqwest` clients use `RequestIdMiddleware` (feature `reqwest`).
 
 use std::task::{Context, Poll};
 

@@ -32,7 +32,7 @@
 //! ```
 //!
 //! Outbound, [`PropagateRequestIdLayer`] (any tower HTTP client) and
-//! [`RequestIdMiddleware`] (reqwest, feature `reqwest`) put the current id on requests
+//! `RequestIdMiddleware` (reqwest, feature `reqwest`) put the current id on requests
 //! this service sends; see [`client`].
 //!
 //! # Accepted incoming ids
@@ -91,7 +91,7 @@
 //!
 //! - `axum` (default): the [`RequestId`] axum extractor (`RequestId` and
 //!   `Option<RequestId>` as handler arguments); it lives in `telltale_core::extract`.
-//! - `reqwest`: [`RequestIdMiddleware`] for `reqwest-middleware` clients.
+//! - `reqwest`: `RequestIdMiddleware` for `reqwest-middleware` clients.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

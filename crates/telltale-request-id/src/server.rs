@@ -25,12 +25,12 @@
 //!    (UUIDv7 unless configured otherwise). A present but invalid value is a rejection:
 //!    a `DEBUG` event on target `telltale_request_id` with the reason and the value
 //!    ASCII-escaped and cut to 64 bytes, and the counter
-//!    [`REJECTED_TOTAL`](crate::names::REJECTED_TOTAL)`{reason}`, whose handle per reason
+//!    [`REJECTED_TOTAL`]`{reason}`, whose handle per reason
 //!    is resolved on first use and then reused;
 //! 3. inserts the [`RequestId`] into the request extensions (for the axum extractor and
 //!    for layers inside this one, whose `call` runs before the response future);
 //! 4. polls the inner response future inside
-//!    [`with_request_id`](telltale_core::with_request_id), so
+//!    [`with_request_id`], so
 //!    [`current_request_id`](telltale_core::current_request_id) works anywhere in the
 //!    handler and in the logger;
 //! 5. sets the header on the response unless the response already has it.

@@ -404,3 +404,58 @@ async fn tower_client_layer_sends_the_current_id() {
     assert_uuid_v7(&id);
     assert_eq!(res.text().await.unwrap(), id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_each_see_their_own_id() {
+    let server = TestServer::start(app()).await;
+    let client = http_client();
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            let url = server.url("/current");
+            tokio::spawn(async move {
+                let sent = format!("concurrent-{i}");
+                let res = client
+                    .get(url)
+                    .header("x-request-id", &sent)
+                    .send()
+                    .await
+                    .unwrap();
+                let echoed = response_id(res.headers()).to_owned();
+                let seen = res.text().await.unwrap();
+                (sent, echoed, seen)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (sent, echoed, seen) = call.await.unwrap();
+        assert_eq!(echoed, sent);
+        assert_eq!(seen, sent, "the handler's current id is its own request's");
+    }
+}
+
+/// Pins the documented layer order: with `CatchPanicLayer` *outside* the request-id
+/// layer, a panic unwinds through it and the 500 has no id. (Inside, see
+/// `not_found_error_and_panic_responses_carry_the_id`, it does.)
+#[tokio::test]
+async fn catch_panic_outside_the_layer_loses_the_id() {
+    let app: Router = Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("handler panicked on purpose (test)");
+                }
+                "unreachable"
+            }),
+        )
+        .layer(RequestIdLayer::new())
+        .layer(CatchPanicLayer::new());
+    let req = http::Request::get("/panic")
+        .header("x-request-id", "lost-1")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 500);
+    assert!(res.headers().get("x-request-id").is_none());
+}

@@ -55,6 +55,21 @@ fn bench(c: &mut Criterion) {
             r.bytes().await.unwrap()
         })
     });
+    // The machine is shared and noisy: measure bare reqwest again after the full stack,
+    // and reqwest-middleware with no middleware, to bracket the comparison.
+    let mw_only = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build();
+    g.bench_function("reqwest_middleware_empty", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = mw_only.get(&url).send().await.unwrap();
+            r.bytes().await.unwrap()
+        })
+    });
+    g.bench_function("bare_reqwest_again", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = bare.get(&url).send().await.unwrap();
+            r.bytes().await.unwrap()
+        })
+    });
     g.finish();
 
     // The stack's own cost, without the network: the same policy as a tower layer over

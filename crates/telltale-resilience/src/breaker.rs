@@ -52,8 +52,9 @@
 //! # What is a failure
 //!
 //! The default [`FailureClassifier`] counts 5xx, 429 and 408 responses, gRPC server-side
-//! error codes (`UNAVAILABLE`, `INTERNAL`, … in response headers) and every transport
-//! error and timeout. It deliberately does **not** count other 4xx responses, although
+//! error codes (`UNAVAILABLE`, `INTERNAL`, … in response headers) and every connect or
+//! transport error and timeout (not local errors such as a request that could not be
+//! built). It deliberately does **not** count other 4xx responses, although
 //! `telltale_core::outcome::client_http` marks them as client-side errors: a 404 or a 400
 //! says the *request* was wrong, not that the dependency is unhealthy, and a breaker
 //! that opened on them would cut off a healthy dependency. Use
@@ -172,7 +173,8 @@ impl FailureClassifier {
         FailureClassifier(Arc::new(f))
     }
 
-    /// The default: 5xx, 429, 408, gRPC server-error codes, transport errors and timeouts.
+    /// The default: 5xx, 429, 408, gRPC server-error codes, connect and transport errors
+    /// and timeouts.
     pub fn server_errors() -> Self {
         FailureClassifier::new(|r| match r {
             CallResult::Response { status, headers } => {
@@ -182,7 +184,9 @@ impl FailureClassifier {
                     || GrpcCode::from_headers(headers)
                         .is_some_and(|c| telltale_core::outcome::server_grpc(c).is_error())
             }
-            CallResult::Error(_) => true,
+            // `Other` is a local failure (the request could not be built, an inner
+            // middleware refused it): not the dependency's fault.
+            CallResult::Error(e) => *e != ErrorType::Other,
         })
     }
 

@@ -18,18 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use telltale_core::outcome::ErrorType;
+use telltale_metrics::client::ClassifiedError;
 
 /// A boxed, shareable error source.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why an outbound call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum ResilienceError {
     /// One attempt took longer than the per-attempt timeout.
-    #[error(
-        "call to `{dependency}` timed out after {after:?} (per-attempt timeout); raise `.timeout(..)` if the dependency is legitimately this slow"
-    )]
     Timeout {
         /// The dependency name.
         dependency: Arc<str>,
@@ -37,9 +35,6 @@ pub enum ResilienceError {
         after: Duration,
     },
     /// The logical call (all attempts and back-off) ran past its overall deadline.
-    #[error(
-        "call to `{dependency}` ran past its overall deadline of {deadline:?} after {attempts} attempt(s); raise `.deadline(..)` or lower the retry count"
-    )]
     DeadlineExceeded {
         /// The dependency name.
         dependency: Arc<str>,
@@ -49,18 +44,13 @@ pub enum ResilienceError {
         attempts: u32,
     },
     /// Could not connect (refused, DNS, TLS handshake).
-    #[error("could not connect to `{dependency}`: {source}")]
     Connect {
         /// The dependency name.
         dependency: Arc<str>,
         /// The transport error.
-        #[source]
         source: BoxError,
     },
     /// The circuit breaker is open: the call was not made.
-    #[error(
-        "circuit breaker for `{dependency}` is {state}: call not made (fails fast until the dependency recovers; see telltale_circuit_breaker_state)"
-    )]
     CircuitOpen {
         /// The dependency name (and host, for per-host breakers).
         dependency: Arc<str>,
@@ -68,9 +58,6 @@ pub enum ResilienceError {
         state: &'static str,
     },
     /// A retry was wanted but the dependency's retry budget is spent.
-    #[error(
-        "retry budget for `{dependency}` is exhausted after a `{last}` failure: the dependency is failing for many callers; not retried to avoid a retry storm"
-    )]
     BudgetExhausted {
         /// The dependency name.
         dependency: Arc<str>,
@@ -78,9 +65,6 @@ pub enum ResilienceError {
         last: ErrorType,
     },
     /// The bulkhead (concurrency limit) was full for longer than its maximum wait.
-    #[error(
-        "bulkhead for `{dependency}` is full ({max_concurrent} calls in flight, waited {waited:?}); raise the bulkhead limit or its wait, or shed load upstream"
-    )]
     BulkheadFull {
         /// The dependency name.
         dependency: Arc<str>,
@@ -90,24 +74,97 @@ pub enum ResilienceError {
         waited: Duration,
     },
     /// The connection failed after it was established (reset, broken pipe, protocol error).
-    #[error("transport error calling `{dependency}`: {source}")]
     Transport {
         /// The dependency name.
         dependency: Arc<str>,
         /// The transport error.
-        #[source]
         source: BoxError,
     },
     /// The request could not be built or sent for a reason that is not the dependency's
     /// (invalid request, middleware error).
-    #[error("request to `{dependency}` failed: {source}")]
     Other {
         /// The dependency name.
         dependency: Arc<str>,
         /// The underlying error.
-        #[source]
         source: BoxError,
     },
+}
+
+impl std::fmt::Display for ResilienceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResilienceError::Timeout { dependency, after } => write!(
+                f,
+                "call to `{dependency}` timed out after {after:?} (per-attempt timeout); raise `.timeout(..)` if the dependency is legitimately this slow"
+            ),
+            ResilienceError::DeadlineExceeded {
+                dependency,
+                deadline,
+                attempts,
+            } => write!(
+                f,
+                "call to `{dependency}` ran past its overall deadline of {deadline:?} after {attempts} attempt(s); raise `.deadline(..)` or lower the retry count"
+            ),
+            ResilienceError::Connect { dependency, source } => {
+                write!(f, "could not connect to `{dependency}`: {source}")
+            }
+            ResilienceError::CircuitOpen { dependency, state } => write!(
+                f,
+                "circuit breaker for `{dependency}` is {state}: call not made (fails fast until the dependency recovers; see telltale_circuit_breaker_state)"
+            ),
+            ResilienceError::BudgetExhausted { dependency, last } => write!(
+                f,
+                "retry budget for `{dependency}` is exhausted after a `{last}` failure: the dependency is failing for many callers; not retried to avoid a retry storm"
+            ),
+            ResilienceError::BulkheadFull {
+                dependency,
+                max_concurrent,
+                waited,
+            } => write!(
+                f,
+                "bulkhead for `{dependency}` is full ({max_concurrent} calls in flight, waited {waited:?}); raise the bulkhead limit or its wait, or shed load upstream"
+            ),
+            ResilienceError::Transport { dependency, source } => {
+                write!(f, "transport error calling `{dependency}`: {source}")
+            }
+            ResilienceError::Other { dependency, source } => {
+                write!(f, "request to `{dependency}` failed: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ResilienceError {
+    /// The transport error for `Connect`, `Transport` and `Other`. For the errors this
+    /// crate makes itself (timeout, deadline, breaker, budget, bulkhead) the source is a
+    /// `telltale_metrics::client::ClassifiedError` carrying the `error.type`, so the
+    /// dependency-metrics layers (which cannot depend on this crate) label them right.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ResilienceError::Connect { source, .. }
+            | ResilienceError::Transport { source, .. }
+            | ResilienceError::Other { source, .. } => Some(source.as_ref()),
+            _ => Some(classified(self.error_type())),
+        }
+    }
+}
+
+fn classified(kind: ErrorType) -> &'static ClassifiedError {
+    use std::sync::LazyLock;
+    static TIMEOUT: LazyLock<ClassifiedError> =
+        LazyLock::new(|| ClassifiedError::new(ErrorType::Timeout, "the call took too long"));
+    static CIRCUIT_OPEN: LazyLock<ClassifiedError> =
+        LazyLock::new(|| ClassifiedError::new(ErrorType::CircuitOpen, "the call was not made"));
+    static BUDGET: LazyLock<ClassifiedError> =
+        LazyLock::new(|| ClassifiedError::new(ErrorType::BudgetExhausted, "the retry was not made"));
+    static REJECTED: LazyLock<ClassifiedError> =
+        LazyLock::new(|| ClassifiedError::new(ErrorType::Rejected, "the call was not made"));
+    match kind {
+        ErrorType::Timeout => &TIMEOUT,
+        ErrorType::CircuitOpen => &CIRCUIT_OPEN,
+        ErrorType::BudgetExhausted => &BUDGET,
+        _ => &REJECTED,
+    }
 }
 
 impl ResilienceError {
@@ -151,7 +208,9 @@ impl ResilienceError {
     #[cfg(feature = "reqwest")]
     pub fn from_reqwest_middleware(err: &reqwest_middleware::Error) -> Option<&ResilienceError> {
         match err {
-            reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<ResilienceError>(),
+            reqwest_middleware::Error::Middleware(e) => {
+                e.chain().find_map(|e| e.downcast_ref::<ResilienceError>())
+            }
             reqwest_middleware::Error::Reqwest(_) => None,
         }
     }
@@ -161,6 +220,18 @@ impl ResilienceError {
     /// [`Transport`](Self::Transport).
     pub(crate) fn from_transport(dependency: &Arc<str>, err: BoxError) -> ResilienceError {
         let dependency = dependency.clone();
+        // A request that could not even be built is the caller's bug, not the
+        // dependency's: not retried, not a breaker failure.
+        #[cfg(feature = "reqwest")]
+        if err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_builder)
+        {
+            return ResilienceError::Other {
+                dependency,
+                source: err,
+            };
+        }
         match classify_transport(&*err) {
             ErrorType::Connect => ResilienceError::Connect {
                 dependency,

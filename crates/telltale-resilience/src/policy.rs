@@ -448,6 +448,14 @@ impl ClientPolicy {
                 Err(e) => CallResult::Error(e.error_type()),
             });
             if failed { &p.attempts_err } else { &p.attempts_ok }.increment(1);
+            tracing::debug!(
+                peer.service = %p.name,
+                attempt,
+                failed,
+                error.r#type = failed.then(|| result_error_type(view).as_str()),
+                elapsed_us = elapsed.as_micros() as u64,
+                "attempt finished"
+            );
             if let Some(permit) = permit {
                 permit.record(failed, elapsed);
             }

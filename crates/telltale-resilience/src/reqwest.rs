@@ -18,8 +18,10 @@
 //! most the replay cap is retried; a streaming body or a larger one is sent once.
 //!
 //! Errors: every failure the middleware produces, or sees from the transport, is
-//! returned as `reqwest_middleware::Error::Middleware` holding a [`ResilienceError`]
-//! (find it with [`ResilienceError::from_reqwest_middleware`]); its `error.type` is
+//! returned as `reqwest_middleware::Error::Middleware` holding a
+//! `telltale_metrics::client::ClassifiedError` (so the dependency-metrics middleware
+//! labels it) whose source is the [`ResilienceError`] (find it with
+//! [`ResilienceError::from_reqwest_middleware`]); its `error.type` is
 //! also inserted into the request's `Extensions` as a
 //! `telltale_core::outcome::ErrorType`, so outer middlewares (metrics, trace) can label
 //! the call without depending on this crate.
@@ -176,8 +178,13 @@ impl ResilienceMiddleware {
         match policy.run(spec, &mut attempts).await {
             Ok(r) => Ok(r),
             Err(e) => {
-                attempts.extensions.insert(e.error_type());
-                Err(reqwest_middleware::Error::middleware(e))
+                let kind = e.error_type();
+                attempts.extensions.insert(kind);
+                // Wrapped so the dependency-metrics middleware (telltale-metrics), which
+                // cannot depend on this crate, labels the call with the right error.type.
+                Err(reqwest_middleware::Error::middleware(
+                    telltale_metrics::client::ClassifiedError::new(kind, e),
+                ))
             }
         }
     }

@@ -9,7 +9,7 @@
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "ok" }))
 //!     .layer(request_timeout(Duration::from_secs(10), StatusCode::SERVICE_UNAVAILABLE).unwrap())
-//!     .layer(ConcurrencyLimitLayer::shed(512, Duration::from_secs(1)))
+//!     .layer(ConcurrencyLimitLayer::shed(512, Duration::from_secs(1)).unwrap())
 //!     .layer(CatchPanicLayer::new());
 //! ```
 //!
@@ -100,22 +100,33 @@ pub struct ConcurrencyLimitLayer {
 
 impl ConcurrencyLimitLayer {
     /// Answer 503 with `Retry-After: <retry_after, in whole seconds, at least 1>` when
-    /// `max` requests are already in flight (load shedding).
-    pub fn shed(max: usize, retry_after: Duration) -> Self {
+    /// `max` requests are already in flight (load shedding). `max` must be at least 1.
+    pub fn shed(max: usize, retry_after: Duration) -> Result<Self, String> {
         let secs = retry_after.as_secs().max(1);
-        ConcurrencyLimitLayer {
-            semaphore: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+        Ok(ConcurrencyLimitLayer {
+            semaphore: Arc::new(Semaphore::new(check_max(max)?)),
             retry_after: Some(HeaderValue::from(secs)),
-        }
+        })
     }
 
     /// Make requests beyond `max` wait for a slot (a plain concurrency limit; combine
-    /// with [`request_timeout`] so the wait is bounded).
-    pub fn wait(max: usize) -> Self {
-        ConcurrencyLimitLayer {
-            semaphore: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+    /// with [`request_timeout`] so the wait is bounded). `max` must be at least 1.
+    pub fn wait(max: usize) -> Result<Self, String> {
+        Ok(ConcurrencyLimitLayer {
+            semaphore: Arc::new(Semaphore::new(check_max(max)?)),
             retry_after: None,
-        }
+        })
+    }
+}
+
+fn check_max(max: usize) -> Result<usize, String> {
+    if max == 0 || max > Semaphore::MAX_PERMITS {
+        Err(format!(
+            "concurrency limit must be between 1 and {}, got {max}",
+            Semaphore::MAX_PERMITS
+        ))
+    } else {
+        Ok(max)
     }
 }
 

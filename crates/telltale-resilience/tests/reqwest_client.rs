@@ -587,3 +587,54 @@ async fn backoff_that_cannot_fit_before_the_deadline_is_skipped() {
     let skipped = [("peer_service", "deadline-skip"), ("reason", "deadline")];
     assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
 }
+
+#[tokio::test]
+async fn max_total_time_stops_retrying() {
+    metrics();
+    let server = FlakyServer::start(Script::Always(503)).await;
+    let policy = ClientPolicy::builder("max-total")
+        .retry(
+            Retry::exponential()
+                .base(40 * MS)
+                .cap(40 * MS)
+                .jitter(Jitter::None)
+                .max_attempts(100)
+                .max_total_time(Duration::from_millis(100))
+                .no_budget(),
+        )
+        .build()
+        .unwrap();
+    let resp = client(&policy).get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!((1..=3).contains(&server.calls()), "{}", server.calls());
+    let skipped = [("peer_service", "max-total"), ("reason", "deadline")];
+    assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
+}
+
+#[tokio::test]
+async fn dependency_metrics_middleware_sees_the_resilience_error_type() {
+    use telltale_metrics::ClientMetrics;
+    use telltale_metrics::client::ClientMetricsMiddleware;
+
+    metrics();
+    let server = FlakyServer::start(Script::Ok).await;
+    let policy = ClientPolicy::builder("labelled")
+        .circuit_breaker(CircuitBreaker::consecutive_failures(1))
+        .with_outer_middleware(Arc::new(ClientMetricsMiddleware::new(
+            ClientMetrics::for_dependency("labelled"),
+        )))
+        .build()
+        .unwrap();
+    policy.circuit_breaker().unwrap().force_open();
+    let e = client(&policy).get(server.url("/")).send().await.unwrap_err();
+    assert!(matches!(
+        resilience_error(&e),
+        ResilienceError::CircuitOpen { .. }
+    ));
+    assert_eq!(server.calls(), 0);
+    let count = metric(
+        "http_client_request_duration_seconds_count",
+        &[("peer_service", "labelled"), ("error_type", "circuit_open")],
+    );
+    assert_eq!(count, 1.0, "{}", metrics().render());
+}

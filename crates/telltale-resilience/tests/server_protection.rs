@@ -76,7 +76,7 @@ async fn overload_is_shed_with_503_and_retry_after() {
                 }
             }),
         )
-        .layer(ConcurrencyLimitLayer::shed(1, Duration::from_secs(3)));
+        .layer(ConcurrencyLimitLayer::shed(1, Duration::from_secs(3)).unwrap());
     let (url, task) = serve(app).await;
     let first = tokio::spawn(reqwest::get(format!("{url}/work")));
     // Wait (bounded) until the first request holds the only slot.
@@ -99,5 +99,43 @@ async fn overload_is_shed_with_503_and_retry_after() {
     assert_eq!(shed.headers()["retry-after"], "3");
     gate.add_permits(1000);
     assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    task.abort();
+}
+
+#[tokio::test]
+async fn concurrency_limit_makes_excess_requests_wait_not_fail() {
+    assert!(ConcurrencyLimitLayer::wait(0).is_err());
+    let gate = Arc::new(Semaphore::new(0));
+    let in_app = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (g, n) = (gate.clone(), in_app.clone());
+    let app = Router::new()
+        .route(
+            "/work",
+            get(move || {
+                let (g, n) = (g.clone(), n.clone());
+                async move {
+                    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = g.acquire().await;
+                    "done"
+                }
+            }),
+        )
+        .layer(ConcurrencyLimitLayer::wait(1).unwrap());
+    let (url, task) = serve(app).await;
+    let a = tokio::spawn(reqwest::get(format!("{url}/work")));
+    let b = tokio::spawn(reqwest::get(format!("{url}/work")));
+    assert!(
+        common::eventually(Duration::from_secs(5), || {
+            in_app.load(std::sync::atomic::Ordering::SeqCst) == 1
+        })
+        .await
+    );
+    // Only one request is in the application; the other waits (bounded check).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(in_app.load(std::sync::atomic::Ordering::SeqCst), 1);
+    gate.add_permits(1000);
+    assert_eq!(a.await.unwrap().unwrap().status(), 200);
+    assert_eq!(b.await.unwrap().unwrap().status(), 200);
+    assert_eq!(in_app.load(std::sync::atomic::Ordering::SeqCst), 2);
     task.abort();
 }

@@ -133,3 +133,22 @@ async fn tonic_channel_retries_unavailable_and_sends_grpc_timeout() {
     assert!(!bodies[0].is_empty());
     assert!(bodies.iter().all(|b| *b == bodies[0]));
 }
+
+#[tokio::test]
+async fn metrics_classifier_sees_the_error_type_through_the_tower_error() {
+    let server = FlakyServer::start(Script::Hang).await;
+    let p = ClientPolicy::builder("tower-classified")
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new().layer(p.layer()).service(hyper_client());
+    let req = Request::get(server.url("/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let err = svc.ready().await.unwrap().call(req).await.unwrap_err();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+    assert_eq!(
+        telltale_metrics::client::classify_error(boxed.as_ref()).as_str(),
+        "timeout"
+    );
+}

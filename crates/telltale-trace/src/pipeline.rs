@@ -334,7 +334,13 @@ impl TailBuffer {
         let now = Instant::now();
         let mut expired = 0u64;
         let mut m = self.lock();
-        if now.duration_since(m.last_sweep) >= self.max_age / 2 || m.traces.len() >= self.max_traces {
+        // Sweep expired traces every half max-age, or sooner (but at most every 500 ms, so a
+        // flood of spans into a full buffer does not scan it for each span) when full.
+        let since_sweep = now.duration_since(m.last_sweep);
+        let full = m.traces.len() >= self.max_traces;
+        if since_sweep >= self.max_age / 2
+            || (full && since_sweep >= (self.max_age / 8).min(Duration::from_millis(500)))
+        {
             let max_age = self.max_age;
             let before = m.spans;
             m.traces.retain(|_, t| now.duration_since(t.since) < max_age);

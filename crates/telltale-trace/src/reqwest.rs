@@ -18,7 +18,6 @@
 use std::sync::Arc;
 
 use http::Extensions;
-use opentelemetry::trace::TraceContextExt;
 use reqwest_middleware::{Middleware, Next};
 use telltale_core::method;
 use telltale_core::outcome::{self, ErrorType, Outcome};
@@ -66,7 +65,6 @@ impl Middleware for TracingMiddleware {
                 .parse()
                 .unwrap_or_else(|_| http::Uri::from_static("/")),
         });
-        let _ = cx.span();
         // Make the client span the current context for middlewares below (e.g. retries log
         // inside it).
         let result = {

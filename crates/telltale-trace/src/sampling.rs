@@ -43,8 +43,11 @@
 //!
 //! # Bounds
 //!
-//! The tail buffer holds at most `max_traces_held` traces (default 4096) of at most
-//! `max_spans_per_trace` spans (default 128) for at most `max_trace_age` (default 30 s).
+//! The tail buffer holds at most `max_traces_held` traces (default 1024) of at most
+//! `max_spans_per_trace` spans (default 64) for at most `max_trace_age` (default 30 s).
+//! A held span takes roughly 0.5–1 KB, so the defaults bound the buffer to about 64 MB in
+//! the worst case; a trace is normally held only while its request runs (at 1,000
+//! requests/s of 100 ms, about 100 traces).
 //! On overflow the *new* span is dropped (never a held one), and counted in
 //! [`TAIL_SPANS_OVERFLOW`](crate::names::TAIL_SPANS_OVERFLOW) with the reason. The local
 //! root span itself is never held (it is built when it ends), so an error is exported even
@@ -67,7 +70,7 @@ const LOW_56: u128 = (1 << 56) - 1;
 /// Sampling configuration. See the [module docs](self).
 ///
 /// Defaults: ratio 1.0 (everything), parent-based, no tail sampling, tail bounds
-/// 4096 traces × 128 spans × 30 s.
+/// 1024 traces × 64 spans × 30 s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sampling {
     pub(crate) ratio: f64,
@@ -94,8 +97,8 @@ impl Sampling {
             parent_based: true,
             keep_errors: false,
             keep_slower_than: None,
-            max_traces: 4096,
-            max_spans_per_trace: 128,
+            max_traces: 1024,
+            max_spans_per_trace: 64,
             max_age: Duration::from_secs(30),
         }
     }
@@ -130,13 +133,13 @@ impl Sampling {
         self
     }
 
-    /// The most local traces the tail buffer holds at once (default 4096).
+    /// The most local traces the tail buffer holds at once (default 1024).
     pub const fn max_traces_held(mut self, n: usize) -> Self {
         self.max_traces = n;
         self
     }
 
-    /// The most spans held for one trace (default 128).
+    /// The most spans held for one trace (default 64).
     pub const fn max_spans_per_trace(mut self, n: usize) -> Self {
         self.max_spans_per_trace = n;
         self

@@ -32,6 +32,10 @@
 //!   sensitive values (`token`, `password`, `secret`, `key`, `signature`, …) are `REDACTED`.
 //! - [`TraceLayer::with_traceresponse`] (off by default) answers with a Trace Context
 //!   Level 2 `traceresponse` header.
+//! - `client.address`/`client.port` are the socket peer from axum's `ConnectInfo` (serve
+//!   with `into_make_service_with_connect_info::<SocketAddr>()`); forwarding headers are
+//!   not trusted. `url.scheme` is the request URI's scheme, else `http` (TLS is usually
+//!   terminated in front of the service).
 //! - [`TraceLayer::grpc`] makes gRPC server spans instead (`rpc.*` attributes, status read
 //!   from `grpc-status` in headers or trailers: an error inside an HTTP 200 is an error).
 

@@ -4,12 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::{Router, extract::State, routing::get};
+use axum::{Router, routing::get};
 use telltale_test_support::otlp::{OtlpReceiver, ReceivedSpan};
 use telltale_trace::export::OtlpProtocol;
 use telltale_trace::{Sampling, TraceGuard, Tracing, TracingConfig};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -85,146 +83,155 @@ async fn server_span_reaches_a_real_receiver_with_semconv_attributes() {
     drop(guard);
 }
 
-#[derive(Clone)]
-struct OrdersState {
-    http: reqwest_middleware::ClientWithMiddleware,
-    inventory: String,
-    grpc: HealthClient<telltale_trace::client::ClientTrace<tonic::transport::Channel>>,
-}
+/// Needs the reqwest middleware (feature `reqwest`).
+#[cfg(feature = "reqwest")]
+mod hops {
+    use super::*;
+    use axum::extract::State;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
 
-async fn get_order(State(s): State<OrdersState>) -> String {
-    let res = s
-        .http
-        .get(format!("{}/items/7", s.inventory))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let mut grpc = s.grpc.clone();
-    let health = grpc
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap();
-    format!("{status} {:?}", health.into_inner().status)
-}
+    #[derive(Clone)]
+    struct OrdersState {
+        http: reqwest_middleware::ClientWithMiddleware,
+        inventory: String,
+        grpc: HealthClient<telltale_trace::client::ClientTrace<tonic::transport::Channel>>,
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_and_grpc_hops_share_one_trace_with_correct_parents() {
-    let receiver = OtlpReceiver::start().await.unwrap();
-
-    // inventory: HTTP service B, plus a real tonic health service, both traced.
-    let (inv, inv_guard) = tracing_for("inventory", &receiver);
-    let inventory = Router::new()
-        .route("/items/{id}", get(|| async { "item" }))
-        .layer(inv.server_layer());
-    let inventory_addr = serve(inventory).await;
-
-    let (_reporter, health_service) = tonic_health::server::health_reporter();
-    let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_addr = grpc_listener.local_addr().unwrap();
-    let grpc_layer = inv.grpc_server_layer();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(grpc_layer)
-            .add_service(health_service)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener))
+    async fn get_order(State(s): State<OrdersState>) -> String {
+        let res = s
+            .http
+            .get(format!("{}/items/7", s.inventory))
+            .send()
             .await
             .unwrap();
-    });
+        let status = res.status();
+        let mut grpc = s.grpc.clone();
+        let health = grpc
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap();
+        format!("{status} {:?}", health.into_inner().status)
+    }
 
-    // orders: service A calling both.
-    let (orders, orders_guard) = tracing_for("orders-api", &receiver);
-    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(orders.reqwest_middleware("inventory"))
-        .build();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect_lazy();
-    let grpc = HealthClient::new(
-        tower::ServiceBuilder::new()
-            .layer(orders.grpc_client_layer("inventory-grpc"))
-            .service(channel),
-    );
-    let app = Router::new()
-        .route("/orders/{id}", get(get_order))
-        .with_state(OrdersState {
-            http,
-            inventory: format!("http://{inventory_addr}"),
-            grpc,
-        })
-        .layer(orders.server_layer());
-    let addr = serve(app).await;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn http_and_grpc_hops_share_one_trace_with_correct_parents() {
+        let receiver = OtlpReceiver::start().await.unwrap();
 
-    let body = reqwest::get(format!("http://{addr}/orders/1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(body, "200 OK 1", "HTTP 200 and gRPC SERVING (1)");
+        // inventory: HTTP service B, plus a real tonic health service, both traced.
+        let (inv, inv_guard) = tracing_for("inventory", &receiver);
+        let inventory = Router::new()
+            .route("/items/{id}", get(|| async { "item" }))
+            .layer(inv.server_layer());
+        let inventory_addr = serve(inventory).await;
 
-    let spans = receiver
-        .wait_for_spans(
-            |s| {
-                find(s, "orders-api", "GET /orders/{id}").is_some()
-                    && find(s, "orders-api", "GET").is_some()
-                    && find(s, "inventory", "GET /items/{id}").is_some()
-                    && find(s, "orders-api", "grpc.health.v1.Health/Check").is_some()
-                    && find(s, "inventory", "grpc.health.v1.Health/Check").is_some()
-            },
-            DEADLINE,
-        )
-        .await
-        .unwrap_or_else(|got| {
-            panic!(
-                "spans missing; got {:#?}",
-                got.iter()
-                    .map(|s| (&s.service_name, s.name()))
-                    .collect::<Vec<_>>()
-            )
+        let (_reporter, health_service) = tonic_health::server::health_reporter();
+        let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr = grpc_listener.local_addr().unwrap();
+        let grpc_layer = inv.grpc_server_layer();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .layer(grpc_layer)
+                .add_service(health_service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener))
+                .await
+                .unwrap();
         });
 
-    let a_server = find(&spans, "orders-api", "GET /orders/{id}").unwrap();
-    let a_client = find(&spans, "orders-api", "GET").unwrap();
-    let b_server = find(&spans, "inventory", "GET /items/{id}").unwrap();
-    let a_grpc = find(&spans, "orders-api", "grpc.health.v1.Health/Check").unwrap();
-    let b_grpc = find(&spans, "inventory", "grpc.health.v1.Health/Check").unwrap();
+        // orders: service A calling both.
+        let (orders, orders_guard) = tracing_for("orders-api", &receiver);
+        let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(orders.reqwest_middleware("inventory"))
+            .build();
+        let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+            .unwrap()
+            .connect_lazy();
+        let grpc = HealthClient::new(
+            tower::ServiceBuilder::new()
+                .layer(orders.grpc_client_layer("inventory-grpc"))
+                .service(channel),
+        );
+        let app = Router::new()
+            .route("/orders/{id}", get(get_order))
+            .with_state(OrdersState {
+                http,
+                inventory: format!("http://{inventory_addr}"),
+                grpc,
+            })
+            .layer(orders.server_layer());
+        let addr = serve(app).await;
 
-    let trace = a_server.trace_id();
-    for s in [a_client, b_server, a_grpc, b_grpc] {
-        assert_eq!(s.trace_id(), trace, "{} shares the trace", s.name());
+        let body = reqwest::get(format!("http://{addr}/orders/1"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "200 OK 1", "HTTP 200 and gRPC SERVING (1)");
+
+        let spans = receiver
+            .wait_for_spans(
+                |s| {
+                    find(s, "orders-api", "GET /orders/{id}").is_some()
+                        && find(s, "orders-api", "GET").is_some()
+                        && find(s, "inventory", "GET /items/{id}").is_some()
+                        && find(s, "orders-api", "grpc.health.v1.Health/Check").is_some()
+                        && find(s, "inventory", "grpc.health.v1.Health/Check").is_some()
+                },
+                DEADLINE,
+            )
+            .await
+            .unwrap_or_else(|got| {
+                panic!(
+                    "spans missing; got {:#?}",
+                    got.iter()
+                        .map(|s| (&s.service_name, s.name()))
+                        .collect::<Vec<_>>()
+                )
+            });
+
+        let a_server = find(&spans, "orders-api", "GET /orders/{id}").unwrap();
+        let a_client = find(&spans, "orders-api", "GET").unwrap();
+        let b_server = find(&spans, "inventory", "GET /items/{id}").unwrap();
+        let a_grpc = find(&spans, "orders-api", "grpc.health.v1.Health/Check").unwrap();
+        let b_grpc = find(&spans, "inventory", "grpc.health.v1.Health/Check").unwrap();
+
+        let trace = a_server.trace_id();
+        for s in [a_client, b_server, a_grpc, b_grpc] {
+            assert_eq!(s.trace_id(), trace, "{} shares the trace", s.name());
+        }
+        assert_eq!(a_server.parent_span_id(), "", "A's server span is the root");
+        assert_eq!(a_client.parent_span_id(), a_server.span_id());
+        assert_eq!(b_server.parent_span_id(), a_client.span_id());
+        assert_eq!(a_grpc.parent_span_id(), a_server.span_id());
+        assert_eq!(b_grpc.parent_span_id(), a_grpc.span_id());
+
+        assert_eq!(a_client.span.kind, 3, "client kind");
+        assert_eq!(a_client.attr("peer.service").as_deref(), Some("inventory"));
+        assert_eq!(a_client.attr("http.request.method").as_deref(), Some("GET"));
+        assert_eq!(a_client.attr("server.address").as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            a_client.attr("server.port"),
+            Some(inventory_addr.port().to_string())
+        );
+        assert_eq!(a_client.attr("http.response.status_code").as_deref(), Some("200"));
+        assert_eq!(
+            a_client.attr("url.full"),
+            Some(format!("http://{inventory_addr}/items/7"))
+        );
+
+        for g in [a_grpc, b_grpc] {
+            assert_eq!(g.attr("rpc.system").as_deref(), Some("grpc"));
+            assert_eq!(g.attr("rpc.service").as_deref(), Some("grpc.health.v1.Health"));
+            assert_eq!(g.attr("rpc.method").as_deref(), Some("Check"));
+            assert_eq!(g.attr("rpc.grpc.status_code").as_deref(), Some("0"));
+            assert!(!g.is_error());
+        }
+        assert_eq!(a_grpc.attr("peer.service").as_deref(), Some("inventory-grpc"));
+        drop((orders_guard, inv_guard));
     }
-    assert_eq!(a_server.parent_span_id(), "", "A's server span is the root");
-    assert_eq!(a_client.parent_span_id(), a_server.span_id());
-    assert_eq!(b_server.parent_span_id(), a_client.span_id());
-    assert_eq!(a_grpc.parent_span_id(), a_server.span_id());
-    assert_eq!(b_grpc.parent_span_id(), a_grpc.span_id());
-
-    assert_eq!(a_client.span.kind, 3, "client kind");
-    assert_eq!(a_client.attr("peer.service").as_deref(), Some("inventory"));
-    assert_eq!(a_client.attr("http.request.method").as_deref(), Some("GET"));
-    assert_eq!(a_client.attr("server.address").as_deref(), Some("127.0.0.1"));
-    assert_eq!(
-        a_client.attr("server.port"),
-        Some(inventory_addr.port().to_string())
-    );
-    assert_eq!(a_client.attr("http.response.status_code").as_deref(), Some("200"));
-    assert_eq!(
-        a_client.attr("url.full"),
-        Some(format!("http://{inventory_addr}/items/7"))
-    );
-
-    for g in [a_grpc, b_grpc] {
-        assert_eq!(g.attr("rpc.system").as_deref(), Some("grpc"));
-        assert_eq!(g.attr("rpc.service").as_deref(), Some("grpc.health.v1.Health"));
-        assert_eq!(g.attr("rpc.method").as_deref(), Some("Check"));
-        assert_eq!(g.attr("rpc.grpc.status_code").as_deref(), Some("0"));
-        assert!(!g.is_error());
-    }
-    assert_eq!(a_grpc.attr("peer.service").as_deref(), Some("inventory-grpc"));
-    drop((orders_guard, inv_guard));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,3 +172,28 @@ fn a_dead_collector_never_blocks_and_the_queue_stays_bounded() {
     assert!(stats.dropped >= 10_000 - 64 - 512, "{stats:?}");
     drop(guard);
 }
+
+#[test]
+fn traces_whose_root_never_ends_expire_after_max_age() {
+    let collect = Collect::default();
+    let sampling = Sampling::never()
+        .keep_errors()
+        .max_trace_age(Duration::from_millis(2));
+    let pipeline = SpanPipeline::new(&sampling, collect.clone()).unwrap();
+    let provider = provider_for(&pipeline);
+    let tracer = provider.tracer("test");
+    let mut roots = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let cx = Context::new().with_span(tracer.start("root"));
+        tracer.start_with_context("child", &cx).end();
+        roots.push(cx);
+        if pipeline.stats().overflow_spans > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "nothing ever expired");
+        std::thread::yield_now();
+    }
+    let stats = pipeline.stats();
+    assert!(stats.held_traces < roots.len(), "{stats:?}");
+}

@@ -321,6 +321,19 @@ impl Baggage {
         out
     }
 
+    /// [`to_otel`](Self::to_otel) without copying the strings.
+    pub fn into_otel(self) -> opentelemetry::baggage::Baggage {
+        let mut out = opentelemetry::baggage::Baggage::new();
+        for m in self.members {
+            out.insert_with_metadata(
+                m.key,
+                m.value,
+                opentelemetry::baggage::BaggageMetadata::from(m.properties),
+            );
+        }
+        out
+    }
+
     /// The decoded value for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.members

@@ -332,7 +332,7 @@ impl TelltalePropagator {
         if values.peek().is_some() {
             let baggage = Baggage::parse(values);
             if !baggage.is_empty() {
-                cx = cx.with_baggage(baggage.to_otel());
+                cx = cx.with_baggage(baggage.into_otel());
             }
         }
         cx
@@ -347,9 +347,7 @@ impl TelltalePropagator {
             let tp = TraceParent::parse(first).ok()?;
             let mut values = h.values(&TRACESTATE).peekable();
             let trace_state = if values.peek().is_some() {
-                let mut ts = TraceState::parse(values).unwrap_or_default();
-                ts.truncate_to(TRACESTATE_MAX_LEN);
-                ts.to_otel()
+                tracestate::otel_from_headers(values)
             } else {
                 opentelemetry::trace::TraceState::NONE
             };

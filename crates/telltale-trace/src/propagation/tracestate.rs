@@ -140,35 +140,13 @@ impl TraceState {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let mut entries: Vec<(String, String)> = Vec::new();
-        for value in values {
-            for member in value.split(|&b| b == b',') {
-                let member = trim_ows(member);
-                if member.is_empty() {
-                    continue;
-                }
-                if entries.len() == TRACESTATE_MAX_MEMBERS {
-                    return Err(TraceStateError::TooManyMembers);
-                }
-                let eq = member
-                    .iter()
-                    .position(|&b| b == b'=')
-                    .ok_or(TraceStateError::MissingEquals)?;
-                let (key, value) = (&member[..eq], &member[eq + 1..]);
-                if !is_valid_key(key) {
-                    return Err(TraceStateError::InvalidKey);
-                }
-                if !is_valid_value(value) {
-                    return Err(TraceStateError::InvalidValue);
-                }
-                if entries.iter().any(|(k, _)| k.as_bytes() == key) {
-                    return Err(TraceStateError::DuplicateKey);
-                }
-                // Both validated as ASCII above.
-                entries.push((ascii_string(key), ascii_string(value)));
-            }
-        }
-        Ok(TraceState { entries })
+        let entries = parse_borrowed(values)?;
+        Ok(TraceState {
+            entries: entries
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        })
     }
 
     /// Builds a state from OpenTelemetry's [`TraceState`](opentelemetry::trace::TraceState),
@@ -202,17 +180,10 @@ impl TraceState {
     /// it would refuse are left out one by one and the rest kept, rather than losing the
     /// whole state: such an entry cannot be carried in an OpenTelemetry span context.
     pub fn to_otel(&self) -> opentelemetry::trace::TraceState {
-        use opentelemetry::trace::TraceState as OtelTraceState;
         if self.entries.is_empty() {
-            return OtelTraceState::NONE;
+            return opentelemetry::trace::TraceState::NONE;
         }
-        let pairs = self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        OtelTraceState::from_key_value(pairs.clone()).unwrap_or_else(|_| {
-            OtelTraceState::from_key_value(
-                pairs.filter(|&pair| OtelTraceState::from_key_value([pair]).is_ok()),
-            )
-            .unwrap_or_default()
-        })
+        otel_from_pairs(self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
     /// The value for `key`, if present.
@@ -265,24 +236,90 @@ impl TraceState {
     /// the specification says: entries longer than 128 characters are removed first
     /// (right-most first), then entries from the end. Returns how many were removed.
     pub fn truncate_to(&mut self, max_len: usize) -> usize {
-        let mut removed = 0;
-        let mut len = self.header_len();
-        while len > max_len && !self.entries.is_empty() {
-            let idx = self
-                .entries
-                .iter()
-                .rposition(|(k, v)| k.len() + 1 + v.len() > TRACESTATE_LONG_ENTRY)
-                .unwrap_or(self.entries.len() - 1);
-            let (k, v) = self.entries.remove(idx);
-            len -= k.len() + 1 + v.len() + usize::from(!self.entries.is_empty());
-            removed += 1;
-        }
-        removed
+        truncate_entries(&mut self.entries, max_len)
     }
 }
 
-fn ascii_string(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// Validates all members, borrowing from the header values (see [`TraceState::parse`]).
+fn parse_borrowed<'a, I>(values: I) -> Result<Vec<(&'a str, &'a str)>, TraceStateError>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut entries: Vec<(&'a str, &'a str)> = Vec::new();
+    for value in values {
+        for member in value.split(|&b| b == b',') {
+            let member = trim_ows(member);
+            if member.is_empty() {
+                continue;
+            }
+            if entries.len() == TRACESTATE_MAX_MEMBERS {
+                return Err(TraceStateError::TooManyMembers);
+            }
+            let eq = member
+                .iter()
+                .position(|&b| b == b'=')
+                .ok_or(TraceStateError::MissingEquals)?;
+            let (key, value) = (&member[..eq], &member[eq + 1..]);
+            if !is_valid_key(key) {
+                return Err(TraceStateError::InvalidKey);
+            }
+            if !is_valid_value(value) {
+                return Err(TraceStateError::InvalidValue);
+            }
+            // Both validated as ASCII above, so these never fail.
+            let key = std::str::from_utf8(key).map_err(|_| TraceStateError::InvalidKey)?;
+            let value = std::str::from_utf8(value).map_err(|_| TraceStateError::InvalidValue)?;
+            if entries.iter().any(|(k, _)| *k == key) {
+                return Err(TraceStateError::DuplicateKey);
+            }
+            entries.push((key, value));
+        }
+    }
+    Ok(entries)
+}
+
+/// The specification's truncation over any entry representation.
+fn truncate_entries<S: AsRef<str>>(entries: &mut Vec<(S, S)>, max_len: usize) -> usize {
+    let entry_len = |(k, v): &(S, S)| k.as_ref().len() + 1 + v.as_ref().len();
+    let mut len = entries.iter().map(entry_len).sum::<usize>() + entries.len().saturating_sub(1);
+    let mut removed = 0;
+    while len > max_len && !entries.is_empty() {
+        let idx = entries
+            .iter()
+            .rposition(|e| entry_len(e) > TRACESTATE_LONG_ENTRY)
+            .unwrap_or(entries.len() - 1);
+        let entry = entries.remove(idx);
+        len -= entry_len(&entry) + usize::from(!entries.is_empty());
+        removed += 1;
+    }
+    removed
+}
+
+/// OpenTelemetry's trace state from validated pairs (see [`TraceState::to_otel`]).
+fn otel_from_pairs<'a, I>(pairs: I) -> opentelemetry::trace::TraceState
+where
+    I: Iterator<Item = (&'a str, &'a str)> + Clone,
+{
+    use opentelemetry::trace::TraceState as OtelTraceState;
+    OtelTraceState::from_key_value(pairs.clone()).unwrap_or_else(|_| {
+        OtelTraceState::from_key_value(pairs.filter(|&pair| OtelTraceState::from_key_value([pair]).is_ok()))
+            .unwrap_or_default()
+    })
+}
+
+/// The extraction path: validate, truncate to [`TRACESTATE_MAX_LEN`] and convert, without
+/// the intermediate owned [`TraceState`]. An invalid header gives the empty state.
+pub(crate) fn otel_from_headers<'a, I>(values: I) -> opentelemetry::trace::TraceState
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    match parse_borrowed(values) {
+        Ok(mut entries) if !entries.is_empty() => {
+            truncate_entries(&mut entries, TRACESTATE_MAX_LEN);
+            otel_from_pairs(entries.iter().copied())
+        }
+        _ => opentelemetry::trace::TraceState::NONE,
+    }
 }
 
 impl fmt::Display for TraceState {

@@ -1,0 +1,128 @@
+//! Every retry decision and every breaker transition is a `tracing` event, emitted
+//! inside the caller's (client) span.
+#![cfg(feature = "reqwest")]
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{FlakyServer, Script};
+use telltale_resilience::{CircuitBreaker, ClientPolicy, Retry};
+use tracing::Instrument;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn decisions_and_transitions_are_events_on_the_client_span() {
+    let out = Captured::default();
+    let w = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = FlakyServer::start(Script::FailFirst(1, 503)).await;
+    let policy = ClientPolicy::builder("events")
+        .retry(
+            Retry::exponential()
+                .base(Duration::from_millis(1))
+                .cap(Duration::from_millis(5)),
+        )
+        .circuit_breaker(CircuitBreaker::consecutive_failures(3).open_for(Duration::from_secs(600)))
+        .build()
+        .unwrap();
+    let client = policy.reqwest(reqwest::Client::new());
+
+    let span = tracing::info_span!("client_call", peer = "events");
+    let resp = client.get(server.url("/")).send().instrument(span).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let span = tracing::info_span!("client_call", peer = "events");
+    let resp = client
+        .post(server.url("/"))
+        .send()
+        .instrument(span)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let failing = FlakyServer::start(Script::Always(500)).await;
+    for _ in 0..3 {
+        let _ = client.post(failing.url("/")).send().await.unwrap();
+    }
+
+    let lines = out.lines();
+    let retrying: Vec<_> = lines.iter().filter(|l| l.contains("retrying")).collect();
+    assert_eq!(retrying.len(), 1, "{lines:#?}");
+    assert!(
+        retrying[0].contains("client_call"),
+        "inside the caller's span: {}",
+        retrying[0]
+    );
+    assert!(
+        retrying[0].contains("reason=\"status_503\"") || retrying[0].contains("reason=status_503"),
+        "{}",
+        retrying[0]
+    );
+    let opened: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("circuit breaker opened"))
+        .collect();
+    assert_eq!(opened.len(), 1, "one event per transition: {lines:#?}");
+    assert!(opened[0].contains("WARN"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn refused_retries_say_why() {
+    let out = Captured::default();
+    let w = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = FlakyServer::start(Script::Always(503)).await;
+    let policy = ClientPolicy::builder("events-skip")
+        .retry(
+            Retry::exponential()
+                .base(Duration::from_millis(1))
+                .cap(Duration::from_millis(5)),
+        )
+        .build()
+        .unwrap();
+    let client = policy.reqwest(reqwest::Client::new());
+    let _ = client.post(server.url("/")).body("x").send().await.unwrap();
+    let lines = out.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("not retrying") && l.contains("not_idempotent")),
+        "{lines:#?}"
+    );
+}
