@@ -96,6 +96,12 @@ impl std::fmt::Display for ErrorType {
     }
 }
 
+/// Marks a 500 response that a catch-panic layer produced from a handler panic, in the
+/// response's extensions. Layers outside it (the server span, the access log) then record
+/// a panic (`error.type = panic`, an exception event) rather than an ordinary 500.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerPanic(pub std::borrow::Cow<'static, str>);
+
 /// Server side, HTTP: 5xx is an error; everything else is not.
 pub fn server_http(status: StatusCode) -> Outcome {
     if status.is_server_error() {

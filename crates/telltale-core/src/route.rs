@@ -28,13 +28,32 @@ use std::sync::Arc;
 pub const UNMATCHED: &str = "unmatched";
 
 /// A route label: a template, a gRPC full method, or [`UNMATCHED`].
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// Cheap to clone; made from axum's `MatchedPath` it shares the router's string instead
+/// of copying it, so labelling a request does not allocate.
+#[derive(Clone)]
 pub struct RouteLabel(Repr);
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 enum Repr {
     Static(&'static str),
     Shared(Arc<str>),
+    #[cfg(feature = "axum")]
+    Matched(axum::extract::MatchedPath),
+}
+
+impl PartialEq for RouteLabel {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RouteLabel {}
+
+impl std::hash::Hash for RouteLabel {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
 }
 
 impl RouteLabel {
@@ -69,6 +88,8 @@ impl RouteLabel {
         match &self.0 {
             Repr::Static(s) => s,
             Repr::Shared(s) => s,
+            #[cfg(feature = "axum")]
+            Repr::Matched(m) => m.as_str(),
         }
     }
 }
@@ -95,7 +116,7 @@ pub fn from_request<B>(req: &http::Request<B>) -> RouteLabel {
 pub fn from_extensions(ext: &http::Extensions) -> RouteLabel {
     #[cfg(feature = "axum")]
     if let Some(mp) = ext.get::<axum::extract::MatchedPath>() {
-        return RouteLabel::from_template(mp.as_str());
+        return RouteLabel(Repr::Matched(mp.clone()));
     }
     ext.get::<RouteLabel>()
         .cloned()

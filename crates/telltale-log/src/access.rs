@@ -68,7 +68,7 @@ use crate::redact::Redaction;
 pub const DEFAULT_EXCLUDED_PATHS: [&str; 5] = ["/healthz", "/livez", "/readyz", "/startupz", "/metrics"];
 
 /// Status logged when the client hung up before the response was ready.
-pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+pub use telltale_core::status::CLIENT_CLOSED_REQUEST;
 
 /// Layer writing one access-log event per request. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -237,38 +237,10 @@ where
 // === what is known when the request enters ===
 
 #[derive(Debug)]
-enum Route {
-    #[cfg(feature = "axum")]
-    Matched(axum::extract::MatchedPath),
-    Label(RouteLabel),
-}
-
-impl Route {
-    fn as_str(&self) -> &str {
-        match self {
-            #[cfg(feature = "axum")]
-            Route::Matched(m) => m.as_str(),
-            Route::Label(l) => l.as_str(),
-        }
-    }
-
-    fn of(ext: &http::Extensions) -> Route {
-        // Cloning axum's `MatchedPath` shares its `Arc<str>`; going through
-        // `telltale_core::route::from_request` would copy the template per request.
-        // TODO(core): a `RouteLabel` constructor sharing `MatchedPath`'s Arc.
-        #[cfg(feature = "axum")]
-        if let Some(m) = ext.get::<axum::extract::MatchedPath>() {
-            return Route::Matched(m.clone());
-        }
-        Route::Label(telltale_core::route::from_extensions(ext))
-    }
-}
-
-#[derive(Debug)]
 struct Pending {
     start: Instant,
     method: &'static str,
-    route: Route,
+    route: RouteLabel,
     path: Option<PathAndQuery>,
     request_id: Option<RequestId>,
     /// Allow-listed headers present on the request; `None` value = redacted.
@@ -295,7 +267,7 @@ impl AccessConfig {
         Some(Pending {
             start: Instant::now(),
             method: telltale_core::method::normalize(req.method()),
-            route: Route::of(req.extensions()),
+            route: telltale_core::route::from_extensions(req.extensions()),
             path: req.uri().path_and_query().cloned(),
             request_id: req
                 .extensions()

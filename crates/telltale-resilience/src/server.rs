@@ -292,6 +292,9 @@ fn panic_response(panic: Box<dyn Any + Send>, id: Option<&RequestId>) -> Respons
     });
     let mut resp = Response::new(full(body.to_string()));
     *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    // Lets the server span outside record the panic as such.
+    resp.extensions_mut()
+        .insert(telltale_core::outcome::HandlerPanic(message.into()));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -66,9 +66,8 @@ use crate::span::{self, SpanParts, SpanStart};
 
 /// Marks a 500 response produced by a catch-panic layer placed inside [`TraceLayer`]:
 /// the span then records an `exception` event with this message and `error.type=panic`.
-// TODO(core): this marker belongs in telltale-core so the facade's catch-panic layer can set it.
-#[derive(Debug, Clone)]
-pub struct HandlerPanic(pub Cow<'static, str>);
+/// (Defined in telltale-core so catch-panic layers elsewhere can set it.)
+pub use telltale_core::outcome::HandlerPanic;
 
 /// Which kind of server span to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

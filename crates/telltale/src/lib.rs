@@ -42,6 +42,21 @@ pub mod client;
 pub mod server;
 mod telemetry;
 
+/// The names most services need, in one `use telltale::prelude::*;`.
+///
+/// ```
+/// use telltale::prelude::*;
+///
+/// let health = Health::builder().check("cache", checks::tcp("127.0.0.1:6379").non_critical()).build();
+/// assert!(health.is_ok());
+/// let _sampling = Sampling::ratio(0.05).keep_errors();
+/// ```
+pub mod prelude {
+    pub use crate::health::{ReadinessCheck as _, checks};
+    pub use crate::resilience::{Bulkhead, CircuitBreaker, Retry};
+    pub use crate::{Health, RequestId, Sampling, ShutdownConfig, Telemetry, current_request_id};
+}
+
 pub use server::{ServerLayer, ServerService};
 pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError};
 

@@ -143,6 +143,9 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
     let router = app
         .merge(health.router())
         .merge(telemetry.metrics_router())
+        // A handler panic becomes a JSON 500 naming the request id (counted, logged at
+        // ERROR); inside the server layer, so the span, metrics and access log see it.
+        .layer(telltale::resilience::server::CatchPanicLayer::new())
         .layer(telemetry.server_layer());
     Ok(Service {
         router,
