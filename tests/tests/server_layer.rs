@@ -145,6 +145,22 @@ async fn one_request_is_identified_traced_measured_and_logged_once() {
         "traceresponse names the server span"
     );
 
+    // Asked for OpenMetrics, the latency buckets carry the sampled request's trace id.
+    let openmetrics = client
+        .get(format!("http://{addr}/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        openmetrics.lines().any(|l| l.starts_with("http_server_request_duration_seconds_bucket")
+            && l.contains(&format!("# {{trace_id=\"{trace_id}\""))),
+        "no exemplar with the trace id:\n{openmetrics}"
+    );
+
     // /metrics itself is excluded from access logs and RED metrics by default.
     assert!(!lines.json().iter().any(|v| v["path"] == "/metrics"));
     server.abort();

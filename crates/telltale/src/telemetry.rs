@@ -126,7 +126,9 @@ impl TelemetryBuilder {
     }
 
     /// Installs the Prometheus recorder (global labels `service`, `environment`, `version`;
-    /// a `build_info{version,commit}` gauge; process metrics and, when `init` runs inside a
+    /// a `build_info{version,commit}` gauge; the trace id of sampled requests as an
+    /// OpenMetrics exemplar on latency buckets when the scraper asks for OpenMetrics;
+    /// process metrics and, when `init` runs inside a
     /// tokio runtime, that runtime's metrics, sampled at scrape time) and serves it on [`Telemetry::metrics_router`]. Without it the RED
     /// layer still runs and records into whatever `metrics` recorder the process has.
     pub fn prometheus(mut self) -> Self {
@@ -221,7 +223,6 @@ impl TelemetryBuilder {
         }
         let log_config = self.log_config();
         let access_log = log_config.access_log().build()?;
-        let metrics = MetricsLayer::builder().scheme(self.scheme).build()?;
         let metrics_handle = if self.prometheus {
             let mut config = PrometheusConfig::new(self.service.clone());
             if let Some(env) = &self.environment {
@@ -236,7 +237,7 @@ impl TelemetryBuilder {
             if let Some(b) = &self.duration_buckets {
                 config = config.duration_buckets(b);
             }
-            let handle = config.install()?;
+            let handle = config.exemplars(true).install()?;
             handle.register_collector(telltale_metrics::process::ProcessCollector::new());
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 handle.register_collector(telltale_metrics::runtime::RuntimeCollector::new(runtime));
@@ -263,6 +264,11 @@ impl TelemetryBuilder {
         };
         let (tracing, trace_guard) = trace_config.build()?;
         let _ = TRACING.set(tracing.clone());
+        let mut metrics = MetricsLayer::builder().scheme(self.scheme);
+        if let Some(exemplars) = metrics_handle.as_ref().and_then(MetricsHandle::exemplars) {
+            metrics = metrics.exemplars(exemplars);
+        }
+        let metrics = metrics.build()?;
         let log_guard = if self.logs {
             Some(install_logs(&log_config, self.log_writer.take())?)
         } else {
