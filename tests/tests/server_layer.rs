@@ -156,8 +156,10 @@ async fn one_request_is_identified_traced_measured_and_logged_once() {
         .await
         .unwrap();
     assert!(
-        openmetrics.lines().any(|l| l.starts_with("http_server_request_duration_seconds_bucket")
-            && l.contains(&format!("# {{trace_id=\"{trace_id}\""))),
+        openmetrics
+            .lines()
+            .any(|l| l.starts_with("http_server_request_duration_seconds_bucket")
+                && l.contains(&format!("# {{trace_id=\"{trace_id}\""))),
         "no exemplar with the trace id:\n{openmetrics}"
     );
 
