@@ -12,75 +12,170 @@
 //! drop(guard); // flushes what is buffered
 //! ```
 //!
-//! # Why a wrapper around tracing-appender
+//! # Why not tracing-appender
 //!
-//! [`tracing_appender::non_blocking()`] hands lines to a background thread through a
-//! bounded channel and, in lossy mode, throws lines away when the channel is full —
-//! silently: it counts them in an `ErrorCounter` that nothing reads. [`LogWriter`] reads
-//! that counter after every line it sends; when it has grown, the difference is added to
-//! the `telltale_log_dropped_lines_total` counter (the `metrics` facade) and one line goes
-//! to stderr, at most once per [`drop_report_interval`](crate::LogConfig::drop_report_interval).
-//! [`LogGuard`] flushes the buffered lines when dropped and reports the total dropped, if
-//! any, on stderr. The check is one atomic load per line; the rest runs only after a drop.
+//! `tracing_appender::non_blocking()` copies every line into a new `Vec`, sends it through a
+//! channel that wakes the writer thread, and in lossy mode throws lines away when the
+//! channel is full — silently: it counts them in an `ErrorCounter` that nothing reads.
+//! Measured, the allocation, the cross-thread free and the wake-up cost more than
+//! formatting the line itself (see `docs/perf/log.md`). [`LogWriter`] instead appends each
+//! line to one shared buffer under a short lock (no allocation once the buffer has grown,
+//! no system call); a background thread swaps that buffer for an empty one about every
+//! millisecond — at once when it is half full — and writes the whole batch with one call.
+//! When [`buffered_lines_limit`](crate::LogConfig::buffered_lines_limit) lines are waiting,
+//! further lines are dropped, never blocking the caller, and counted: the
+//! `telltale_log_dropped_lines_total` counter (the `metrics` facade) and one line on
+//! stderr at most once per [`drop_report_interval`](crate::LogConfig::drop_report_interval).
+//! [`LogGuard`] writes what is buffered when dropped and reports the total dropped, if any.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::keys;
 
-/// A [`MakeWriter`] sending lines to a background thread through a bounded buffer,
+/// How often the writer thread collects lines while lines keep coming.
+const TICK: Duration = Duration::from_millis(1);
+/// How long the writer thread sleeps when nothing was written (a new line wakes it).
+const IDLE: Duration = Duration::from_millis(100);
+/// How long dropping the guard waits for the last lines to be written.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+/// Batch buffers above this are shrunk back after a burst.
+const KEEP_CAPACITY: usize = 1 << 20;
+
+/// A [`MakeWriter`] handing lines to a background thread through a bounded buffer,
 /// counting and reporting the lines dropped when the buffer is full.
 /// Made by [`LogConfig::non_blocking`](crate::LogConfig::non_blocking).
 #[derive(Clone, Debug)]
 pub struct LogWriter {
-    inner: NonBlocking,
-    drops: Arc<DropReporter>,
+    queue: Arc<Queue>,
 }
 
-/// Flushes buffered log lines when dropped, and reports lines that were dropped.
+/// Writes buffered log lines when dropped, and reports lines that were dropped.
 /// Keep it alive for as long as the program logs (bind it in `main`: `let _guard = ...`).
 #[must_use = "dropping the guard stops the log writer thread; bind it to a variable in main"]
 #[derive(Debug)]
 pub struct LogGuard {
-    worker: Option<WorkerGuard>,
-    drops: Arc<DropReporter>,
+    queue: Arc<Queue>,
+    worker: Option<JoinHandle<()>>,
+    done: Option<mpsc::Receiver<()>>,
+}
+
+#[derive(Debug)]
+struct Queue {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    limit: usize,
+    dropped: AtomicUsize,
+    drops: DropReporter,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    lines: usize,
+    /// The writer thread sleeps for [`IDLE`] and wants a wake-up for the next line.
+    idle: bool,
+    closing: bool,
 }
 
 #[derive(Debug)]
 struct DropReporter {
-    counter: ErrorCounter,
     /// Drops already added to the metric.
     accounted: AtomicUsize,
     /// Milliseconds since `epoch` of the last stderr report; `u64::MAX` = never.
     last_report_ms: AtomicU64,
     epoch: Instant,
     interval_ms: u64,
-    limit: usize,
 }
 
 const NEVER: u64 = u64::MAX;
 
-impl DropReporter {
+impl Queue {
+    /// Appends one line; `false` when the buffer is full and the line was dropped.
     #[inline]
-    fn check(&self) {
-        let dropped = self.counter.dropped_lines();
-        let accounted = self.accounted.load(Ordering::Relaxed);
-        if dropped > accounted {
-            self.account(accounted, dropped);
+    fn push(&self, line: &[u8]) -> bool {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.lines >= self.limit {
+            drop(p);
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            self.drops.account(dropped, self.limit);
+            return false;
         }
+        p.buf.extend_from_slice(line);
+        p.lines += 1;
+        // No system call per line: the writer thread is woken only from idle sleep or when
+        // the buffer is half full (so a burst cannot fill it while it waits for a tick).
+        let wake = (p.idle && p.lines == 1) || p.lines == self.limit / 2 + 1;
+        if wake {
+            p.idle = false;
+        }
+        drop(p);
+        if wake {
+            self.wake.notify_one();
+        }
+        true
     }
 
+    fn run<T: Write>(&self, mut out: T) {
+        let mut batch: Vec<u8> = Vec::new();
+        let mut was_empty = false;
+        loop {
+            let closing = {
+                let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                if !p.closing && p.lines <= self.limit / 2 {
+                    p.idle = was_empty;
+                    let wait = if was_empty { IDLE } else { TICK };
+                    p = self
+                        .wake
+                        .wait_timeout(p, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    p.idle = false;
+                }
+                std::mem::swap(&mut p.buf, &mut batch);
+                p.lines = 0;
+                p.closing
+            };
+            was_empty = batch.is_empty();
+            if !was_empty {
+                // A failing sink (closed stdout) cannot be reported anywhere better.
+                let _ = out.write_all(&batch);
+                let _ = out.flush();
+                batch.clear();
+                if batch.capacity() > KEEP_CAPACITY {
+                    batch.shrink_to(KEEP_CAPACITY / 4);
+                }
+            }
+            if closing {
+                let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                if p.lines == 0 {
+                    return;
+                }
+                std::mem::swap(&mut p.buf, &mut batch);
+                p.lines = 0;
+                drop(p);
+                let _ = out.write_all(&batch);
+                let _ = out.flush();
+                return;
+            }
+        }
+    }
+}
+
+impl DropReporter {
     #[cold]
-    fn account(&self, accounted: usize, dropped: usize) {
-        if self
-            .accounted
-            .compare_exchange(accounted, dropped, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
+    fn account(&self, dropped: usize, limit: usize) {
+        let accounted = self.accounted.load(Ordering::Relaxed);
+        if dropped <= accounted
+            || self
+                .accounted
+                .compare_exchange(accounted, dropped, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
         {
             return; // another thread is accounting for these
         }
@@ -97,8 +192,7 @@ impl DropReporter {
             // Straight to stderr: the log pipeline is the thing that is full.
             eprintln!(
                 "telltale-log: {dropped} log lines dropped so far: the writer could not keep up \
-                 (buffer of {} lines full); see metric {}",
-                self.limit,
+                 (buffer of {limit} lines full); see metric {}",
                 keys::DROPPED_LINES_TOTAL
             );
         }
@@ -111,11 +205,6 @@ impl LogWriter {
         limit: usize,
         report_interval: Duration,
     ) -> (LogWriter, LogGuard) {
-        let (inner, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(limit)
-            .thread_name("telltale-log")
-            .finish(writer);
         // Make the counter visible at 0 (when a recorder is already installed), so a
         // dashboard can tell "no drops" from "not reported".
         metrics::describe_counter!(
@@ -124,39 +213,49 @@ impl LogWriter {
             "Log lines dropped because the non-blocking log writer's buffer was full."
         );
         metrics::counter!(keys::DROPPED_LINES_TOTAL).increment(0);
-        let drops = Arc::new(DropReporter {
-            counter: inner.error_counter(),
-            accounted: AtomicUsize::new(0),
-            last_report_ms: AtomicU64::new(NEVER),
-            epoch: Instant::now(),
-            interval_ms: u64::try_from(report_interval.as_millis()).unwrap_or(u64::MAX),
-            limit,
-        });
-        (
-            LogWriter {
-                inner,
-                drops: drops.clone(),
+        let queue = Arc::new(Queue {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            limit: limit.max(1),
+            dropped: AtomicUsize::new(0),
+            drops: DropReporter {
+                accounted: AtomicUsize::new(0),
+                last_report_ms: AtomicU64::new(NEVER),
+                epoch: Instant::now(),
+                interval_ms: u64::try_from(report_interval.as_millis()).unwrap_or(u64::MAX),
             },
+        });
+        let (done_tx, done) = mpsc::channel();
+        let worker_queue = queue.clone();
+        let worker = std::thread::Builder::new()
+            .name("telltale-log".into())
+            .spawn(move || {
+                worker_queue.run(writer);
+                let _ = done_tx.send(());
+            })
+            .ok();
+        (
+            LogWriter { queue: queue.clone() },
             LogGuard {
-                worker: Some(worker),
-                drops,
+                queue,
+                worker,
+                done: Some(done),
             },
         )
     }
 }
 
-/// The writer for one line, from [`LogWriter`].
+/// The writer for one line, from [`LogWriter`]: each `write` call is one line.
 #[derive(Debug)]
 pub struct LogLineWriter<'a> {
-    inner: NonBlocking,
-    drops: &'a DropReporter,
+    queue: &'a Queue,
 }
 
 impl Write for LogLineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.drops.check();
-        Ok(n)
+        // A dropped line is counted and reported, not an error for the caller.
+        self.queue.push(buf);
+        Ok(buf.len())
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
@@ -164,7 +263,7 @@ impl Write for LogLineWriter<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }
 
@@ -172,31 +271,38 @@ impl<'a> MakeWriter<'a> for LogWriter {
     type Writer = LogLineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LogLineWriter {
-            inner: self.inner.clone(),
-            drops: &self.drops,
-        }
+        LogLineWriter { queue: &self.queue }
     }
 }
 
 impl LogGuard {
     /// Lines dropped so far because the buffer was full.
     pub fn dropped_lines(&self) -> usize {
-        self.drops.counter.dropped_lines()
+        self.queue.dropped.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        // Flushes the buffered lines (tracing-appender waits up to about a second).
-        drop(self.worker.take());
-        self.drops.check();
-        let total = self.drops.counter.dropped_lines();
+        {
+            let mut p = self.queue.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            p.closing = true;
+        }
+        self.queue.wake.notify_one();
+        // Wait (bounded: a stuck sink must not hang the shutdown) for the last batch.
+        if let Some(done) = self.done.take()
+            && done.recv_timeout(FLUSH_DEADLINE).is_ok()
+            && let Some(worker) = self.worker.take()
+        {
+            let _ = worker.join();
+        }
+        let total = self.dropped_lines();
+        self.queue.drops.account(total, self.queue.limit);
         if total > 0 {
             eprintln!(
                 "telltale-log: {total} log lines were dropped in total because the writer could \
                  not keep up (buffer of {} lines); raise LogConfig::buffered_lines_limit or log less",
-                self.drops.limit
+                self.queue.limit
             );
         }
     }
@@ -301,7 +407,8 @@ mod tests {
                 writer.make_writer().write_all(b"line\n").unwrap();
             }
         });
-        // The worker holds at most one line and the channel two: the rest were dropped.
+        // The worker holds at most a batch taken before the gate and the buffer two lines:
+        // the rest were dropped.
         let dropped = guard.dropped_lines();
         assert!(dropped >= 47, "dropped {dropped}");
         assert_eq!(recorder.total(), dropped as u64);
