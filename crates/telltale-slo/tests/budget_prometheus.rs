@@ -4,12 +4,13 @@
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use telltale_slo::ServiceSpec;
 use telltale_slo::budget::{PrometheusClient, budget};
+use telltale_test_support::PrometheusServer;
 
 fn tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -23,66 +24,6 @@ fn tool(name: &str) -> PathBuf {
                  (prometheus and promtool), as scripts/test does"
             )
         })
-}
-
-/// A Prometheus process, killed and reaped on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(dir: &Path, data: &Path) -> Prometheus {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
-        let log = dir.join("prometheus.log");
-        let child = Command::new(tool("prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start prometheus");
-        let prometheus = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        prometheus.wait_until(Duration::from_secs(60), "ready", |p| {
-            ureq::get(&format!("{}/-/ready", p.url))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-        });
-        prometheus
-    }
-
-    /// Polls `condition` until it holds, at most `limit`.
-    fn wait_until(&self, limit: Duration, what: &str, condition: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + limit;
-        while !condition(self) {
-            if Instant::now() > deadline {
-                panic!(
-                    "Prometheus not {what} within {limit:?}; log:\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100)); // polling interval, not a wait for an event
-        }
-    }
 }
 
 const LABELS: &str = r#"service="orders-api",http_route="/orders/{id}",http_request_method="GET""#;
@@ -126,39 +67,41 @@ fn openmetrics(now: u64) -> String {
 
 #[test]
 fn budget_reads_consumed_and_remaining_budget_from_a_real_prometheus() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let om = dir.path().join("history.om");
-    std::fs::write(&om, openmetrics(now)).unwrap();
-    let out = Command::new(tool("promtool"))
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&om)
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "backfill failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let prometheus = Prometheus::start(dir.path(), &data);
-    let client = PrometheusClient::new(&prometheus.url);
-    prometheus.wait_until(Duration::from_secs(30), "serving the backfilled data", |_| {
-        client
-            .query_scalar("sum(http_server_request_duration_seconds_count offset 15m)")
-            .is_ok_and(|v| v.is_some())
-    });
+    let prometheus = PrometheusServer::start_with_data("global:\n  scrape_interval: 1m\n", &[], |data| {
+        let om = data.with_file_name("history.om");
+        std::fs::write(&om, openmetrics(now))?;
+        let out = Command::new(tool("promtool"))
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&om)
+            .arg(data)
+            .output()?;
+        assert!(
+            out.status.success(),
+            "backfill failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let url = prometheus.url().to_owned();
+    let client = PrometheusClient::new(&url);
+    prometheus
+        .wait_for(Duration::from_secs(30), "serving the backfilled data", |_| {
+            client
+                .query_scalar("sum(http_server_request_duration_seconds_count offset 15m)")
+                .is_ok_and(|v| v.is_some())
+                .then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let spec = ServiceSpec::from_yaml_file(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/orders-api/slo.yaml"
     ))
     .unwrap();
-    let reports = budget(&prometheus.url, &spec).unwrap();
+    let reports = budget(&url, &spec).unwrap();
     assert_eq!(reports.len(), 2);
     for r in &reports {
         eprintln!("{r}");
@@ -179,7 +122,7 @@ fn budget_reads_consumed_and_remaining_budget_from_a_real_prometheus() {
 
     // The CLI prints the same.
     let out = Command::new(env!("CARGO_BIN_EXE_telltale-slo"))
-        .args(["budget", "--prometheus", &prometheus.url])
+        .args(["budget", "--prometheus", &url])
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../examples/orders-api/slo.yaml"

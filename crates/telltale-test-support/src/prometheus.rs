@@ -35,6 +35,16 @@ impl PrometheusServer {
     /// config names in `rule_files`) into a temporary directory, starts Prometheus on a
     /// free port and returns once it is ready.
     pub fn start(config: &str, files: &[(&str, &str)]) -> Result<Self, ServerError> {
+        Self::start_with_data(config, files, |_| Ok(()))
+    }
+
+    /// As [`start`](Self::start), calling `prepare` with the (empty) data directory first,
+    /// e.g. to backfill history with `promtool tsdb create-blocks-from openmetrics`.
+    pub fn start_with_data(
+        config: &str,
+        files: &[(&str, &str)],
+        prepare: impl FnOnce(&Path) -> Result<(), ServerError>,
+    ) -> Result<Self, ServerError> {
         let dir = tempfile::Builder::new()
             .prefix("telltale-prometheus-")
             .tempdir()?;
@@ -42,16 +52,16 @@ impl PrometheusServer {
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content)?;
         }
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        prepare(&data)?;
         let binary = std::env::var("TELLTALE_PROMETHEUS").unwrap_or_else(|_| "prometheus".to_owned());
         let log = dir.path().join("prometheus.log");
         let port = free_port();
         let child = Command::new(&binary)
             .current_dir(dir.path())
             .arg("--config.file=prometheus.yml")
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
