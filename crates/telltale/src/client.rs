@@ -187,3 +187,41 @@ impl Deref for DependencyClient {
         &self.client
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_without_a_dependency_name_is_refused() {
+        let err = reqwest(reqwest::Client::new()).build().unwrap_err();
+        assert!(matches!(err, ClientError::MissingDependency));
+        assert!(err.to_string().contains(".dependency(\"inventory\")"), "{err}");
+    }
+
+    #[test]
+    fn nonsense_retry_settings_are_a_build_error() {
+        let err = reqwest(reqwest::Client::new())
+            .dependency("inventory")
+            .retry(Retry::exponential().max_attempts(0))
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Policy(_)), "{err:?}");
+    }
+
+    #[test]
+    fn the_readiness_check_follows_the_breaker() {
+        use telltale_health::ReadinessCheck;
+        let client = reqwest(reqwest::Client::new())
+            .dependency("inventory")
+            .circuit_breaker(CircuitBreaker::consecutive_failures(1))
+            .build()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let check = client.readiness_check();
+        assert!(rt.block_on(check.check()).is_ok());
+        client.policy().circuit_breaker().expect("a breaker").force_open();
+        let err = rt.block_on(check.check()).unwrap_err();
+        assert!(!err.message().is_empty());
+    }
+}

@@ -223,6 +223,29 @@ impl TelemetryBuilder {
         }
         let log_config = self.log_config();
         let access_log = log_config.access_log().build()?;
+        // Settings users get wrong (RUST_LOG, OTEL_*) are checked before anything global
+        // (recorder, tracer provider, subscriber) is installed.
+        if self.logs {
+            log_config.env_filter()?;
+        }
+        let mut trace_config = TracingConfig::new(self.service.clone());
+        if let Some(env) = &self.environment {
+            trace_config = trace_config.environment(env.clone());
+        }
+        if let Some(v) = &self.version {
+            trace_config = trace_config.version(v.clone());
+        }
+        if let Some(s) = self.sampling.clone() {
+            trace_config = trace_config.sampling(s);
+        }
+        trace_config = match &self.otlp {
+            Otlp::None => trace_config,
+            Otlp::FromEnv => trace_config.otlp_from_env(),
+            Otlp::Endpoint(endpoint, protocol) => trace_config.otlp(endpoint.clone(), *protocol),
+            Otlp::Stdout => trace_config.stdout(),
+        };
+        let (tracing, trace_guard) = trace_config.build()?;
+        let _ = TRACING.set(tracing.clone());
         let metrics_handle = if self.prometheus {
             let mut config = PrometheusConfig::new(self.service.clone());
             if let Some(env) = &self.environment {
@@ -246,24 +269,6 @@ impl TelemetryBuilder {
         } else {
             None
         };
-        let mut trace_config = TracingConfig::new(self.service.clone());
-        if let Some(env) = &self.environment {
-            trace_config = trace_config.environment(env.clone());
-        }
-        if let Some(v) = &self.version {
-            trace_config = trace_config.version(v.clone());
-        }
-        if let Some(s) = self.sampling.clone() {
-            trace_config = trace_config.sampling(s);
-        }
-        trace_config = match &self.otlp {
-            Otlp::None => trace_config,
-            Otlp::FromEnv => trace_config.otlp_from_env(),
-            Otlp::Endpoint(endpoint, protocol) => trace_config.otlp(endpoint.clone(), *protocol),
-            Otlp::Stdout => trace_config.stdout(),
-        };
-        let (tracing, trace_guard) = trace_config.build()?;
-        let _ = TRACING.set(tracing.clone());
         let mut metrics = MetricsLayer::builder().scheme(self.scheme);
         if let Some(exemplars) = metrics_handle.as_ref().and_then(MetricsHandle::exemplars) {
             metrics = metrics.exemplars(exemplars);
@@ -435,4 +440,31 @@ fn install_logs(config: &LogConfig, sink: Option<LogSink>) -> Result<LogGuard, T
         .try_init()
         .map_err(|e| TelemetryError::Log(telltale_log::LogConfigError::AlreadyInitialized(e.to_string())))?;
     Ok(guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // None of these reaches a global install: they fail on validation first.
+
+    #[test]
+    fn an_empty_service_name_is_an_error_that_says_what_to_pass() {
+        let err = Telemetry::builder("  ").init().unwrap_err();
+        assert!(matches!(err, TelemetryError::EmptyServiceName));
+        assert!(
+            err.to_string().contains("Telemetry::builder(\"orders-api\")"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_sampling_ratio_outside_zero_to_one_is_an_error_not_a_panic() {
+        let err = Telemetry::builder("svc")
+            .sampling(Sampling::ratio(1.7))
+            .init()
+            .unwrap_err();
+        assert!(matches!(err, TelemetryError::Trace(_)), "{err:?}");
+        assert!(err.to_string().starts_with("traces: "), "{err}");
+    }
 }
