@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,7 +15,6 @@ use http::StatusCode;
 use telltale_metrics::names::Scheme;
 use telltale_metrics::{GrpcMetricsLayer, MetricsLayer, Prometheus, PrometheusConfig, metrics_router};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
 
 fn prom() -> Prometheus {
@@ -164,50 +163,25 @@ async fn promtool_accepts_our_exposition() {
     }
 }
 
-/// A Prometheus server on a free port, killed (and its data dir removed) on drop.
+/// A real Prometheus (telltale-test-support's, killed on drop) scraping `target` every
+/// second, queried asynchronously from the test's runtime.
 struct PrometheusServer {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for PrometheusServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _server: telltale_test_support::PrometheusServer,
+    addr: String,
 }
 
 impl PrometheusServer {
     fn start(target: SocketAddr, extra_args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .args(extra_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{PROMETHEUS} not runnable ({e}): install Debian's `prometheus` package (scripts/test does)"));
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        let server =
+            telltale_test_support::PrometheusServer::start_with(&config, &[], extra_args, |_| Ok(()))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let addr = server.url().trim_start_matches("http://").to_owned();
         PrometheusServer {
-            child,
+            _server: server,
             addr,
-            _dir: dir,
         }
     }
 

@@ -45,6 +45,17 @@ impl PrometheusServer {
         files: &[(&str, &str)],
         prepare: impl FnOnce(&Path) -> Result<(), ServerError>,
     ) -> Result<Self, ServerError> {
+        Self::start_with(config, files, &[], prepare)
+    }
+
+    /// The general form: `extra_args` are added to the command line (e.g.
+    /// `--enable-feature=exemplar-storage`), `prepare` runs on the empty data directory.
+    pub fn start_with(
+        config: &str,
+        files: &[(&str, &str)],
+        extra_args: &[&str],
+        prepare: impl FnOnce(&Path) -> Result<(), ServerError>,
+    ) -> Result<Self, ServerError> {
         let dir = tempfile::Builder::new()
             .prefix("telltale-prometheus-")
             .tempdir()?;
@@ -63,6 +74,7 @@ impl PrometheusServer {
             .arg("--config.file=prometheus.yml")
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
