@@ -12,13 +12,13 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
 use crate::ServerError;
 use crate::port::free_port;
-use crate::process::{POLL_INTERVAL, STARTUP_DEADLINE, chown, current_uid, tail, terminate, user_ids};
+use crate::process::{chown, current_uid, tail, terminate, user_ids, wait_until_ready};
 
 /// The superuser name of every test server.
 pub const POSTGRES_USER: &str = "postgres";
@@ -182,27 +182,9 @@ impl PostgresServer {
             cmd.uid(uid).gid(gid);
         }
         let mut child = cmd.spawn()?;
-        let end = Instant::now() + STARTUP_DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(ServerError::new(format!(
-                    "postgres exited during start-up ({status}):\n{}",
-                    tail(&log, 2000)
-                )));
-            }
-            if self.accepts_connections() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= end {
-                terminate(&mut child, "INT");
-                return Err(ServerError::new(format!(
-                    "postgres did not accept connections within {STARTUP_DEADLINE:?}:\n{}",
-                    tail(&log, 2000)
-                )));
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        wait_until_ready(&mut child, "postgres", &log, "INT", || self.accepts_connections())?;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// `pg_isready` says "accepting connections" only once start-up recovery is over

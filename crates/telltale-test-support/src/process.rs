@@ -49,6 +49,38 @@ pub(crate) fn terminate(child: &mut Child, polite: &str) {
     }
 }
 
+/// Waits until `ready()` holds for a freshly spawned server: an error naming `what`, with
+/// the end of its `log`, when the process exits first or `STARTUP_DEADLINE` passes (the
+/// process is then stopped with `stop`, a signal name).
+pub(crate) fn wait_until_ready(
+    child: &mut Child,
+    what: &str,
+    log: &Path,
+    stop: &str,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), ServerError> {
+    let end = Instant::now() + STARTUP_DEADLINE;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(ServerError::new(format!(
+                "{what} exited during start-up ({status}):\n{}",
+                tail(log, 2000)
+            )));
+        }
+        if ready() {
+            return Ok(());
+        }
+        if Instant::now() >= end {
+            terminate(child, stop);
+            return Err(ServerError::new(format!(
+                "{what} was not ready within {STARTUP_DEADLINE:?}:\n{}",
+                tail(log, 2000)
+            )));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
 /// The uid of this process (`id -u`).
 pub(crate) fn current_uid() -> Option<u32> {
     let out = Command::new("id").arg("-u").output().ok()?;

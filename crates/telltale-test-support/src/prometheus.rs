@@ -8,7 +8,7 @@ use tempfile::TempDir;
 
 use crate::ServerError;
 use crate::port::free_port;
-use crate::process::{POLL_INTERVAL, STARTUP_DEADLINE, tail, terminate};
+use crate::process::{tail, terminate, wait_until_ready};
 
 /// A `prometheus` of its own on a free `127.0.0.1` port with its data in a temporary
 /// directory, killed on drop. The binary is `$TELLTALE_PROMETHEUS` or `prometheus` on
@@ -83,28 +83,18 @@ impl PrometheusServer {
                     "cannot run {binary:?} ({e}): install Debian's `prometheus` package (scripts/test does)"
                 ))
             })?;
-        let server = PrometheusServer {
+        let url = format!("http://127.0.0.1:{port}");
+        let ready_url = format!("{url}/-/ready");
+        let mut child = child;
+        wait_until_ready(&mut child, "prometheus", &log, "TERM", || {
+            ureq::get(&ready_url).call().is_ok_and(|r| r.status() == 200)
+        })?;
+        Ok(PrometheusServer {
             child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             log,
             dir,
-        };
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        loop {
-            if ureq::get(&format!("{}/-/ready", server.url))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                return Err(ServerError::new(format!(
-                    "prometheus not ready within {STARTUP_DEADLINE:?}; log:\n{}",
-                    tail(&server.log, 4000)
-                )));
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        })
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -4,13 +4,13 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
 use crate::ServerError;
 use crate::port::free_port;
-use crate::process::{POLL_INTERVAL, STARTUP_DEADLINE, tail, terminate};
+use crate::process::{terminate, wait_until_ready};
 
 /// A `redis-server` of its own on a free `127.0.0.1` port, without persistence, killed
 /// on drop. The binary is `$TELLTALE_REDIS_SERVER` or `redis-server` on `PATH`.
@@ -97,27 +97,9 @@ impl RedisServer {
                     bin.display()
                 ))
             })?;
-        let end = Instant::now() + STARTUP_DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(ServerError::new(format!(
-                    "redis-server exited during start-up ({status}):\n{}",
-                    tail(&log, 2000)
-                )));
-            }
-            if self.answers_ping() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= end {
-                terminate(&mut child, "KILL");
-                return Err(ServerError::new(format!(
-                    "redis-server did not answer PING within {STARTUP_DEADLINE:?}:\n{}",
-                    tail(&log, 2000)
-                )));
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        wait_until_ready(&mut child, "redis-server", &log, "KILL", || self.answers_ping())?;
+        self.child = Some(child);
+        Ok(())
     }
 
     fn answers_ping(&self) -> bool {

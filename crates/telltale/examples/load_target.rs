@@ -4,30 +4,10 @@
 //!
 //! `cargo run --release -p telltale --example load_target -- full 127.0.0.1:18090`
 
-use std::time::Duration;
-
-use axum::routing::get;
-use axum::{Json, Router};
-use telltale::{Sampling, Telemetry};
-
-#[derive(serde::Serialize)]
-struct Order {
-    id: u64,
-    sku: &'static str,
-    quantity: u32,
-    status: &'static str,
-    total_cents: u64,
-}
-
-async fn get_order() -> Json<Order> {
-    Json(Order {
-        id: 42,
-        sku: "sku-apple-000001",
-        quantity: 2,
-        status: "placed",
-        total_cents: 1998,
-    })
-}
+// The bench's handler and telemetry set-up, so the load run and criterion measure the same.
+#[allow(dead_code)]
+#[path = "../benches/support/mod.rs"]
+mod support;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -38,21 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let app = Router::new().route("/orders/{id}", get(get_order));
+        let app = support::bare();
         let (app, _telemetry) = match mode.as_str() {
             "bare" => (app, None),
             "full" => {
-                let telemetry = Telemetry::builder("load-target")
-                    .environment("bench")
-                    .version("1.0.0")
-                    .log_writer(std::io::sink())
-                    .sampling(
-                        Sampling::ratio(0.05)
-                            .keep_errors()
-                            .keep_slower_than(Duration::from_millis(500)),
-                    )
-                    .prometheus()
-                    .init()?;
+                let telemetry = support::telemetry();
                 (app.layer(telemetry.server_layer()), Some(telemetry))
             }
             other => return Err(format!("mode must be `bare` or `full`, got {other:?}").into()),
