@@ -115,6 +115,34 @@ impl RequestId {
         Ok(RequestId(value.clone()))
     }
 
+    /// A request id from the 128 bits of a UUID, written the canonical way: lower-case
+    /// hex, hyphenated, 36 characters. Built from hex digits and hyphens only, it needs
+    /// no validation (this is the generators' fast path).
+    ///
+    /// ```
+    /// use telltale_core::RequestId;
+    ///
+    /// let id = RequestId::from_uuid_bits(0x0190b7b4_6c1e_7a52_9d4e_3f1b2c8a9e10);
+    /// assert_eq!(id.as_str(), "0190b7b4-6c1e-7a52-9d4e-3f1b2c8a9e10");
+    /// ```
+    pub fn from_uuid_bits(bits: u128) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        // Where each of the 16 bytes' two hex digits go (8-4-4-4-12 with hyphens).
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        let mut buf = [b'-'; 36];
+        for (&at, b) in AT.iter().zip(bits.to_be_bytes()) {
+            buf[at] = HEX[usize::from(b >> 4)];
+            buf[at + 1] = HEX[usize::from(b & 0xf)];
+        }
+        // `Bytes::from_owner` moves the 36 bytes into one reference-counted allocation:
+        // the request extensions, the task-local and the response header then share it.
+        // Hex digits and hyphens are valid header bytes, so this cannot fail; the
+        // fallback keeps the request path panic-free all the same.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+            .map(RequestId)
+            .unwrap_or_else(|_| RequestId(HeaderValue::from_static("00000000-0000-0000-0000-000000000000")))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         // Validation guarantees visible ASCII, so this never falls back.
@@ -199,6 +227,37 @@ pub fn current_request_id() -> Option<RequestId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuid_bits_are_written_lower_case_and_hyphenated() {
+        let mut x: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        for _ in 0..1000 {
+            let hex = format!("{x:032x}");
+            let want = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            );
+            let id = RequestId::from_uuid_bits(x);
+            assert_eq!(id.as_str(), want);
+            assert_eq!(RequestId::parse(&want).unwrap(), id);
+            // Cheap pseudo-random walk over the whole range (xorshift on both halves).
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        assert_eq!(
+            RequestId::from_uuid_bits(0).as_str(),
+            "00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            RequestId::from_uuid_bits(u128::MAX).as_str(),
+            "ffffffff-ffff-ffff-ffff-ffffffffffff"
+        );
+    }
 
     #[test]
     fn accepts_visible_ascii_up_to_128() {
