@@ -167,9 +167,12 @@ where
             }
         };
         span::attach_ids(&tracing_span, start.trace_ids());
-        let info = start
-            .recording()
-            .then(|| Box::new(RequestInfo::capture(&req, config.protocol)));
+        let rec = start.recording().then(|| {
+            Box::new(Recording {
+                info: RequestInfo::capture(&req, config.protocol),
+                body: None,
+            })
+        });
         let cx = span::child_context(&base_cx, &start);
         let future = {
             let _entered = tracing_span.enter();
@@ -180,7 +183,7 @@ where
             inner: future,
             state: Some(State {
                 start,
-                info,
+                rec,
                 config: self.config.clone(),
                 cx,
                 span: tracing_span,
@@ -313,10 +316,29 @@ pub(crate) fn protocol_version(v: Version) -> &'static str {
 // and body are moved several times on their way out, and a big struct costs memmoves.
 struct State {
     start: SpanStart,
-    info: Option<Box<RequestInfo>>,
+    rec: Option<Box<Recording>>,
     config: Arc<Config>,
     cx: Context,
     span: tracing::Span,
+}
+
+/// A recorded request's one allocation, made when it starts: the request data, then (at
+/// the response head) what the end of the body needs, moved in so the body carries one
+/// pointer and no second box is made.
+struct Recording {
+    info: RequestInfo,
+    body: Option<BodyPhase>,
+}
+
+/// The state carried from the response head to the end of the body.
+struct BodyPhase {
+    start: SpanStart,
+    config: Arc<Config>,
+    /// The request's `tracing` span stays open until the body ends, as the request does.
+    span: tracing::Span,
+    status: StatusCode,
+    grpc_in_headers: Option<GrpcCode>,
+    panic: Option<String>,
 }
 
 /// How a request ended, for the span.
@@ -335,18 +357,24 @@ impl State {
     fn finish(self, end: EndInfo) {
         let State {
             start,
-            info,
+            rec,
             config,
             span: _span,
             ..
         } = self;
-        let Some(info) = info else { return };
-        let error = end.error.is_some();
-        let pipeline = &config.pipeline;
-        start.finish(pipeline, error, |parts| {
-            build_server_span(&config, *info, end, parts)
-        });
+        if let Some(rec) = rec {
+            finish_recorded(start, &config, rec.info, end);
+        }
     }
+}
+
+/// Ends a recorded span: exported, held for the tail decision, or dropped (the span data is
+/// only built when it is kept).
+fn finish_recorded(start: SpanStart, config: &Config, info: RequestInfo, end: EndInfo) {
+    let error = end.error.is_some();
+    start.finish(&config.pipeline, error, |parts| {
+        build_server_span(config, info, end, parts)
+    });
 }
 
 fn build_server_span(config: &Config, info: RequestInfo, end: EndInfo, parts: SpanParts) -> SpanData {
@@ -525,12 +553,19 @@ where
                 {
                     res.headers_mut().insert(telltale_core::headers::TRACERESPONSE, v);
                 }
-                if state.info.is_none() {
+                let State {
+                    start,
+                    rec,
+                    config,
+                    span,
+                    cx: _,
+                } = state;
+                let Some(mut rec) = rec else {
                     // Not recorded: nothing to do at the end of the body.
                     return Poll::Ready(Ok(res.map(ObservedBody::unobserved)));
-                }
+                };
                 let status = res.status();
-                let grpc_in_headers = match state.config.protocol {
+                let grpc_in_headers = match config.protocol {
                     Protocol::Grpc => GrpcCode::from_headers(res.headers()),
                     Protocol::Http => None,
                 };
@@ -538,12 +573,15 @@ where
                     .extensions()
                     .get::<HandlerPanic>()
                     .map(|p| p.0.clone().into_owned());
-                let observer = ServerSpanEnd(Box::new(EndState {
-                    state,
+                rec.body = Some(BodyPhase {
+                    start,
+                    config,
+                    span,
                     status,
                     grpc_in_headers,
                     panic,
-                }));
+                });
+                let observer = ServerSpanEnd(rec);
                 Poll::Ready(Ok(res.map(|b| ObservedBody::new(b, observer))))
             }
         }
@@ -569,27 +607,22 @@ fn traceresponse(start: &SpanStart) -> Option<HeaderValue> {
 /// Ends the server span when the response body ends (see [`ObservedBody`]).
 ///
 /// Boxed, so an unobserved body stays small.
-pub struct ServerSpanEnd(Box<EndState>);
-
-struct EndState {
-    state: State,
-    status: StatusCode,
-    grpc_in_headers: Option<GrpcCode>,
-    panic: Option<String>,
-}
+pub struct ServerSpanEnd(Box<Recording>);
 
 impl fmt::Debug for ServerSpanEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerSpanEnd")
-            .field("status", &self.0.status)
+            .field("status", &self.0.body.as_ref().map(|b| b.status))
             .finish_non_exhaustive()
     }
 }
 
 impl BodyObserver for ServerSpanEnd {
     fn on_end(self, end: BodyEnd<'_>) {
-        let this = *self.0;
-        let protocol = this.state.config.protocol;
+        let Recording { info: request, body } = *self.0;
+        // Always set: the observer is made only after `body` is filled.
+        let Some(this) = body else { return };
+        let protocol = this.config.protocol;
         let mut info = EndInfo {
             status: Some(this.status),
             body_bytes: Some(end.bytes()),
@@ -621,7 +654,8 @@ impl BodyObserver for ServerSpanEnd {
             info.exception = Some(msg);
         }
         info.error = outcome.error_type();
-        this.state.finish(info);
+        finish_recorded(this.start, &this.config, request, info);
+        drop(this.span);
     }
 }
 

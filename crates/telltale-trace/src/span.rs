@@ -58,8 +58,10 @@ pub(crate) struct SpanStart {
     pub(crate) parent_remote: bool,
     pub(crate) flags: TraceFlags,
     pub(crate) trace_state: TraceState,
-    /// Wall-clock start, only taken when the span is recorded.
-    pub(crate) start: Option<(SystemTime, Instant)>,
+    /// Monotonic start, only taken when the span is recorded. The wall-clock start is
+    /// derived at the end (end wall clock minus the monotonic duration): one clock read
+    /// at the start instead of two, and a duration that a wall-clock step cannot bend.
+    pub(crate) start: Option<Instant>,
 }
 
 impl SpanStart {
@@ -79,8 +81,7 @@ impl SpanStart {
         };
         let sampled = pipeline.head().sampled(parent, trace_id);
         let flags = base_flags.with_sampled(sampled);
-        let start =
-            (sampled || pipeline.records_unsampled()).then(|| (opentelemetry::time::now(), Instant::now()));
+        let start = (sampled || pipeline.records_unsampled()).then(Instant::now);
         SpanStart {
             trace_id,
             span_id: new_span_id(),
@@ -124,28 +125,37 @@ impl SpanStart {
         error: bool,
         build: impl FnOnce(SpanParts) -> SpanData,
     ) {
-        let Some((start, started)) = self.start else {
+        let Some(started) = self.start else {
             return;
         };
         let elapsed = started.elapsed();
-        let end = start + elapsed;
         let local_root = self.parent_span_id == SpanId::INVALID || self.parent_remote;
         let sampled = self.flags.is_sampled();
         let trace_id = self.trace_id;
-        let parts = SpanParts {
-            span_context: SpanContext::new(self.trace_id, self.span_id, self.flags, false, self.trace_state),
-            parent_span_id: self.parent_span_id,
-            parent_remote: self.parent_remote,
-            start,
-            end,
+        // Only a span that is kept reads the wall clock.
+        let parts = move || {
+            let end = opentelemetry::time::now();
+            SpanParts {
+                span_context: SpanContext::new(
+                    self.trace_id,
+                    self.span_id,
+                    self.flags,
+                    false,
+                    self.trace_state,
+                ),
+                parent_span_id: self.parent_span_id,
+                parent_remote: self.parent_remote,
+                start: end.checked_sub(elapsed).unwrap_or(end),
+                end,
+            }
         };
         if sampled {
-            pipeline.forward(build(parts));
+            pipeline.forward(build(parts()));
         } else if local_root {
             let keep = pipeline.keep_reason(error, elapsed);
-            pipeline.end_local_root(trace_id, keep, || build(parts));
+            pipeline.end_local_root(trace_id, keep, || build(parts()));
         } else {
-            pipeline.hold(build(parts));
+            pipeline.hold(build(parts()));
         }
     }
 }
