@@ -50,10 +50,10 @@ use crate::pipeline::SpanPipeline;
 use crate::span::{self, SpanParts, SpanStart};
 
 #[derive(Debug, Clone)]
-struct Config {
-    pipeline: SpanPipeline,
-    grpc: bool,
-    dependency: Option<Arc<str>>,
+pub(crate) struct Config {
+    pub(crate) pipeline: SpanPipeline,
+    pub(crate) grpc: bool,
+    pub(crate) dependency: Option<Arc<str>>,
 }
 
 /// A tower layer for HTTP/gRPC clients: client span + context injection.
@@ -156,6 +156,22 @@ struct ClientState {
     start: SpanStart,
     request: Option<ClientRequest>,
     config: Arc<Config>,
+}
+
+/// Ends a recorded client span now, for a call that failed before any response.
+pub(crate) fn finish_failed(
+    start: SpanStart,
+    request: ClientRequest,
+    config: Arc<Config>,
+    kind: ErrorType,
+    description: String,
+) {
+    let state = ClientState {
+        start,
+        request: Some(request),
+        config,
+    };
+    state.finish(None, None, Outcome::Error(kind), Some(description));
 }
 
 impl ClientState {
@@ -361,6 +377,26 @@ pub struct ClientSpanEnd {
     state: ClientState,
     status: StatusCode,
     grpc_in_headers: Option<GrpcCode>,
+}
+
+impl ClientSpanEnd {
+    /// The observer that ends a recorded HTTP client span when the response body ends.
+    pub(crate) fn http(
+        start: SpanStart,
+        request: ClientRequest,
+        config: Arc<Config>,
+        status: StatusCode,
+    ) -> Self {
+        ClientSpanEnd {
+            state: ClientState {
+                start,
+                request: Some(request),
+                config,
+            },
+            status,
+            grpc_in_headers: None,
+        }
+    }
 }
 
 impl fmt::Debug for ClientSpanEnd {

@@ -11,39 +11,50 @@
 //! ```
 //!
 //! Same span as [`ClientTraceLayer`](crate::client::ClientTraceLayer) (kind client, named
-//! `{METHOD}`, `peer.service`, `url.full` with query secrets redacted, `error.type`), ending
-//! when the response head arrives (reqwest owns the body). Put it outermost, before retry
-//! middleware: one logical call is one span.
+//! `{METHOD}`, `peer.service`, `url.full` with query secrets redacted, `error.type`). Put it
+//! outermost, before retry middleware: one logical call is one span.
+//!
+//! The span ends when the response **body** ends (read to the end, failed, or dropped
+//! unread), not at the response head, so a slow or streaming download is measured whole
+//! and a body that fails half-way is an error. reqwest owns its body type, so for a
+//! recorded span the middleware takes the response apart (`http::Response<reqwest::Body>`),
+//! wraps the body in telltale-core's `ObservedBody` (`reqwest::Body::wrap`) and puts it back
+//! together with its URL, status, headers and extensions (remote address included). A span
+//! that is not recorded (dropped by sampling) leaves the response untouched.
 
 use std::sync::Arc;
 
 use http::Extensions;
+use reqwest::ResponseBuilderExt;
 use reqwest_middleware::{Middleware, Next};
+use telltale_core::body::ObservedBody;
 use telltale_core::method;
-use telltale_core::outcome::{self, ErrorType, Outcome};
+use telltale_core::outcome::ErrorType;
 
-use crate::client::{self, ClientRequest};
+use crate::client::{self, ClientRequest, ClientSpanEnd, Config};
 use crate::pipeline::SpanPipeline;
 
 /// A reqwest middleware opening a client span and injecting trace context.
 #[derive(Debug, Clone)]
 pub struct TracingMiddleware {
-    pipeline: SpanPipeline,
-    dependency: Option<Arc<str>>,
+    config: Arc<Config>,
 }
 
 impl TracingMiddleware {
     /// Client spans exported through `pipeline`.
     pub fn new(pipeline: SpanPipeline) -> Self {
         TracingMiddleware {
-            pipeline,
-            dependency: None,
+            config: Arc::new(Config {
+                pipeline,
+                grpc: false,
+                dependency: None,
+            }),
         }
     }
 
     /// The dependency's name, recorded as `peer.service`.
     pub fn dependency(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.dependency = Some(name.into());
+        Arc::make_mut(&mut self.config).dependency = Some(name.into());
         self
     }
 }
@@ -56,7 +67,7 @@ impl Middleware for TracingMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let (start, cx) = client::begin(&self.pipeline, req.headers_mut());
+        let (start, cx) = client::begin(&self.config.pipeline, req.headers_mut());
         let request = start.recording().then(|| ClientRequest {
             method: method::normalize(req.method()),
             uri: req
@@ -71,29 +82,34 @@ impl Middleware for TracingMiddleware {
             let fut = next.run(req, extensions);
             opentelemetry::context::FutureExt::with_context(fut, cx).await
         };
-        if let Some(request) = request {
-            let (status, outcome, description) = match &result {
-                Ok(res) => (Some(res.status()), outcome::client_http(res.status()), None),
-                Err(e) => (None, Outcome::Error(classify(e)), Some(e.to_string())),
-            };
-            let pipeline = &self.pipeline;
-            let dependency = self.dependency.as_deref();
-            start.finish(pipeline, outcome.is_error(), |parts| {
-                client::build_client_span(
-                    pipeline,
-                    false,
-                    dependency,
-                    &request,
-                    status,
-                    None,
-                    outcome,
-                    description,
-                    parts,
-                )
-            });
+        let Some(request) = request else {
+            return result;
+        };
+        match result {
+            Ok(res) => {
+                let status = res.status();
+                let end = ClientSpanEnd::http(start, request, self.config.clone(), status);
+                Ok(observe_body(res, end))
+            }
+            Err(e) => {
+                client::finish_failed(start, request, self.config.clone(), classify(&e), e.to_string());
+                Err(e)
+            }
         }
-        result
     }
+}
+
+/// `res` with its body wrapped so `end` runs when the body ends (or is dropped).
+fn observe_body(res: reqwest::Response, end: ClientSpanEnd) -> reqwest::Response {
+    // `From<reqwest::Response> for http::Response` drops the URL; carry it across in the
+    // extension reqwest reads it back from (set through its public `ResponseBuilderExt`).
+    let url = res.url().clone();
+    let (mut parts, body) = http::Response::<reqwest::Body>::from(res).into_parts();
+    if let Ok(carrier) = http::Response::builder().url(url).body(()) {
+        parts.extensions.extend(carrier.into_parts().0.extensions);
+    }
+    let body = reqwest::Body::wrap(ObservedBody::new(body, end));
+    reqwest::Response::from(http::Response::from_parts(parts, body))
 }
 
 fn classify(e: &reqwest_middleware::Error) -> ErrorType {

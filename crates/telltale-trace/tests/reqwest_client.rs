@@ -1,0 +1,186 @@
+//! The reqwest middleware's client span, against a real axum server on loopback: it ends
+//! when the response body ends (not at the head), the response keeps its URL, status and
+//! length, and failed calls are errors.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::{Router, body::Body, routing::get};
+use bytes::Bytes;
+use opentelemetry::trace::Status;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use telltale_trace::reqwest::TracingMiddleware;
+use telltale_trace::{Sampling, SpanPipeline};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Default)]
+struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+impl Collect {
+    fn spans(&self) -> Vec<SpanData> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl SpanProcessor for Collect {
+    fn on_start(&self, _: &mut Span, _: &opentelemetry::Context) {}
+    fn on_end(&self, span: SpanData) {
+        self.0.lock().unwrap().push(span);
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+type Chunks = mpsc::Receiver<Result<Bytes, Infallible>>;
+
+/// A server with `/stream` (its body is whatever the test sends down the channel, ended
+/// when the sender is dropped) and `/fixed` (a 5-byte body).
+async fn server(chunks: Chunks) -> (String, tokio::task::JoinHandle<()>) {
+    let chunks = Arc::new(Mutex::new(Some(chunks)));
+    let app =
+        Router::new()
+            .route(
+                "/stream",
+                get(move || {
+                    let rx = chunks.lock().unwrap().take().expect("one streaming request");
+                    async move {
+                        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                            rx.recv().await.map(|c| (c, rx))
+                        });
+                        Body::from_stream(stream)
+                    }
+                }),
+            )
+            .route("/fixed", get(|| async { "fixed" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}"), task)
+}
+
+fn client(p: SpanPipeline) -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(TracingMiddleware::new(p).dependency("inventory"))
+        .build()
+}
+
+#[tokio::test]
+async fn the_client_span_ends_when_the_body_has_been_read() {
+    let collect = Collect::default();
+    let p = SpanPipeline::new(&Sampling::always(), collect.clone()).unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    let (base, server) = server(rx).await;
+    let client = client(p);
+
+    tx.send(Ok(Bytes::from_static(b"first;"))).await.unwrap();
+    let mut res = client.get(format!("{base}/stream")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.url().as_str(),
+        format!("{base}/stream"),
+        "the URL survives the wrapping"
+    );
+    assert!(
+        res.remote_addr().is_some(),
+        "extensions (remote address) survive the wrapping"
+    );
+    let first = res.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"first;");
+    assert!(
+        collect.spans().is_empty(),
+        "the head and the first chunk do not end the span"
+    );
+
+    let released = SystemTime::now();
+    tx.send(Ok(Bytes::from_static(b"last"))).await.unwrap();
+    drop(tx);
+    let rest = res.bytes().await.unwrap();
+    assert_eq!(&rest[..], b"last");
+
+    let spans = collect.spans();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let span = &spans[0];
+    assert_eq!(span.name, "GET");
+    assert_eq!(span.span_kind, opentelemetry::trace::SpanKind::Client);
+    assert_eq!(attr(span, "http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(attr(span, "peer.service").as_deref(), Some("inventory"));
+    assert_eq!(span.status, Status::Unset);
+    assert!(
+        span.end_time >= released,
+        "the span ended at the body's end, after the last chunk was released"
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_response_dropped_unread_still_ends_its_span_and_lengths_survive() {
+    let collect = Collect::default();
+    let p = SpanPipeline::new(&Sampling::always(), collect.clone()).unwrap();
+    let (_tx, rx) = mpsc::channel(1);
+    let (base, server) = server(rx).await;
+    let client = client(p);
+
+    let res = client.get(format!("{base}/fixed")).send().await.unwrap();
+    assert_eq!(res.content_length(), Some(5), "the size hint passes through");
+    assert!(collect.spans().is_empty());
+    drop(res);
+    let spans = collect.spans();
+    assert_eq!(spans.len(), 1, "dropping the response ends the span");
+    assert_eq!(spans[0].status, Status::Unset, "an unread body is not an error");
+
+    let text = client
+        .get(format!("{base}/fixed"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "fixed");
+    assert_eq!(collect.spans().len(), 2);
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_connect_error_and_unsampled_calls_are_untouched() {
+    let collect = Collect::default();
+    let p = SpanPipeline::new(&Sampling::always(), collect.clone()).unwrap();
+    // A port nobody listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = client(p).get(format!("http://127.0.0.1:{port}/x")).send().await;
+    assert!(err.is_err());
+    let spans = collect.spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(attr(&spans[0], "error.type").as_deref(), Some("connect"));
+    assert!(matches!(spans[0].status, Status::Error { .. }));
+
+    // Not recorded: the response is passed through as reqwest made it.
+    let collect = Collect::default();
+    let p = SpanPipeline::new(&Sampling::never(), collect.clone()).unwrap();
+    let (_tx, rx) = mpsc::channel(1);
+    let (base, server) = server(rx).await;
+    let res = client(p).get(format!("{base}/fixed")).send().await.unwrap();
+    assert_eq!(res.content_length(), Some(5));
+    assert_eq!(res.text().await.unwrap(), "fixed");
+    assert!(collect.spans().is_empty());
+    server.abort();
+}
