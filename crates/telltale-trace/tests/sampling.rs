@@ -1,4 +1,5 @@
-//! Tail sampling over 10,000 traces, and memory bounds when the exporter is down.
+//! Tail sampling over 10,000 traces (SDK spans, and requests through telltale's own
+//! server and client layers), and memory bounds when the exporter is down.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -196,4 +197,111 @@ fn traces_whose_root_never_ends_expire_after_max_age() {
     }
     let stats = pipeline.stats();
     assert!(stats.held_traces < roots.len(), "{stats:?}");
+}
+
+/// The same rules over 10,000 requests served by telltale's own layers (not SDK spans):
+/// each request's server span (`TraceLayer`) has one child, the client span of a call the
+/// handler makes through `ClientTraceLayer`. Errors are 500s, slow requests really take
+/// longer than the threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_requests_through_telltale_layers_keep_errors_slow_and_the_ratio() {
+    use axum::extract::Path;
+    use axum::{Router, body::Body, routing::get};
+    use futures_util::StreamExt;
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::{Layer, ServiceExt};
+
+    const SLOW: Duration = Duration::from_millis(200);
+    let collect = Collect::default();
+    let sampling = Sampling::ratio(0.1).keep_errors().keep_slower_than(SLOW);
+    let pipeline = SpanPipeline::new(&sampling, collect.clone()).unwrap();
+
+    let dependency = telltale_trace::ClientTraceLayer::new(pipeline.clone())
+        .dependency("inventory")
+        .layer(tower::service_fn(|_req: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("stock")))
+        }));
+    let app = Router::new()
+        .route(
+            "/orders/{id}",
+            get(move |Path(id): Path<u32>| {
+                let dependency = dependency.clone();
+                async move {
+                    if id % 20 == 1 {
+                        tokio::time::sleep(SLOW + Duration::from_millis(50)).await;
+                    }
+                    let req = Request::get("http://inventory.local/stock")
+                        .body(Body::empty())
+                        .unwrap();
+                    let res = dependency.oneshot(req).await.unwrap();
+                    let _ = res.into_body().collect().await.unwrap();
+                    if id % 20 == 0 {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        )
+        .layer(telltale_trace::TraceLayer::new(pipeline.clone()).with_traceresponse(true));
+
+    // 10,000 requests, up to 1,000 at a time (so the 500 slow ones overlap).
+    let results: Vec<(u32, opentelemetry::trace::TraceId)> = futures_util::stream::iter(0..10_000u32)
+        .map(|id| {
+            let app = app.clone();
+            async move {
+                let req = Request::get(format!("/orders/{id}")).body(Body::empty()).unwrap();
+                let res = app.oneshot(req).await.unwrap();
+                let tr = res.headers()["traceresponse"].to_str().unwrap().to_owned();
+                let _ = res.into_body().collect().await.unwrap();
+                // traceresponse: 00-{trace id}-{span id}-{flags}
+                let trace_id = opentelemetry::trace::TraceId::from_hex(&tr[3..35]).unwrap();
+                (id, trace_id)
+            }
+        })
+        .buffer_unordered(1_000)
+        .collect()
+        .await;
+    assert_eq!(results.len(), 10_000);
+
+    let exported = collect.0.lock().unwrap().clone();
+    let mut per_trace = std::collections::HashMap::new();
+    for s in &exported {
+        assert!(
+            s.span_context.is_sampled(),
+            "exported spans carry the sampled flag"
+        );
+        let e = per_trace.entry(s.span_context.trace_id()).or_insert((0, 0));
+        match s.span_kind {
+            opentelemetry::trace::SpanKind::Server => e.0 += 1,
+            _ => e.1 += 1,
+        }
+    }
+    let (mut normal, mut normal_kept) = (0, 0);
+    for (id, trace_id) in &results {
+        let got = per_trace.get(trace_id).copied().unwrap_or((0, 0));
+        match id % 20 {
+            0 | 1 => assert_eq!(got, (1, 1), "request {id}: error/slow trace kept whole"),
+            _ => {
+                normal += 1;
+                assert!(
+                    got == (0, 0) || got == (1, 1),
+                    "request {id}: whole or nothing, got {got:?}"
+                );
+                normal_kept += usize::from(got == (1, 1));
+            }
+        }
+    }
+    // 9,000 normal traces at 10%: mean 900, sd 28.5; allow ±5 sd (plus a few normal
+    // requests a loaded machine may make slower than the threshold).
+    assert_eq!(normal, 9_000);
+    assert!(
+        (757..=1_080).contains(&normal_kept),
+        "kept {normal_kept} of 9000 at ratio 0.1"
+    );
+    let stats = pipeline.stats();
+    assert!((800..=1_180).contains(&stats.kept_traces), "{stats:?}");
+    assert_eq!(stats.held_traces, 0, "nothing left in the buffer");
+    assert_eq!(stats.overflow_spans, 0, "{stats:?}");
 }
