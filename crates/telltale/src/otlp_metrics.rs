@@ -35,9 +35,11 @@
 //!   (status codes as integers, as the conventions say). Other names and labels pass
 //!   through unchanged (the legacy scheme's `http_requests_total`, your own metrics);
 //! - the resource carries `service.name` (`OTEL_SERVICE_NAME` wins, as for traces),
-//!   `service.version`, `deployment.environment.name`, `OTEL_RESOURCE_ATTRIBUTES` and the
-//!   SDK's `telemetry.sdk.*`. Prometheus's global labels (`service`, `environment`,
-//!   `version`) are resource attributes here, not labels;
+//!   `service.version`, `deployment.environment.name`, `OTEL_RESOURCE_ATTRIBUTES`, the
+//!   SDK's `telemetry.sdk.*`, the process and host attributes the trace resource has, and a
+//!   random `service.instance.id` per process (unless `OTEL_RESOURCE_ATTRIBUTES` sets one),
+//!   so the cumulative series of two replicas stay apart. Prometheus's global labels
+//!   (`service`, `environment`, `version`) are resource attributes here, not labels;
 //! - temporality is cumulative (what Prometheus-compatible backends want).
 //!
 //! Not sent: `build_info` (the resource carries the version) and the scrape-time process
@@ -855,12 +857,39 @@ pub(crate) fn pipeline(
 }
 
 fn resource(service: &ServiceInfo<'_>, env: &dyn Fn(&str) -> Option<String>) -> Resource {
-    // The same attributes as the trace crate's resource: OTEL_SERVICE_NAME wins over the
-    // name in code; OTEL_RESOURCE_ATTRIBUTES (read by the SDK's detector) lose to code.
+    // The trace crate's attributes: OTEL_SERVICE_NAME wins over the name in code;
+    // OTEL_RESOURCE_ATTRIBUTES (read by the SDK's detector) loses to attributes set here.
     let name = env("OTEL_SERVICE_NAME")
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| service.name.to_owned());
-    let mut attrs = Vec::new();
+    let mut attrs = vec![
+        KeyValue::new("process.pid", i64::from(std::process::id())),
+        KeyValue::new("process.runtime.name", "rust"),
+        KeyValue::new("host.arch", std::env::consts::ARCH),
+        KeyValue::new("os.type", std::env::consts::OS),
+    ];
+    if let Some(exe) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    {
+        attrs.push(KeyValue::new("process.executable.name", exe));
+    }
+    if let Some(host) = env("HOSTNAME")
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+    {
+        attrs.push(KeyValue::new("host.name", host));
+    }
+    // Pushed cumulative series of two replicas must not look like one series: each
+    // process is its own instance (Prometheus has `instance` from the scrape; a collector
+    // maps `service.instance.id` to it), unless OTEL_RESOURCE_ATTRIBUTES names one.
+    if !env("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.instance.id=")) {
+        attrs.push(KeyValue::new(
+            "service.instance.id",
+            uuid::Uuid::new_v4().to_string(),
+        ));
+    }
     if let Some(v) = service.version {
         attrs.push(KeyValue::new("service.version", v.to_owned()));
     }

@@ -54,6 +54,12 @@ async fn grpc_push_next_to_prometheus_carries_the_request_mix() {
         duration.resource_attr("deployment.environment.name").as_deref(),
         Some("test")
     );
+    let instance = duration.resource_attr("service.instance.id").unwrap_or_default();
+    assert_eq!(instance.len(), 36, "a UUID per process: {instance:?}");
+    assert_eq!(
+        duration.resource_attr("process.pid"),
+        Some(std::process::id().to_string())
+    );
     for p in duration.histogram_points() {
         let status = attribute(&p.attributes, "http.response.status_code").unwrap();
         assert!(
