@@ -43,7 +43,8 @@
 //! - temporality is cumulative (what Prometheus-compatible backends want).
 //!
 //! Not sent: `build_info` (the resource carries the version) and the scrape-time process
-//! and tokio-runtime metrics, which exist only on `/metrics`.
+//! and tokio-runtime metrics, which exist only on `/metrics`. A name the SDK refuses as an
+//! instrument name (e.g. one with a `:`) is left out of the push, with an SDK log line.
 //!
 //! With [`prometheus`](crate::TelemetryBuilder::prometheus) too, metrics-util's `Fanout` is
 //! the global recorder and hands every metric to both.
