@@ -30,10 +30,21 @@ async fn grpc_push_next_to_prometheus_carries_the_request_mix() {
     let addr = support::serve(&telemetry).await;
 
     support::send_mix(addr).await;
+    // The application's own metrics go the same way, names and labels unchanged.
+    metrics::counter!("jobs_total", "queue" => "emails").increment(3);
+    metrics::gauge!("queue_depth", "queue" => "emails").set(7.0);
 
-    // Pushed periodically (every 100 ms): wait for an export that holds the whole mix.
+    // Pushed periodically (every 100 ms): wait for an export that holds the whole mix and
+    // the application's metrics.
     let metrics = receiver
-        .wait_for_metrics(support::has_the_mix, Duration::from_secs(20))
+        .wait_for_metrics(
+            |ms| {
+                support::has_the_mix(ms)
+                    && ms.iter().any(|m| m.name() == "jobs_total")
+                    && ms.iter().any(|m| m.name() == "queue_depth")
+            },
+            Duration::from_secs(20),
+        )
         .await
         .unwrap_or_else(|got| {
             panic!(
@@ -109,6 +120,28 @@ async fn grpc_push_next_to_prometheus_carries_the_request_mix() {
         active.number_points().iter().all(|p| number_value(p) == 0.0),
         "{:?}",
         active.number_points()
+    );
+
+    let jobs = metrics
+        .iter()
+        .rev()
+        .find(|m| m.name() == "jobs_total")
+        .expect("the application's counter is pushed");
+    assert!(jobs.is_monotonic_sum(), "{:?}", jobs.metric);
+    let [point] = jobs.number_points() else {
+        panic!("one series: {:?}", jobs.number_points())
+    };
+    assert_eq!(number_value(point), 3.0);
+    assert_eq!(attribute(&point.attributes, "queue").as_deref(), Some("emails"));
+    let depth = metrics
+        .iter()
+        .rev()
+        .find(|m| m.name() == "queue_depth")
+        .expect("the application's gauge is pushed");
+    assert!(depth.is_gauge());
+    assert_eq!(
+        depth.number_points().iter().map(number_value).collect::<Vec<_>>(),
+        [7.0]
     );
 
     // Prometheus got every observation too (the fan-out), under its own names.
