@@ -230,9 +230,24 @@ impl PrometheusConfig {
     /// Fails with [`PrometheusError::RecorderAlreadyInstalled`] when a global recorder is
     /// already set (this one or any other): there can be one per process.
     pub fn install(self) -> Result<MetricsHandle, PrometheusError> {
+        self.install_with(|prometheus| prometheus)
+    }
+
+    /// Like [`install`](Self::install), but installs `wrap(recorder)`: a recorder that
+    /// hands every metric to the Prometheus one *and* elsewhere (e.g. metrics-util's
+    /// `Fanout` with an OTLP push recorder, as the `telltale` facade's `otlp-metrics`
+    /// feature does). The upkeep and the [`MetricsHandle`] are the same as `install`'s.
+    pub fn install_with<R>(
+        self,
+        wrap: impl FnOnce(Arc<dyn Recorder + Send + Sync>) -> R,
+    ) -> Result<MetricsHandle, PrometheusError>
+    where
+        R: Recorder + Sync + 'static,
+    {
         let recorder = self.recorder()?;
         let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars);
-        metrics::set_global_recorder(recorder).map_err(|_| PrometheusError::RecorderAlreadyInstalled)?;
+        metrics::set_global_recorder(wrap(Arc::new(recorder)))
+            .map_err(|_| PrometheusError::RecorderAlreadyInstalled)?;
         // The global recorder lives as long as the process: so does its upkeep.
         let _ = GLOBAL_UPKEEP.set(handle._upkeep.clone());
         Ok(handle)

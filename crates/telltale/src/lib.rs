@@ -14,6 +14,14 @@
 //! | telltale-health | [`health`] |
 //! | telltale-resilience | [`resilience`] |
 //!
+//! | feature | what |
+//! |---|---|
+//! | `reqwest` | `client::reqwest`: request-id propagation, dependency metrics and spans, resilience for reqwest |
+//! | `b3`, `jaeger` | B3 and Jaeger `uber-trace-id` propagation |
+//! | `sqlx`, `redis`, `http-check` | readiness checks for sqlx pools, Redis, HTTP GET |
+//! | `tonic` | gRPC Health Checking Protocol fed by the readiness registry |
+//! | `otlp-metrics` | `otlp_metrics`: push every metric over OTLP (gRPC or HTTP/protobuf), alone or next to Prometheus |
+//!
 //! ```no_run
 //! use axum::{routing::get, Router};
 //!
@@ -39,6 +47,8 @@
 
 #[cfg(feature = "reqwest")]
 pub mod client;
+#[cfg(feature = "otlp-metrics")]
+pub mod otlp_metrics;
 pub mod server;
 mod telemetry;
 

@@ -1,6 +1,8 @@
 //! `Telemetry`: one builder that sets up logs, traces and metrics for a service.
 
 use std::sync::{Mutex, OnceLock};
+#[cfg(feature = "otlp-metrics")]
+use std::time::Duration;
 
 use axum::Router;
 use telltale_log::{AccessLogLayer, LogConfig, LogFormat, LogGuard};
@@ -33,6 +35,10 @@ pub enum TelemetryError {
     /// The metrics layer configuration was rejected.
     #[error("metrics: {0}")]
     MetricsLayer(#[from] telltale_metrics::ConfigError),
+    /// The OTLP metrics push configuration was rejected (feature `otlp-metrics`).
+    #[cfg(feature = "otlp-metrics")]
+    #[error("OTLP metrics: {0}")]
+    OtlpMetrics(#[from] crate::otlp_metrics::OtlpMetricsError),
 }
 
 /// Builder for [`Telemetry`]. See [`Telemetry::builder`].
@@ -53,6 +59,10 @@ pub struct TelemetryBuilder {
     otlp: Otlp,
     traceresponse: bool,
     log_writer: Option<LogSink>,
+    #[cfg(feature = "otlp-metrics")]
+    otlp_metrics: crate::otlp_metrics::OtlpMetricsSetting,
+    #[cfg(feature = "otlp-metrics")]
+    otlp_metrics_interval: Option<Duration>,
 }
 
 /// Where log lines go: stdout unless [`TelemetryBuilder::log_writer`] says otherwise.
@@ -133,6 +143,35 @@ impl TelemetryBuilder {
     /// layer still runs and records into whatever `metrics` recorder the process has.
     pub fn prometheus(mut self) -> Self {
         self.prometheus = true;
+        self
+    }
+
+    /// Push every metric over OTLP to `endpoint` (e.g. `http://collector:4317` for gRPC,
+    /// `http://collector:4318` for HTTP, `/v1/metrics` appended), as well as or instead of
+    /// [`prometheus`](Self::prometheus). See [`crate::otlp_metrics`]. Feature `otlp-metrics`.
+    #[cfg(feature = "otlp-metrics")]
+    pub fn otlp_metrics(mut self, endpoint: impl Into<String>, protocol: OtlpProtocol) -> Self {
+        self.otlp_metrics = crate::otlp_metrics::OtlpMetricsSetting::Endpoint(endpoint.into(), protocol);
+        self
+    }
+
+    /// Push every metric over OTLP as the standard variables say: `OTEL_METRICS_EXPORTER`
+    /// (`otlp` or `none`), `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (unset: no push), `OTEL_EXPORTER_OTLP_(METRICS_)PROTOCOL`,
+    /// `OTEL_EXPORTER_OTLP_(METRICS_)HEADERS`, `OTEL_METRIC_EXPORT_INTERVAL` (ms). See
+    /// [`crate::otlp_metrics`]. Feature `otlp-metrics`.
+    #[cfg(feature = "otlp-metrics")]
+    pub fn otlp_metrics_from_env(mut self) -> Self {
+        self.otlp_metrics = crate::otlp_metrics::OtlpMetricsSetting::FromEnv;
+        self
+    }
+
+    /// How often metrics are pushed over OTLP (default 60 s, or `OTEL_METRIC_EXPORT_INTERVAL`
+    /// with [`otlp_metrics_from_env`](Self::otlp_metrics_from_env); this setting wins).
+    /// Zero is an error from [`init`](Self::init). Feature `otlp-metrics`.
+    #[cfg(feature = "otlp-metrics")]
+    pub fn otlp_metrics_interval(mut self, every: Duration) -> Self {
+        self.otlp_metrics_interval = Some(every);
         self
     }
 
@@ -228,6 +267,8 @@ impl TelemetryBuilder {
         if self.logs {
             log_config.env_filter()?;
         }
+        #[cfg(feature = "otlp-metrics")]
+        let otlp_metrics = self.otlp_metrics_pipeline(&|k| std::env::var(k).ok())?;
         let mut trace_config = TracingConfig::new(self.service.clone());
         if let Some(env) = &self.environment {
             trace_config = trace_config.environment(env.clone());
@@ -246,6 +287,11 @@ impl TelemetryBuilder {
         };
         let (tracing, trace_guard) = trace_config.build()?;
         let _ = TRACING.set(tracing.clone());
+        #[cfg(feature = "otlp-metrics")]
+        let (mut otlp_recorder, otlp_provider) = match otlp_metrics {
+            Some(p) => (Some(p.recorder), Some(p.provider)),
+            None => (None, None),
+        };
         let metrics_handle = if self.prometheus {
             let mut config = PrometheusConfig::new(self.service.clone());
             if let Some(env) = &self.environment {
@@ -260,7 +306,20 @@ impl TelemetryBuilder {
             if let Some(b) = &self.duration_buckets {
                 config = config.duration_buckets(b);
             }
-            let handle = config.exemplars(true).install()?;
+            let config = config.exemplars(true);
+            #[cfg(feature = "otlp-metrics")]
+            let handle = match otlp_recorder.take() {
+                // Both get every metric: the Prometheus recorder and the OTLP bridge.
+                Some(otlp) => config.install_with(|prometheus| {
+                    metrics_util::layers::FanoutBuilder::default()
+                        .add_recorder(prometheus)
+                        .add_recorder(otlp)
+                        .build()
+                })?,
+                None => config.install()?,
+            };
+            #[cfg(not(feature = "otlp-metrics"))]
+            let handle = config.install()?;
             handle.register_collector(telltale_metrics::process::ProcessCollector::new());
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 handle.register_collector(telltale_metrics::runtime::RuntimeCollector::new(runtime));
@@ -269,6 +328,11 @@ impl TelemetryBuilder {
         } else {
             None
         };
+        #[cfg(feature = "otlp-metrics")]
+        if let Some(otlp) = otlp_recorder {
+            metrics::set_global_recorder(otlp)
+                .map_err(|_| crate::otlp_metrics::OtlpMetricsError::RecorderAlreadyInstalled)?;
+        }
         let mut metrics = MetricsLayer::builder().scheme(self.scheme);
         if let Some(exemplars) = metrics_handle.as_ref().and_then(MetricsHandle::exemplars) {
             metrics = metrics.exemplars(exemplars);
@@ -291,7 +355,43 @@ impl TelemetryBuilder {
             commit: self.commit,
             access_log,
             log_guard: Mutex::new(log_guard),
+            #[cfg(feature = "otlp-metrics")]
+            otlp_provider: Mutex::new(otlp_provider),
         })
+    }
+
+    /// Resolves and validates the OTLP metrics settings and builds the push pipeline
+    /// (nothing global: the recorder is installed by `init` afterwards).
+    #[cfg(feature = "otlp-metrics")]
+    fn otlp_metrics_pipeline(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<crate::otlp_metrics::OtlpMetricsPipeline>, TelemetryError> {
+        use crate::otlp_metrics::{DEFAULT_DURATION_BUCKETS, ServiceInfo, pipeline};
+        let Some(target) = self.otlp_metrics.resolve(self.otlp_metrics_interval, env)? else {
+            return Ok(None);
+        };
+        let buckets = self
+            .duration_buckets
+            .as_deref()
+            .unwrap_or(DEFAULT_DURATION_BUCKETS);
+        if buckets.is_empty()
+            || buckets.iter().any(|b| !b.is_finite())
+            || buckets.windows(2).any(|w| w[0] >= w[1])
+        {
+            // The same rule the Prometheus recorder applies, checked before anything global.
+            return Err(TelemetryError::Prometheus(
+                telltale_metrics::PrometheusError::Config(format!(
+                    "duration_buckets must be non-empty, finite and strictly increasing, got {buckets:?}"
+                )),
+            ));
+        }
+        let service = ServiceInfo {
+            name: &self.service,
+            version: self.version.as_deref(),
+            environment: self.environment.as_deref(),
+        };
+        Ok(Some(pipeline(&target, &service, buckets, env)?))
     }
 }
 
@@ -328,6 +428,8 @@ pub struct Telemetry {
     metrics: MetricsLayer,
     metrics_handle: Option<MetricsHandle>,
     log_guard: Mutex<Option<LogGuard>>,
+    #[cfg(feature = "otlp-metrics")]
+    otlp_provider: Mutex<Option<opentelemetry_sdk::metrics::SdkMeterProvider>>,
 }
 
 impl Telemetry {
@@ -348,6 +450,10 @@ impl Telemetry {
             otlp: Otlp::None,
             traceresponse: false,
             log_writer: None,
+            #[cfg(feature = "otlp-metrics")]
+            otlp_metrics: crate::otlp_metrics::OtlpMetricsSetting::Off,
+            #[cfg(feature = "otlp-metrics")]
+            otlp_metrics_interval: None,
         }
     }
 
@@ -403,8 +509,26 @@ impl Telemetry {
         &self.tracing
     }
 
+    /// The OpenTelemetry meter provider of the OTLP metrics push, when one runs: add your
+    /// own OpenTelemetry instruments to the same export (feature `otlp-metrics`).
+    #[cfg(feature = "otlp-metrics")]
+    pub fn otlp_meter_provider(&self) -> Option<opentelemetry_sdk::metrics::SdkMeterProvider> {
+        self.otlp_provider
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Flushes and stops what [`init`](TelemetryBuilder::init) started. Also done on drop.
+    /// With OTLP metrics, pushes the last values (waiting at most 5 s for the collector).
     pub fn shutdown(&self) {
+        #[cfg(feature = "otlp-metrics")]
+        if let Ok(mut provider) = self.otlp_provider.lock()
+            && let Some(p) = provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            tracing::warn!(error = %e, "pushing the last metrics at shutdown failed");
+        }
         if let Ok(mut guard) = self.trace_guard.lock()
             && let Some(g) = guard.take()
             && let Err(e) = g.shutdown()
@@ -456,6 +580,35 @@ mod tests {
             err.to_string().contains("Telemetry::builder(\"orders-api\")"),
             "{err}"
         );
+    }
+
+    #[cfg(feature = "otlp-metrics")]
+    #[test]
+    fn bad_otlp_metrics_settings_are_errors_from_init_before_anything_global() {
+        use std::time::Duration;
+        let err = Telemetry::builder("svc")
+            .prometheus()
+            .otlp_metrics("collector:4317", OtlpProtocol::Grpc)
+            .init()
+            .unwrap_err();
+        assert!(matches!(err, TelemetryError::OtlpMetrics(_)), "{err:?}");
+        assert!(err.to_string().starts_with("OTLP metrics: "), "{err}");
+        assert!(err.to_string().contains("http://collector:4317"), "{err}");
+        let err = Telemetry::builder("svc")
+            .otlp_metrics("http://collector:4317", OtlpProtocol::Grpc)
+            .otlp_metrics_interval(Duration::ZERO)
+            .init()
+            .unwrap_err();
+        assert!(err.to_string().contains("otlp_metrics_interval"), "{err}");
+        let err = Telemetry::builder("svc")
+            .duration_buckets(&[0.5, 0.1])
+            .otlp_metrics("http://collector:4317", OtlpProtocol::Grpc)
+            .init()
+            .unwrap_err();
+        assert!(err.to_string().contains("strictly increasing"), "{err}");
+        // Refused before the tracer provider (or any recorder) was installed.
+        assert!(TRACING.get().is_none());
+        assert!(metrics::set_global_recorder(metrics::NoopRecorder).is_ok());
     }
 
     #[test]

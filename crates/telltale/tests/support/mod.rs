@@ -1,0 +1,85 @@
+//! Shared by the OTLP metrics tests: a real axum server behind `server_layer()`, a known
+//! mix of requests over real TCP, and the check of what the receiver got.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use telltale::Telemetry;
+use telltale_test_support::otlp::{ReceivedMetric, attribute};
+
+/// The mix sent, in this order: status code → requests. The empty-bodied 404s and 503s
+/// are observed when hyper drops their body, which may be just after the client has the
+/// response; sent first on the one keep-alive connection, each is done before the next
+/// request is read. The last ones, 200s with a body, are observed before their body is
+/// written, so the mix is complete in the recorder once `send_mix` returns.
+pub const MIX: [(u16, u64); 3] = [(404, 3), (503, 2), (200, 5)];
+
+/// Serves `/ok` (200), `/missing` (404) and `/down` (503) behind the facade's layer, and
+/// `/metrics` when Prometheus is on.
+pub async fn serve(telemetry: &Telemetry) -> SocketAddr {
+    let app: Router = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/down", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+        .merge(telemetry.metrics_router())
+        .layer(telemetry.server_layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Sends [`MIX`] over real TCP and checks each status.
+pub async fn send_mix(addr: SocketAddr) {
+    let client = client();
+    for (status, n) in MIX {
+        let path = match status {
+            200 => "/ok",
+            404 => "/missing",
+            _ => "/down",
+        };
+        for _ in 0..n {
+            let res = client.get(format!("http://{addr}{path}")).send().await.unwrap();
+            assert_eq!(res.status().as_u16(), status);
+            res.bytes().await.unwrap();
+        }
+    }
+}
+
+/// The newest `http.server.request.duration` received (exports are cumulative).
+pub fn latest_duration(metrics: &[ReceivedMetric]) -> Option<&ReceivedMetric> {
+    metrics
+        .iter()
+        .rev()
+        .find(|m| m.name() == "http.server.request.duration")
+}
+
+/// Request counts by `http.response.status_code` in a duration histogram.
+pub fn counts_by_status(m: &ReceivedMetric) -> BTreeMap<u16, u64> {
+    let mut counts = BTreeMap::new();
+    for p in m.histogram_points() {
+        let status = attribute(&p.attributes, "http.response.status_code")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        *counts.entry(status).or_insert(0) += p.count;
+    }
+    counts
+}
+
+pub fn expected_counts() -> BTreeMap<u16, u64> {
+    MIX.into_iter().collect()
+}
+
+/// Whether the newest duration histogram holds exactly the mix.
+pub fn has_the_mix(metrics: &[ReceivedMetric]) -> bool {
+    latest_duration(metrics).is_some_and(|m| counts_by_status(m) == expected_counts())
+}
