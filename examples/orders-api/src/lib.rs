@@ -65,6 +65,9 @@ pub fn telemetry(config: &Config) -> Result<Telemetry, telltale::TelemetryError>
         .version(env!("CARGO_PKG_VERSION"))
         .json_logs()
         .otlp_from_env()
+        // Metrics go to /metrics (below) and, when OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT
+        // is set, also to the collector.
+        .otlp_metrics_from_env()
         .sampling(
             Sampling::ratio(0.05)
                 .keep_errors()

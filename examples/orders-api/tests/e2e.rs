@@ -302,6 +302,7 @@ fn one_trace_spans_the_http_and_grpc_hops_and_logs_carry_its_id() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
         ("OTEL_TRACES_SAMPLER", "parentbased_always_on"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
     ]);
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
@@ -398,5 +399,44 @@ fn one_trace_spans_the_http_and_grpc_hops_and_logs_carry_its_id() {
         access["span_id"],
         post.span_id().as_str(),
         "the access line is inside the server span"
+    );
+
+    // The same endpoint receives the RED metrics (feature `otlp-metrics`), under their
+    // semantic-convention names: the POST /orders above is one 201 on route /orders.
+    use telltale_test_support::otlp::attribute;
+    fn is_post_orders(attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> bool {
+        attribute(attrs, "http.route").as_deref() == Some("/orders")
+            && attribute(attrs, "http.request.method").as_deref() == Some("POST")
+    }
+    let metrics = rt
+        .block_on(receiver.wait_for_metrics(
+            |m| {
+                m.iter().any(|m| {
+                    m.name() == "http.server.request.duration"
+                        && m.histogram_points().iter().any(|p| is_post_orders(&p.attributes))
+                })
+            },
+            Duration::from_secs(30),
+        ))
+        .unwrap_or_else(|got| panic!("no http.server.request.duration for POST /orders: {got:#?}"));
+    let duration = metrics
+        .iter()
+        .rev()
+        .find(|m| {
+            m.name() == "http.server.request.duration"
+                && m.histogram_points().iter().any(|p| is_post_orders(&p.attributes))
+        })
+        .unwrap();
+    assert_eq!(duration.service_name, "orders-api");
+    assert_eq!(duration.unit(), "s");
+    let point = duration
+        .histogram_points()
+        .iter()
+        .find(|p| is_post_orders(&p.attributes))
+        .unwrap();
+    assert_eq!(point.count, 1, "{point:?}");
+    assert_eq!(
+        attribute(&point.attributes, "http.response.status_code").as_deref(),
+        Some("201")
     );
 }
