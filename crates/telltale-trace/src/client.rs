@@ -159,6 +159,7 @@ struct ClientState {
 }
 
 /// Ends a recorded client span now, for a call that failed before any response.
+#[cfg(feature = "reqwest")]
 pub(crate) fn finish_failed(
     start: SpanStart,
     request: ClientRequest,
@@ -381,6 +382,7 @@ pub struct ClientSpanEnd {
 
 impl ClientSpanEnd {
     /// The observer that ends a recorded HTTP client span when the response body ends.
+    #[cfg(feature = "reqwest")]
     pub(crate) fn http(
         start: SpanStart,
         request: ClientRequest,
