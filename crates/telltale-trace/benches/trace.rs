@@ -44,6 +44,8 @@ async fn get_order(Path(id): Path<u64>) -> impl IntoResponse {
     )
 }
 
+/// Each case's router is finished with `.with_state(())`, as `axum::serve` does
+/// (`into_make_service`): routes and their layers are built once, not per request.
 fn app() -> Router {
     Router::new().route("/orders/{id}", get(get_order))
 }
@@ -68,7 +70,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("trace_per_request");
 
     {
-        let bare = app();
+        let bare = app().with_state(());
         g.bench_function("bare", |b| b.to_async(&rt).iter(|| run(bare.clone(), SAMPLED)));
     }
 
@@ -93,7 +95,7 @@ fn bench(c: &mut Criterion) {
             .queue_size(65_536)
             .build()
             .unwrap();
-        let svc = app().layer(tracing.server_layer());
+        let svc = app().layer(tracing.server_layer()).with_state(());
         g.bench_function(name, |b| b.to_async(&rt).iter(|| run(svc.clone(), tp)));
         eprintln!("{name}: {:?}", tracing.export_stats());
         drop(guard);
@@ -118,7 +120,9 @@ fn bench(c: &mut Criterion) {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
         let _sub = tracing::subscriber::set_default(subscriber);
-        let svc = app().layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default());
+        let svc = app()
+            .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
+            .with_state(());
         g.bench_function(name, |b| b.to_async(&rt).iter(|| run(svc.clone(), tp)));
         let _ = provider.shutdown();
     }

@@ -125,6 +125,9 @@ fn main() {
         }
         other => panic!("unknown case {other}"),
     };
+    // What `axum::serve` does (`into_make_service` calls `with_state(())`): routes and their
+    // layers are built once, not on every request.
+    let svc = svc.with_state(());
     let _default = tracing::dispatcher::set_default(&dispatch);
     rt.block_on(async {
         for _ in 0..1_000 {

@@ -17,8 +17,8 @@ fn main() {
         .build()
         .expect("runtime");
     let telemetry = rt.block_on(async { support::telemetry() });
-    let bare = support::bare();
-    let full = support::bare().layer(telemetry.server_layer());
+    let bare = support::bare().with_state(());
+    let full = support::bare().layer(telemetry.server_layer()).with_state(());
     let per_request = |app: &axum::Router, flags: &str| {
         rt.block_on(async {
             for _ in 0..1_000 {

@@ -15,8 +15,8 @@ fn server_layer(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let telemetry = rt.block_on(async { support::telemetry() });
-    let bare = support::bare();
-    let full = support::bare().layer(telemetry.server_layer());
+    let bare = support::bare().with_state(());
+    let full = support::bare().layer(telemetry.server_layer()).with_state(());
 
     let mut group = c.benchmark_group("server_layer");
     group.bench_function("bare", |b| {
