@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! cargo bench -p telltale-trace --bench trace_count --no-run
-//! for c in bare telltale_dropped telltale_dropped_tail_on telltale_exported \
-//!          axum_tracing_otel_exported axum_tracing_otel_dropped; do
+//! for c in bare telltale_dropped telltale_dropped_tail_on telltale_exported bare_root \
+//!          telltale_root_tail_on axum_tracing_otel_exported axum_tracing_otel_dropped axum_tracing_otel_root; do
 //!   perf stat -e instructions:u -x, target/release/deps/trace_count-* $c 200000
 //! done
 //! ```
@@ -31,6 +31,9 @@ use tracing_subscriber::layer::SubscriberExt;
 
 const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const NOT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+/// No `traceparent`: each request starts a root trace (the `*_root` cases; 5% of them are
+/// sampled by the ratio, as in production).
+const ROOT: &str = "";
 
 #[derive(Debug)]
 struct NoopExporter;
@@ -54,10 +57,11 @@ fn app() -> Router {
 }
 
 async fn run(app: &Router, traceparent: &'static str) {
-    let req = Request::get("/orders/8812")
-        .header("traceparent", traceparent)
-        .body(Body::empty())
-        .unwrap();
+    let mut req = Request::get("/orders/8812");
+    if !traceparent.is_empty() {
+        req = req.header("traceparent", traceparent);
+    }
+    let req = req.body(Body::empty()).unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     black_box(res.into_body().collect().await.unwrap());
 }
@@ -85,10 +89,12 @@ fn main() {
     let mut guards = Vec::new();
     let (svc, tp, dispatch): (Router, &'static str, tracing::Dispatch) = match case.as_str() {
         "bare" => (app(), SAMPLED, tracing::Dispatch::none()),
-        "telltale_dropped" | "telltale_dropped_tail_on" | "telltale_exported" => {
+        "bare_root" => (app(), ROOT, tracing::Dispatch::none()),
+        "telltale_dropped" | "telltale_dropped_tail_on" | "telltale_root_tail_on" | "telltale_exported" => {
             let (sampling, tp) = match case.as_str() {
                 "telltale_dropped" => (Sampling::ratio(0.05), NOT_SAMPLED),
                 "telltale_dropped_tail_on" => (tail, NOT_SAMPLED),
+                "telltale_root_tail_on" => (tail, ROOT),
                 _ => (Sampling::always(), SAMPLED),
             };
             let (t, g) = telltale(sampling);
@@ -99,7 +105,7 @@ fn main() {
                 tracing::Dispatch::new(tracing_subscriber::registry()),
             )
         }
-        "axum_tracing_otel_exported" | "axum_tracing_otel_dropped" => {
+        "axum_tracing_otel_exported" | "axum_tracing_otel_dropped" | "axum_tracing_otel_root" => {
             opentelemetry::global::set_text_map_propagator(
                 opentelemetry_sdk::propagation::TraceContextPropagator::new(),
             );
@@ -114,6 +120,8 @@ fn main() {
                 .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
             let tp = if case.ends_with("exported") {
                 SAMPLED
+            } else if case.ends_with("root") {
+                ROOT
             } else {
                 NOT_SAMPLED
             };
