@@ -458,18 +458,44 @@ fn otlp_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Exporter
 
 /// Parses `k1=v1,k2=v2` (W3C-baggage-like, values percent-decoded).
 fn parse_pairs(raw: &str, var: &'static str) -> Result<Vec<(String, String)>, TraceConfigError> {
+    parse_key_values(raw).map_err(|e| TraceConfigError::env(var, &e.item, e.hint))
+}
+
+/// A malformed `key=value` list (see [`parse_key_values`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValuesError {
+    /// The offending item.
+    pub item: String,
+    /// What is expected instead.
+    pub hint: &'static str,
+}
+
+/// Parses the `key=value,key=value` lists of the OpenTelemetry environment
+/// (`OTEL_EXPORTER_OTLP_*HEADERS`, `OTEL_RESOURCE_ATTRIBUTES`): items separated by commas,
+/// whitespace around keys and values trimmed, values percent-decoded, empty items skipped.
+/// Shared by the trace and the metrics (facade) exporters.
+///
+/// ```
+/// use telltale_trace::export::parse_key_values;
+///
+/// let pairs = parse_key_values("api-key=s%3Dcret, tenant = a").unwrap();
+/// assert_eq!(pairs, [("api-key".into(), "s=cret".into()), ("tenant".into(), "a".into())]);
+/// assert_eq!(parse_key_values("novalue").unwrap_err().item, "novalue");
+/// assert_eq!(parse_key_values("=x").unwrap_err().hint, "a key is empty");
+/// ```
+pub fn parse_key_values(raw: &str) -> Result<Vec<(String, String)>, KeyValuesError> {
     let mut out = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let error = |hint| KeyValuesError {
+            item: item.to_owned(),
+            hint,
+        };
         let Some((k, v)) = item.split_once('=') else {
-            return Err(TraceConfigError::env(
-                var,
-                item,
-                "expected key=value pairs separated by commas",
-            ));
+            return Err(error("expected key=value pairs separated by commas"));
         };
         let k = k.trim();
         if k.is_empty() {
-            return Err(TraceConfigError::env(var, item, "a key is empty"));
+            return Err(error("a key is empty"));
         }
         out.push((k.to_owned(), percent_decode(v.trim())));
     }

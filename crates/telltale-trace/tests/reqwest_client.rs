@@ -2,47 +2,20 @@
 //! when the response body ends (not at the head), the response keeps its URL, status and
 //! length, and failed calls are errors.
 
+mod support;
+
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::{Router, body::Body, routing::get};
 use bytes::Bytes;
 use opentelemetry::trace::Status;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use telltale_trace::reqwest::TracingMiddleware;
 use telltale_trace::{Sampling, SpanPipeline};
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, Default)]
-struct Collect(Arc<Mutex<Vec<SpanData>>>);
-
-impl Collect {
-    fn spans(&self) -> Vec<SpanData> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl SpanProcessor for Collect {
-    fn on_start(&self, _: &mut Span, _: &opentelemetry::Context) {}
-    fn on_end(&self, span: SpanData) {
-        self.0.lock().unwrap().push(span);
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
-fn attr(span: &SpanData, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv| kv.value.to_string())
-}
+use support::{Collect, attr};
 
 type Chunks = mpsc::Receiver<Result<Bytes, Infallible>>;
 

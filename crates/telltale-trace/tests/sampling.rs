@@ -1,30 +1,17 @@
 //! Tail sampling over 10,000 traces (SDK spans, and requests through telltale's own
 //! server and client layers), and memory bounds when the exporter is down.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use telltale_trace::{Sampling, SpanPipeline, TracingConfig};
 
-#[derive(Debug, Clone, Default)]
-struct Collect(Arc<Mutex<Vec<SpanData>>>);
-
-impl SpanProcessor for Collect {
-    fn on_start(&self, _: &mut Span, _: &Context) {}
-    fn on_end(&self, span: SpanData) {
-        self.0.lock().unwrap().push(span);
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-}
+use support::Collect;
 
 fn provider_for(p: &SpanPipeline) -> SdkTracerProvider {
     SdkTracerProvider::builder()

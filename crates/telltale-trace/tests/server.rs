@@ -1,6 +1,8 @@
 //! Server span behaviour, in process: body-end timing, statuses, panics, hang-ups,
 //! query redaction, traceresponse, and logs carrying the trace ids.
 
+mod support;
+
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -10,8 +12,6 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use opentelemetry::trace::Status;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use telltale_core::trace_ids::TraceIds;
 use telltale_trace::server::HandlerPanic;
 use telltale_trace::{Sampling, SpanPipeline, TraceLayer};
@@ -19,38 +19,11 @@ use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 
-#[derive(Debug, Clone, Default)]
-struct Collect(Arc<Mutex<Vec<SpanData>>>);
-
-impl Collect {
-    fn spans(&self) -> Vec<SpanData> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl SpanProcessor for Collect {
-    fn on_start(&self, _: &mut Span, _: &opentelemetry::Context) {}
-    fn on_end(&self, span: SpanData) {
-        self.0.lock().unwrap().push(span);
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _: std::time::Duration) -> OTelSdkResult {
-        Ok(())
-    }
-}
+use support::{Collect, attr};
 
 fn pipeline(sampling: Sampling) -> (SpanPipeline, Collect) {
     let c = Collect::default();
     (SpanPipeline::new(&sampling, c.clone()).unwrap(), c)
-}
-
-fn attr(span: &SpanData, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv| kv.value.to_string())
 }
 
 fn get_req(uri: &str) -> Request<Body> {

@@ -735,43 +735,7 @@ fn check_endpoint(endpoint: &str) -> Result<(), ()> {
 
 /// `k1=v1,k2=v2`, values percent-decoded (as `OTEL_EXPORTER_OTLP_HEADERS` is written).
 fn parse_headers(raw: &str, var: &'static str) -> Result<Vec<(String, String)>, OtlpMetricsError> {
-    let mut out = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some((k, v)) = item.split_once('=') else {
-            return Err(env_error(
-                var,
-                item,
-                "expected key=value pairs separated by commas",
-            ));
-        };
-        if k.trim().is_empty() {
-            return Err(env_error(var, item, "a key is empty"));
-        }
-        out.push((k.trim().to_owned(), percent_decode(v.trim())));
-    }
-    Ok(out)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|c| hex(*c)),
-                b.get(i + 2).and_then(|c| hex(*c)),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    telltale_trace::export::parse_key_values(raw).map_err(|e| env_error(var, &e.item, e.hint))
 }
 
 // === the pipeline ===

@@ -36,23 +36,10 @@ async fn grpc_push_next_to_prometheus_carries_the_request_mix() {
 
     // Pushed periodically (every 100 ms): wait for an export that holds the whole mix and
     // the application's metrics.
-    let metrics = receiver
-        .wait_for_metrics(
-            |ms| {
-                support::has_the_mix(ms)
-                    && ms.iter().any(|m| m.name() == "jobs_total")
-                    && ms.iter().any(|m| m.name() == "queue_depth")
-            },
-            Duration::from_secs(20),
-        )
-        .await
-        .unwrap_or_else(|got| {
-            panic!(
-                "no export with the mix {:?}; newest duration histogram: {:?}",
-                support::expected_counts(),
-                support::latest_duration(&got).map(support::counts_by_status)
-            )
-        });
+    let metrics = support::wait_for_the_mix(&receiver, |ms| {
+        ms.iter().any(|m| m.name() == "jobs_total") && ms.iter().any(|m| m.name() == "queue_depth")
+    })
+    .await;
     let duration = support::latest_duration(&metrics).unwrap();
     assert_eq!(duration.transport, Transport::Grpc);
     assert_eq!(duration.unit(), "s");

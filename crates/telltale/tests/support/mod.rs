@@ -83,3 +83,24 @@ pub fn expected_counts() -> BTreeMap<u16, u64> {
 pub fn has_the_mix(metrics: &[ReceivedMetric]) -> bool {
     latest_duration(metrics).is_some_and(|m| counts_by_status(m) == expected_counts())
 }
+
+/// Waits (bounded) until an export with the whole mix and whatever else `more` asks for has
+/// arrived; panics with the newest counts otherwise. Returns everything received.
+pub async fn wait_for_the_mix(
+    receiver: &telltale_test_support::otlp::OtlpReceiver,
+    more: impl Fn(&[ReceivedMetric]) -> bool,
+) -> Vec<ReceivedMetric> {
+    receiver
+        .wait_for_metrics(
+            |ms| has_the_mix(ms) && more(ms),
+            std::time::Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_else(|got| {
+            panic!(
+                "no export with the mix {:?}; newest duration histogram: {:?}",
+                expected_counts(),
+                latest_duration(&got).map(counts_by_status)
+            )
+        })
+}
