@@ -1,4 +1,5 @@
-//! Per-request cost of `RequestIdLayer` over a bare `tower::service_fn`.
+//! Per-request cost of `RequestIdLayer` over a bare `tower::service_fn` and inside a real
+//! axum router (against the bare router and a no-op layer).
 //!
 //! Run: `cargo bench -p telltale-request-id --bench request_id -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -84,7 +85,7 @@ fn axum_like_handler()
     })
 }
 
-type Case = (&'static str, Box<dyn FnMut() -> Response<()>>);
+type Case = (&'static str, Box<dyn FnMut()>);
 
 /// `ids` are sent in turn (none: no header). Valid cases cycle through distinct random
 /// UUIDs, as real traffic does: one fixed id would let the branch predictor learn the
@@ -99,7 +100,63 @@ where
         Box::new(move || {
             let id = ids.get(next % ids.len().max(1));
             next = next.wrapping_add(1);
-            run(&mut svc, request(id))
+            black_box(run(&mut svc, request(id)));
+        }),
+    )
+}
+
+/// What wraps the route in the `axum/*` cases.
+#[derive(Clone, Copy)]
+enum Wrap {
+    /// Nothing: the bare router.
+    None,
+    /// A layer that does nothing (`MapRequestLayer` with the identity): what axum itself
+    /// charges for any `Router::layer` (the boxed route service cloned per request, the
+    /// response mapped back into `axum::body::Body`), paid once by `server_layer()`'s
+    /// whole stack and by every other layer a user adds.
+    Noop,
+    /// `RequestIdLayer`.
+    RequestId,
+}
+
+/// A real axum `Router` (one route, a handler answering with a content-type header),
+/// finished with `.with_state(())` as `axum::serve` does: the "bare service" as an axum
+/// user has it. The router inserts `MatchedPath` into every routed request.
+fn axum_router(wrap: Wrap) -> axum::Router {
+    let router = axum::Router::new().route(
+        "/orders/{id}",
+        axum::routing::get(|| async { ([(CONTENT_TYPE, TEXT_PLAIN)], "") }),
+    );
+    let router = match wrap {
+        Wrap::None => router,
+        Wrap::Noop => router.layer(tower::util::MapRequestLayer::new(
+            |r: Request<axum::body::Body>| r,
+        )),
+        Wrap::RequestId => router.layer(RequestIdLayer::new()),
+    };
+    router.with_state(())
+}
+
+fn axum_case(name: &'static str, mut router: axum::Router, ids: Vec<HeaderValue>) -> Case {
+    let mut next = 0;
+    (
+        name,
+        Box::new(move || {
+            let mut req = Request::get("/orders/42")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            if let Some(id) = ids.get(next % ids.len().max(1)) {
+                req.headers_mut().insert("x-request-id", id.clone());
+            }
+            next = next.wrapping_add(1);
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut fut = pin!(Service::call(&mut router, req));
+            match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(Ok(res)) => {
+                    black_box(res);
+                }
+                _ => unreachable!("the handler completes on first poll"),
+            }
         }),
     )
 }
@@ -148,6 +205,12 @@ fn cases() -> Vec<Case> {
             RequestIdLayer::new().layer(axum_like_handler()),
             vec![],
         ),
+        axum_case("axum/bare/valid_id", axum_router(Wrap::None), valid()),
+        axum_case("axum/noop_layer/valid_id", axum_router(Wrap::Noop), valid()),
+        axum_case("axum/layer/valid_id", axum_router(Wrap::RequestId), valid()),
+        axum_case("axum/bare/no_id", axum_router(Wrap::None), vec![]),
+        axum_case("axum/noop_layer/no_id", axum_router(Wrap::Noop), vec![]),
+        axum_case("axum/layer/no_id_uuid_v7", axum_router(Wrap::RequestId), vec![]),
     ]
 }
 
@@ -166,7 +229,7 @@ fn validate_branch_free(bytes: &[u8]) -> bool {
 fn criterion_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("request_id");
     for (name, mut f) in cases() {
-        g.bench_function(name, |b| b.iter(|| black_box(f())));
+        g.bench_function(name, |b| b.iter(&mut f));
     }
     g.finish();
 
@@ -213,7 +276,7 @@ fn interleaved_minimum() {
         for ((_, f), best) in cases.iter_mut().zip(best.iter_mut()) {
             let start = Instant::now();
             for _ in 0..PER_ROUND {
-                black_box(f());
+                f();
             }
             *best = (*best).min(start.elapsed() / PER_ROUND);
         }
@@ -225,9 +288,16 @@ fn interleaved_minimum() {
     println!("\ninterleaved minimum over {ROUNDS} rounds x {PER_ROUND} requests (ns/request):");
     for (name, _) in &cases {
         let own = ns(name);
-        let baseline = if name.starts_with("axum_like/") {
+        let baseline = if let Some(family) = ["axum_like/", "axum/"].into_iter().find(|f| name.starts_with(f))
+        {
             if name.ends_with("no_id") || name.contains("no_id_") {
-                "axum_like/bare/no_id"
+                if family == "axum/" {
+                    "axum/bare/no_id"
+                } else {
+                    "axum_like/bare/no_id"
+                }
+            } else if family == "axum/" {
+                "axum/bare/valid_id"
             } else {
                 "axum_like/bare/valid_id"
             }
@@ -238,6 +308,17 @@ fn interleaved_minimum() {
         };
         if name.contains("/bare/") || name.starts_with("bare/") {
             println!("  {name:<32} {own:>8.1}");
+        } else if let Some(rest) = name.strip_prefix("axum/layer/") {
+            let noop = if rest.starts_with("no_id") {
+                "axum/noop_layer/no_id"
+            } else {
+                "axum/noop_layer/valid_id"
+            };
+            println!(
+                "  {name:<32} {own:>8.1}  (+{:.1} over {baseline}, +{:.1} over {noop})",
+                own - ns(baseline),
+                own - ns(noop)
+            );
         } else {
             println!(
                 "  {name:<32} {own:>8.1}  (+{:.1} over {baseline})",
@@ -258,7 +339,7 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000_000);
         for _ in 0..iterations {
-            black_box(f());
+            f();
         }
         return;
     }
