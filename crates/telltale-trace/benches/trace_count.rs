@@ -102,7 +102,11 @@ fn main() {
             (
                 app().layer(t.server_layer()),
                 tp,
-                tracing::Dispatch::new(tracing_subscriber::registry()),
+                // With a layer, as every real set-up has: a bare `Registry` never frees a
+                // closed span's slot (only `Layered` does) and grows without bound.
+                tracing::Dispatch::new(
+                    tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new()),
+                ),
             )
         }
         "axum_tracing_otel_exported" | "axum_tracing_otel_dropped" | "axum_tracing_otel_root" => {
