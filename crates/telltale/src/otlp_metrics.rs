@@ -499,10 +499,12 @@ impl OtelGauge {
 
     /// Records the current value. Two threads may record out of order (an older value
     /// last); whoever records checks afterwards that the value has not moved, and records
-    /// again if it has, so the last recorded value is always the current one.
+    /// again if it has, so the last recorded value is always the current one. The retries
+    /// are bounded (no spinning under sustained contention): a thread that gives up does so
+    /// because another changed the value since, and that thread records after its change.
     fn record_current(&self) {
         let mut bits = self.bits.load(Ordering::Acquire);
-        loop {
+        for _ in 0..8 {
             self.gauge.record(f64::from_bits(bits), &self.attributes);
             let now = self.bits.load(Ordering::Acquire);
             if now == bits {
