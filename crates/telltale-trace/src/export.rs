@@ -320,45 +320,108 @@ impl TracingConfig {
     }
 
     fn resource(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Resource, TraceConfigError> {
-        let mut attrs: Vec<KeyValue> = Vec::new();
-        if let Some(raw) = env("OTEL_RESOURCE_ATTRIBUTES") {
-            for (k, v) in parse_pairs(&raw, "OTEL_RESOURCE_ATTRIBUTES")? {
-                attrs.push(KeyValue::new(k, v));
-            }
-        }
-        attrs.push(KeyValue::new("telemetry.sdk.name", "opentelemetry"));
-        attrs.push(KeyValue::new("telemetry.sdk.language", "rust"));
-        attrs.push(KeyValue::new("process.pid", i64::from(std::process::id())));
-        attrs.push(KeyValue::new("process.runtime.name", "rust"));
-        if let Some(exe) = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        {
-            attrs.push(KeyValue::new("process.executable.name", exe));
-        }
-        if let Some(host) = host_name(env) {
-            attrs.push(KeyValue::new("host.name", host));
-        }
-        attrs.push(KeyValue::new("host.arch", std::env::consts::ARCH));
-        attrs.push(KeyValue::new("os.type", std::env::consts::OS));
-        if let Some(v) = &self.version {
-            attrs.push(KeyValue::new("service.version", v.clone()));
-        }
-        if let Some(e) = &self.environment {
-            attrs.push(KeyValue::new("deployment.environment.name", e.clone()));
-        }
-        attrs.extend(self.attributes.iter().cloned());
-        let name = env("OTEL_SERVICE_NAME")
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| self.service_name.clone());
-        if name.trim().is_empty() {
-            return Err(TraceConfigError::Invalid("the service name is empty"));
-        }
-        Ok(Resource::builder_empty()
-            .with_attributes(attrs)
-            .with_service_name(name)
-            .build())
+        service_resource(
+            &self.service_name,
+            self.version.as_deref(),
+            self.environment.as_deref(),
+            &self.attributes,
+            env,
+        )
     }
+}
+
+/// This process's `service.instance.id`: a random UUID (v4) drawn once per process, so
+/// every signal (traces, pushed metrics) carries the same one.
+fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let bits = fastrand::u128(..);
+        // Version 4, variant RFC 4122.
+        let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+        let hex = format!("{bits:032x}");
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    })
+}
+
+/// The OpenTelemetry resource telltale describes a service with, for every signal: the
+/// trace pipeline here and the facade's OTLP metrics push use it, so both carry the same
+/// attributes and the same `service.instance.id`.
+///
+/// In order (a later attribute with the same key wins): `OTEL_RESOURCE_ATTRIBUTES`;
+/// `telemetry.sdk.*`, `process.pid`, `process.runtime.name`, `process.executable.name`,
+/// `host.name` (`HOSTNAME` or `/etc/hostname`), `host.arch`, `os.type`;
+/// `service.instance.id` (one random UUID per process, unless `OTEL_RESOURCE_ATTRIBUTES`
+/// names one); `service.version` and `deployment.environment.name` when given; `extra`;
+/// and `service.name` — `OTEL_SERVICE_NAME` when set, else `service`. `env` looks up an
+/// environment variable (`|k| std::env::var(k).ok()` in production).
+///
+/// ```
+/// use telltale_trace::export::service_resource;
+///
+/// let r = service_resource("orders-api", Some("1.2.3"), Some("prod"), &[], &|_| None).unwrap();
+/// let get = |k: &'static str| r.get(&opentelemetry::Key::from_static_str(k)).map(|v| v.to_string());
+/// assert_eq!(get("service.name").as_deref(), Some("orders-api"));
+/// assert_eq!(get("deployment.environment.name").as_deref(), Some("prod"));
+/// assert_eq!(get("service.instance.id").map(|id| id.len()), Some(36));
+/// assert!(service_resource(" ", None, None, &[], &|_| None).is_err());
+/// ```
+pub fn service_resource(
+    service: &str,
+    version: Option<&str>,
+    environment: Option<&str>,
+    extra: &[KeyValue],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resource, TraceConfigError> {
+    let mut attrs: Vec<KeyValue> = Vec::new();
+    let mut instance_given = false;
+    if let Some(raw) = env("OTEL_RESOURCE_ATTRIBUTES") {
+        for (k, v) in parse_pairs(&raw, "OTEL_RESOURCE_ATTRIBUTES")? {
+            instance_given |= k == "service.instance.id";
+            attrs.push(KeyValue::new(k, v));
+        }
+    }
+    attrs.push(KeyValue::new("telemetry.sdk.name", "opentelemetry"));
+    attrs.push(KeyValue::new("telemetry.sdk.language", "rust"));
+    attrs.push(KeyValue::new("process.pid", i64::from(std::process::id())));
+    attrs.push(KeyValue::new("process.runtime.name", "rust"));
+    if let Some(exe) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    {
+        attrs.push(KeyValue::new("process.executable.name", exe));
+    }
+    if let Some(host) = host_name(env) {
+        attrs.push(KeyValue::new("host.name", host));
+    }
+    attrs.push(KeyValue::new("host.arch", std::env::consts::ARCH));
+    attrs.push(KeyValue::new("os.type", std::env::consts::OS));
+    if !instance_given {
+        attrs.push(KeyValue::new("service.instance.id", instance_id()));
+    }
+    if let Some(v) = version {
+        attrs.push(KeyValue::new("service.version", v.to_owned()));
+    }
+    if let Some(e) = environment {
+        attrs.push(KeyValue::new("deployment.environment.name", e.to_owned()));
+    }
+    attrs.extend(extra.iter().cloned());
+    let name = env("OTEL_SERVICE_NAME")
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| service.to_owned());
+    if name.trim().is_empty() {
+        return Err(TraceConfigError::Invalid("the service name is empty"));
+    }
+    Ok(Resource::builder_empty()
+        .with_attributes(attrs)
+        .with_service_name(name)
+        .build())
 }
 
 fn host_name(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
@@ -1090,5 +1153,26 @@ mod tests {
         assert_eq!(get("team").as_deref(), Some("core"));
         assert_eq!(get("service.version").as_deref(), Some("9"));
         assert!(get("process.pid").is_some());
+        // One instance id per process, unless the environment names one.
+        let instance = get("service.instance.id").unwrap();
+        assert_eq!(instance.len(), 36);
+        assert_eq!(&instance[14..15], "4", "a UUID v4: {instance}");
+        let again = service_resource("other", None, None, &[], &|_| None).unwrap();
+        let again = again
+            .get(&opentelemetry::Key::from_static_str("service.instance.id"))
+            .map(|v| v.to_string());
+        assert_eq!(again.as_deref(), Some(instance.as_str()));
+        let named = service_resource(
+            "x",
+            None,
+            None,
+            &[],
+            &env_of(&[("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=pod-7")]),
+        )
+        .unwrap();
+        let named = named
+            .get(&opentelemetry::Key::from_static_str("service.instance.id"))
+            .map(|v| v.to_string());
+        assert_eq!(named.as_deref(), Some("pod-7"));
     }
 }

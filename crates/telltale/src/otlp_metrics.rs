@@ -34,12 +34,14 @@
 //!   `http.server.request.duration` (unit `s`) with `http.response.status_code = 200`
 //!   (status codes as integers, as the conventions say). Other names and labels pass
 //!   through unchanged (the legacy scheme's `http_requests_total`, your own metrics);
-//! - the resource carries `service.name` (`OTEL_SERVICE_NAME` wins, as for traces),
-//!   `service.version`, `deployment.environment.name`, `OTEL_RESOURCE_ATTRIBUTES`, the
-//!   SDK's `telemetry.sdk.*`, the process and host attributes the trace resource has, and a
-//!   random `service.instance.id` per process (unless `OTEL_RESOURCE_ATTRIBUTES` sets one),
-//!   so the cumulative series of two replicas stay apart. Prometheus's global labels
-//!   (`service`, `environment`, `version`) are resource attributes here, not labels;
+//! - the resource is the traces' ([`service_resource`](telltale_trace::export::service_resource)):
+//!   `service.name` (`OTEL_SERVICE_NAME` wins), `service.version`,
+//!   `deployment.environment.name`, `OTEL_RESOURCE_ATTRIBUTES`, `telemetry.sdk.*`, process
+//!   and host attributes, and one random `service.instance.id` per process (unless
+//!   `OTEL_RESOURCE_ATTRIBUTES` names one), the same on spans and metrics, so the
+//!   cumulative series of two replicas stay apart and a backend can join the signals.
+//!   Prometheus's global labels (`service`, `environment`, `version`) are resource
+//!   attributes here, not labels;
 //! - temporality is cumulative (what Prometheus-compatible backends want).
 //!
 //! Not sent: `build_info` (the resource carries the version) and the scrape-time process
@@ -564,6 +566,8 @@ pub enum OtlpMetricsError {
     Exporter(String),
     /// A global `metrics` recorder is already installed in this process.
     RecorderAlreadyInstalled,
+    /// The resource (the service's attributes) could not be built.
+    Resource(String),
 }
 
 impl fmt::Display for OtlpMetricsError {
@@ -580,6 +584,7 @@ impl fmt::Display for OtlpMetricsError {
                 "the export interval is zero: pass a duration such as Duration::from_secs(15) to otlp_metrics_interval",
             ),
             OtlpMetricsError::Exporter(e) => write!(f, "cannot build the OTLP metric exporter: {e}"),
+            OtlpMetricsError::Resource(e) => write!(f, "cannot describe the service: {e}"),
             OtlpMetricsError::RecorderAlreadyInstalled => f.write_str(
                 "a global metrics recorder is already installed in this process: call Telemetry::builder(..).init() once, before anything else installs one",
             ),
@@ -816,57 +821,26 @@ pub(crate) fn pipeline(
         .build();
     let provider = SdkMeterProvider::builder()
         .with_reader(reader)
-        .with_resource(resource(service, env))
+        .with_resource(resource(service, env)?)
         .build();
     let meter = provider.meter("telltale");
     let recorder = OtlpMetricsRecorder::with_buckets(meter, duration_buckets, DEFAULT_SIZE_BUCKETS);
     Ok(OtlpMetricsPipeline { provider, recorder })
 }
 
-fn resource(service: &ServiceInfo<'_>, env: &dyn Fn(&str) -> Option<String>) -> Resource {
-    // The trace crate's attributes: OTEL_SERVICE_NAME wins over the name in code;
-    // OTEL_RESOURCE_ATTRIBUTES (read by the SDK's detector) loses to attributes set here.
-    let name = env("OTEL_SERVICE_NAME")
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| service.name.to_owned());
-    let mut attrs = vec![
-        KeyValue::new("process.pid", i64::from(std::process::id())),
-        KeyValue::new("process.runtime.name", "rust"),
-        KeyValue::new("host.arch", std::env::consts::ARCH),
-        KeyValue::new("os.type", std::env::consts::OS),
-    ];
-    if let Some(exe) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-    {
-        attrs.push(KeyValue::new("process.executable.name", exe));
-    }
-    if let Some(host) = env("HOSTNAME")
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-    {
-        attrs.push(KeyValue::new("host.name", host));
-    }
-    // Pushed cumulative series of two replicas must not look like one series: each
-    // process is its own instance (Prometheus has `instance` from the scrape; a collector
-    // maps `service.instance.id` to it), unless OTEL_RESOURCE_ATTRIBUTES names one.
-    if !env("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.instance.id=")) {
-        attrs.push(KeyValue::new(
-            "service.instance.id",
-            uuid::Uuid::new_v4().to_string(),
-        ));
-    }
-    if let Some(v) = service.version {
-        attrs.push(KeyValue::new("service.version", v.to_owned()));
-    }
-    if let Some(e) = service.environment {
-        attrs.push(KeyValue::new("deployment.environment.name", e.to_owned()));
-    }
-    Resource::builder()
-        .with_attributes(attrs)
-        .with_service_name(name)
-        .build()
+/// The same resource as the traces' (telltale-trace's `service_resource`): same attributes,
+/// same `service.instance.id`, so a backend can join the two signals of one process.
+fn resource(
+    service: &ServiceInfo<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resource, OtlpMetricsError> {
+    telltale_trace::export::service_resource(service.name, service.version, service.environment, &[], env)
+        .map_err(|e| match e {
+            telltale_trace::export::TraceConfigError::Env { var, value, hint } => {
+                OtlpMetricsError::Env { var, value, hint }
+            }
+            other => OtlpMetricsError::Resource(other.to_string()),
+        })
 }
 
 /// The OTLP exporter, run on a private runtime with a timeout (see the module docs).

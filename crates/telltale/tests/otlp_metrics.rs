@@ -54,6 +54,14 @@ async fn grpc_push_next_to_prometheus_carries_the_request_mix() {
     );
     let instance = duration.resource_attr("service.instance.id").unwrap_or_default();
     assert_eq!(instance.len(), 36, "a UUID per process: {instance:?}");
+    // The traces' resource names the same instance, so a backend can join the signals.
+    let traces = telltale::trace::export::service_resource("orders-api", None, None, &[], &|_| None).unwrap();
+    let trace_instance = traces
+        .get(&telltale::opentelemetry::Key::from_static_str(
+            "service.instance.id",
+        ))
+        .map(|v| v.to_string());
+    assert_eq!(trace_instance.as_deref(), Some(instance.as_str()));
     assert_eq!(
         duration.resource_attr("process.pid"),
         Some(std::process::id().to_string())
