@@ -17,7 +17,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::ServerError;
-use crate::port::free_port;
+use crate::port::spawn_on_free_port;
 use crate::process::{chown, current_uid, tail, terminate, user_ids, wait_until_ready};
 
 /// The superuser name of every test server.
@@ -109,16 +109,11 @@ impl PostgresServer {
             run_as,
             dir,
         };
-        // A free port can be taken between `free_port()` and the bind: try a few.
-        let mut last = None;
-        for _ in 0..5 {
-            server.port = free_port();
-            match server.spawn() {
-                Ok(()) => return Ok(server),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| ServerError::new("postgres did not start")))
+        spawn_on_free_port("postgres", |port| {
+            server.port = port;
+            server.spawn()
+        })?;
+        Ok(server)
     }
 
     /// `postgres://postgres:<password>@127.0.0.1:<port>/postgres`.

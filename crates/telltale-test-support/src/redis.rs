@@ -9,7 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::ServerError;
-use crate::port::free_port;
+use crate::port::spawn_on_free_port;
 use crate::process::{terminate, wait_until_ready};
 
 /// A `redis-server` of its own on a free `127.0.0.1` port, without persistence, killed
@@ -37,15 +37,11 @@ impl RedisServer {
             port: 0,
             dir,
         };
-        let mut last = None;
-        for _ in 0..5 {
-            server.port = free_port();
-            match server.spawn() {
-                Ok(()) => return Ok(server),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| ServerError::new("redis-server did not start")))
+        spawn_on_free_port("redis-server", |port| {
+            server.port = port;
+            server.spawn()
+        })?;
+        Ok(server)
     }
 
     /// `redis://127.0.0.1:<port>/`.
