@@ -312,21 +312,7 @@ async fn a_client_hanging_up_mid_body_over_tcp_is_counted_once_as_499() {
             .starts_with("HTTP/1.1 200")
     );
     drop(tcp);
-    let handle = prom.handle();
-    let text = eventually(Duration::from_secs(10), "499 recorded", || {
-        let t = handle.render();
-        async move { sample(&t, DUR, &[(l::HTTP_RESPONSE_STATUS_CODE, "499")]).map(|_| t) }
-    })
-    .await;
-    assert_eq!(
-        sample(
-            &text,
-            DUR,
-            &[(l::HTTP_ROUTE, "/stream"), (l::HTTP_RESPONSE_STATUS_CODE, "499")]
-        ),
-        Some(1.0),
-        "{text}"
-    );
+    let text = one_hang_up_on_stream(&prom).await;
     assert_eq!(
         sample(
             &text,
@@ -429,6 +415,32 @@ async fn an_http2_stream_reset_mid_body_is_counted_once_as_499() {
     assert!(res.chunk().await.unwrap().is_some());
     // Dropping the response resets the stream; the connection stays up.
     drop(res);
+    let text = one_hang_up_on_stream(&prom).await;
+    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
+    // The same connection still serves requests, measured normally.
+    h2.get(format!("http://{addr}/orders/1"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let handle = prom.handle();
+    let text = eventually(Duration::from_secs(10), "200 recorded", || {
+        let t = handle.render();
+        async move { sample(&t, DUR, &[(l::HTTP_RESPONSE_STATUS_CODE, "200")]).map(|_| t) }
+    })
+    .await;
+    assert_eq!(
+        sample(&text, DUR, &[(l::HTTP_ROUTE, "/orders/{id}")]),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+/// Waits (bounded) for the hung-up `/stream` request to be recorded and checks it was
+/// counted exactly once, as a 499; returns the scrape.
+async fn one_hang_up_on_stream(prom: &Prometheus) -> String {
     let handle = prom.handle();
     let text = eventually(Duration::from_secs(10), "499 recorded", || {
         let t = handle.render();
@@ -444,23 +456,5 @@ async fn an_http2_stream_reset_mid_body_is_counted_once_as_499() {
         Some(1.0),
         "{text}"
     );
-    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
-    // The same connection still serves requests, measured normally.
-    h2.get(format!("http://{addr}/orders/1"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let text = eventually(Duration::from_secs(10), "200 recorded", || {
-        let t = handle.render();
-        async move { sample(&t, DUR, &[(l::HTTP_RESPONSE_STATUS_CODE, "200")]).map(|_| t) }
-    })
-    .await;
-    assert_eq!(
-        sample(&text, DUR, &[(l::HTTP_ROUTE, "/orders/{id}")]),
-        Some(1.0),
-        "{text}"
-    );
+    text
 }
