@@ -44,4 +44,4 @@ pub mod route;
 pub mod status;
 pub mod trace_ids;
 
-pub use request_id::{InvalidRequestId, RequestId, current_request_id, with_request_id};
+pub use request_id::{InvalidRequestId, RequestId, WithRequestId, current_request_id, with_request_id};

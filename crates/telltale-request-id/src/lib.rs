@@ -109,4 +109,4 @@ pub use server::{RequestIdLayer, RequestIdService, ResponseFuture};
 #[cfg(feature = "axum")]
 pub use telltale_core::extract::MissingRequestId;
 pub use telltale_core::headers::X_REQUEST_ID;
-pub use telltale_core::{InvalidRequestId, RequestId, current_request_id, with_request_id};
+pub use telltale_core::{InvalidRequestId, RequestId, WithRequestId, current_request_id, with_request_id};

@@ -50,8 +50,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use metrics::Counter;
 use pin_project_lite::pin_project;
 use telltale_core::headers::X_REQUEST_ID;
-use telltale_core::{InvalidRequestId, RequestId, with_request_id};
-use tokio::task::futures::TaskLocalFuture;
+use telltale_core::{InvalidRequestId, RequestId, WithRequestId, with_request_id};
 use tower::{Layer, Service};
 
 use crate::generate;
@@ -329,7 +328,7 @@ pin_project! {
         // Holds the id (the task-local's slot) and hands it back once `F` completes, so
         // the response header costs no extra clone.
         #[pin]
-        inner: TaskLocalFuture<RequestId, F>,
+        inner: WithRequestId<F>,
         header: Option<HeaderName>,
     }
 }
@@ -344,7 +343,7 @@ where
         let mut this = self.project();
         let mut res = ready!(this.inner.as_mut().poll(cx))?;
         if let Some(header) = this.header.take()
-            && let Some(id) = this.inner.take_value()
+            && let Some(id) = this.inner.as_mut().take_id()
             && let Entry::Vacant(slot) = res.headers_mut().entry(header)
         {
             // Never overwrite: a handler that set the header (e.g. echoing an upstream

@@ -71,7 +71,7 @@ pub use server::{ServerLayer, ServerService};
 pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError};
 
 pub use telltale_core as core;
-pub use telltale_core::{RequestId, current_request_id, with_request_id};
+pub use telltale_core::{RequestId, WithRequestId, current_request_id, with_request_id};
 pub use telltale_health as health;
 pub use telltale_health::{Health, ShutdownConfig, serve};
 pub use telltale_log as log;
