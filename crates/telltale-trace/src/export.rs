@@ -301,15 +301,14 @@ impl TracingConfig {
             .with_span_processor(pipeline.processor())
             .with_resource(resource)
             .build();
-        if self.set_global {
-            opentelemetry::global::set_tracer_provider(provider.clone());
-            opentelemetry::global::set_text_map_propagator(crate::propagation::TelltalePropagator::new());
-        }
         let tracing = Tracing {
             pipeline: pipeline.clone(),
             provider: provider.clone(),
             counters,
         };
+        if self.set_global {
+            tracing.set_global();
+        }
         Ok((
             tracing,
             TraceGuard {
@@ -752,6 +751,15 @@ impl Tracing {
     /// The span pipeline.
     pub fn pipeline(&self) -> &SpanPipeline {
         &self.pipeline
+    }
+
+    /// Installs this provider and the W3C propagator as the OpenTelemetry globals, so
+    /// `opentelemetry::global::tracer` spans join the same traces. [`TracingConfig::build`]
+    /// does this unless told not to ([`TracingConfig::set_global`]); call it yourself to
+    /// install the globals only once everything else has been set up.
+    pub fn set_global(&self) {
+        opentelemetry::global::set_tracer_provider(self.provider.clone());
+        opentelemetry::global::set_text_map_propagator(crate::propagation::TelltalePropagator::new());
     }
 
     /// The SDK provider (same sampler and pipeline), for `tracing-opentelemetry` or direct

@@ -285,8 +285,19 @@ impl TelemetryBuilder {
             Otlp::Endpoint(endpoint, protocol) => trace_config.otlp(endpoint.clone(), *protocol),
             Otlp::Stdout => trace_config.stdout(),
         };
-        let (tracing, trace_guard) = trace_config.build()?;
-        let _ = TRACING.set(tracing.clone());
+        // Nothing global yet: the provider becomes the OpenTelemetry global (and the
+        // facade's `TRACING`) only once every install below has succeeded, so a failed
+        // `init` leaves no provider behind that its dropped guard has shut down.
+        let (tracing, trace_guard) = trace_config.set_global(false).build()?;
+        // The subscriber is installed last; refuse now, before the metrics recorder is
+        // installed, if one is already set (`install_logs` still checks, for a race).
+        if self.logs && tracing::dispatcher::has_been_set() {
+            return Err(TelemetryError::Log(
+                telltale_log::LogConfigError::AlreadyInitialized(
+                    "call Telemetry::builder(..).init() once, before anything else sets one".into(),
+                ),
+            ));
+        }
         #[cfg(feature = "otlp-metrics")]
         let (mut otlp_recorder, otlp_provider) = match otlp_metrics {
             Some(p) => (Some(p.recorder), Some(p.provider)),
@@ -343,6 +354,8 @@ impl TelemetryBuilder {
         } else {
             None
         };
+        tracing.set_global();
+        let _ = TRACING.set(tracing.clone());
         Ok(Telemetry {
             trace: tracing.server_layer().with_traceresponse(self.traceresponse),
             tracing,
