@@ -336,7 +336,8 @@ impl<F: Future> Future for WithRequestId<F> {
         let mut this = self.project();
         let _entered = Entered::enter(this.id);
         let Some(future) = this.future.as_mut().as_pin_mut() else {
-            // Polled after completion.
+            // Polled again after completing: like `futures::future::Fuse`, stay pending
+            // rather than poll a finished future.
             return Poll::Pending;
         };
         let out = future.poll(cx);

@@ -34,8 +34,12 @@
 //! For gRPC requests (`content-type: application/grpc…`) the time this attempt may take
 //! (the per-attempt timeout, or what is left of the overall deadline if less) is sent as
 //! `grpc-timeout`, so the server can give up when the client does. `grpc-status`
-//! `UNAVAILABLE` in the response headers (trailers-only responses) is retried; a status
-//! carried only in trailers is not seen by this layer.
+//! `UNAVAILABLE` in the response headers (trailers-only responses, which is how tonic and
+//! grpc-go servers answer a call that fails before its first message) is retried. A
+//! status carried in trailers after response headers is not retried, as gRFC A6
+//! prescribes (the call is committed once headers arrive), and is not seen by the
+//! circuit breaker either: it classifies the call when the response head arrives. The
+//! client metrics and spans do see it (they end at the body's end).
 //!
 //! The service's future is boxed (the retry loop is an `async fn`): one allocation per
 //! logical call.
