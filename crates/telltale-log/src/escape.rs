@@ -36,14 +36,58 @@ fn may_need_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xe2
 }
 
+/// Length of the longest prefix of `bytes` made of plain printable ASCII (0x20 to 0x7e
+/// except `"` and `\\`), which is copied as is. Eight bytes at a time (SWAR on `u64`
+/// words, branch-free within a word): about a fifth of the instructions of a byte loop
+/// on the short strings a log line is made of. It stops at the first word holding
+/// anything else, non-ASCII included; [`may_need_escape`] then takes over byte by byte.
+#[inline]
+fn plain_prefix(bytes: &[u8]) -> usize {
+    let (words, tail) = bytes.as_chunks::<8>();
+    for (i, word) in words.iter().enumerate() {
+        if !plain_word(*word) {
+            return i * 8;
+        }
+    }
+    // The last 1-7 bytes, padded with a plain byte.
+    let mut last = [b'a'; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    if plain_word(last) {
+        bytes.len()
+    } else {
+        words.len() * 8
+    }
+}
+
+/// Whether all eight bytes are plain printable ASCII (see [`plain_prefix`]).
+#[inline(always)]
+fn plain_word(word: [u8; 8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    let x = u64::from_ne_bytes(word);
+    // With every byte below 0x80 (tested too), no addition carries out of its byte and
+    // each leaves its answer in the byte's high bit.
+    let at_least_20 = x.wrapping_add(ONES * (0x80 - 0x20));
+    let at_most_7e = !x.wrapping_add(ONES);
+    let not = |c: u8| (x ^ (ONES * u64::from(c))).wrapping_add(ONES * 0x7f);
+    let plain = at_least_20 & at_most_7e & not(b'"') & not(b'\\');
+    (x & HIGH == 0) & (plain & HIGH == HIGH)
+}
+
 /// Appends the escaped form of `s` (without surrounding quotes).
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Fast path: most strings (keys, methods, routes, ids) need no escaping at all.
-    let Some(first) = bytes.iter().position(|&b| may_need_escape(b)) else {
+    let plain = plain_prefix(bytes);
+    if plain == bytes.len() {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let Some(first) = bytes[plain..].iter().position(|&b| may_need_escape(b)) else {
         out.extend_from_slice(bytes);
         return;
     };
+    let first = plain + first;
     let mut start = 0;
     let mut i = first;
     while i < bytes.len() {
@@ -208,6 +252,59 @@ mod tests {
         assert_eq!(esc("\u{0}\u{1b}[31m\u{7f}"), r#""\u0000\u001b[31m\u007f""#);
         assert_eq!(esc("x\u{2028}y\u{2029}z"), r#""x\u2028y\u2029z""#);
         assert_eq!(esc("é€😀"), "\"é€😀\"");
+    }
+
+    /// The escaping rules, one char at a time, as the module docs state them.
+    fn reference(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\u{2028}' => out.push_str("\\u2028"),
+                '\u{2029}' => out.push_str("\\u2029"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn the_word_at_a_time_scan_agrees_with_the_rules_at_every_length_and_position() {
+        let specials: Vec<char> = (0u32..0x80)
+            .chain([0xe9, 0x2027, 0x2028, 0x2029, 0x202a, 0x20ac, 0x1f600])
+            .filter_map(char::from_u32)
+            .collect();
+        for len in 1..=24 {
+            let plain: Vec<char> = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert_eq!(
+                esc(&plain.iter().collect::<String>()),
+                reference(&plain.iter().collect::<String>())
+            );
+            for at in 0..len {
+                for &c in &specials {
+                    let mut text = plain.clone();
+                    text[at] = c;
+                    let text: String = text.into_iter().collect();
+                    assert_eq!(esc(&text), reference(&text), "{text:?}");
+                }
+            }
+        }
+        // Whole words are skipped; the tail counts only when it is plain too.
+        for b in 0..=u8::MAX {
+            let plain = (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\';
+            let in_word = [b'a', b'b', b'c', b, b'd', b'e', b'f', b'g', b'h'];
+            assert_eq!(plain_prefix(&in_word), if plain { 9 } else { 0 }, "{b:#x}");
+            let in_tail = [b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h', b'i', b];
+            assert_eq!(plain_prefix(&in_tail), if plain { 10 } else { 8 }, "{b:#x}");
+        }
     }
 
     #[test]
