@@ -341,7 +341,7 @@ impl<F: Future> Future for WithRequestId<F> {
             return Poll::Pending;
         };
         let out = future.poll(cx);
-        if out.is_ready() && std::mem::needs_drop::<F>() {
+        if out.is_ready() {
             // Dropped now, while in scope, so our own destructor has nothing left to do.
             this.future.set(None);
         }
@@ -572,5 +572,7 @@ mod tests {
             Some("t")
         );
         assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(None));
+        // Polled again after completing: pending, not a panic from the finished future.
+        assert_eq!(fut.as_mut().poll(&mut cx), Poll::Pending);
     }
 }

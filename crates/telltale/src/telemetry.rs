@@ -288,16 +288,9 @@ impl TelemetryBuilder {
         // Nothing global yet: the provider becomes the OpenTelemetry global (and the
         // facade's `TRACING`) only once every install below has succeeded, so a failed
         // `init` leaves no provider behind that its dropped guard has shut down.
+        // (`tracing` offers no public way to ask whether a global subscriber is set, so a
+        // refused subscriber is only found when installing it, after the recorder.)
         let (tracing, trace_guard) = trace_config.set_global(false).build()?;
-        // The subscriber is installed last; refuse now, before the metrics recorder is
-        // installed, if one is already set (`install_logs` still checks, for a race).
-        if self.logs && tracing::dispatcher::has_been_set() {
-            return Err(TelemetryError::Log(
-                telltale_log::LogConfigError::AlreadyInitialized(
-                    "call Telemetry::builder(..).init() once, before anything else sets one".into(),
-                ),
-            ));
-        }
         #[cfg(feature = "otlp-metrics")]
         let (mut otlp_recorder, otlp_provider) = match otlp_metrics {
             Some(p) => (Some(p.recorder), Some(p.provider)),

@@ -42,11 +42,17 @@ fn a_refused_init_leaves_no_global_provider_and_a_later_init_installs_it() {
         "traceparent, tracestate, baggage"
     );
 
-    // A second init is refused before it installs anything either.
+    // A second init is refused (the subscriber is taken) and leaves the first one's
+    // provider in place: before the fix it replaced it with its own, shut down with the
+    // error, and spans stopped recording.
     let err = Telemetry::builder("svc2")
         .json_logs()
         .init()
         .expect_err("a subscriber is already set");
-    assert!(err.to_string().contains("already"), "{err}");
+    assert!(err.to_string().contains("already installed"), "{err}");
+    assert!(
+        global_span_records(),
+        "the first init's provider is still the global one"
+    );
     drop(telemetry);
 }
