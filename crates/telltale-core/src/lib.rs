@@ -13,6 +13,7 @@
 //! - [`headers`]: header names.
 //! - [`body`]: a response-body wrapper that reports, exactly once, how the body ended.
 //! - [`trace_ids`]: trace/span ids as plain data in `tracing` span extensions, for logs.
+//! - [`ascii`]: the eight-bytes-at-a-time printable-ASCII test (request ids, JSON escaping).
 //! - `extract` (feature `axum`): `RequestId` as an axum extractor.
 //!
 //! ```
@@ -33,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ascii;
 pub mod body;
 #[cfg(feature = "axum")]
 pub mod extract;

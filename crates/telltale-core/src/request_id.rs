@@ -125,17 +125,7 @@ fn all_allowed(bytes: &[u8]) -> bool {
 /// [`is_allowed_byte`] for all eight bytes of `word` at once.
 #[inline(always)]
 fn word_allowed(word: [u8; 8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES * 0x80;
-    let x = u64::from_ne_bytes(word);
-    // With every byte below 0x80 (the first test), no addition below carries out of its
-    // byte, and each leaves its answer in the byte's high bit. If a byte is 0x80 or
-    // above, the carries may garble the other tests, but the first one already fails.
-    let at_least_21 = x.wrapping_add(ONES * (0x80 - 0x21));
-    let at_most_7e = !x.wrapping_add(ONES);
-    let not = |c: u8| (x ^ (ONES * u64::from(c))).wrapping_add(ONES * 0x7f);
-    let all = at_least_21 & at_most_7e & not(b'"') & not(b'\'') & not(b'\\');
-    (x & HIGH == 0) & (all & HIGH == HIGH)
+    crate::ascii::word_is_printable(word, 0x21, [b'"', b'\'', b'\\'])
 }
 
 impl RequestId {

@@ -63,16 +63,7 @@ fn plain_prefix(bytes: &[u8]) -> usize {
 /// Whether all eight bytes are plain printable ASCII (see [`plain_prefix`]).
 #[inline(always)]
 fn plain_word(word: [u8; 8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES * 0x80;
-    let x = u64::from_ne_bytes(word);
-    // With every byte below 0x80 (tested too), no addition carries out of its byte and
-    // each leaves its answer in the byte's high bit.
-    let at_least_20 = x.wrapping_add(ONES * (0x80 - 0x20));
-    let at_most_7e = !x.wrapping_add(ONES);
-    let not = |c: u8| (x ^ (ONES * u64::from(c))).wrapping_add(ONES * 0x7f);
-    let plain = at_least_20 & at_most_7e & not(b'"') & not(b'\\');
-    (x & HIGH == 0) & (plain & HIGH == HIGH)
+    telltale_core::ascii::word_is_printable(word, 0x20, [b'"', b'\\'])
 }
 
 /// Appends the escaped form of `s` (without surrounding quotes).
