@@ -115,6 +115,10 @@ enum Wrap {
     /// response mapped back into `axum::body::Body`), paid once by `server_layer()`'s
     /// whole stack and by every other layer a user adds.
     Noop,
+    /// A layer that only inserts one small extension (a `u64`): what any layer that adds
+    /// a request extension pays inside a router, whose map already holds axum's three
+    /// (`OriginalUri`, `MatchedPath`, the path parameters) and must grow for a fourth.
+    Extension,
     /// `RequestIdLayer`.
     RequestId,
 }
@@ -131,6 +135,12 @@ fn axum_router(wrap: Wrap) -> axum::Router {
         Wrap::None => router,
         Wrap::Noop => router.layer(tower::util::MapRequestLayer::new(
             |r: Request<axum::body::Body>| r,
+        )),
+        Wrap::Extension => router.layer(tower::util::MapRequestLayer::new(
+            |mut r: Request<axum::body::Body>| {
+                r.extensions_mut().insert(black_box(42u64));
+                r
+            },
         )),
         Wrap::RequestId => router.layer(RequestIdLayer::new()),
     };
@@ -207,9 +217,11 @@ fn cases() -> Vec<Case> {
         ),
         axum_case("axum/bare/valid_id", axum_router(Wrap::None), valid()),
         axum_case("axum/noop_layer/valid_id", axum_router(Wrap::Noop), valid()),
+        axum_case("axum/ext_layer/valid_id", axum_router(Wrap::Extension), valid()),
         axum_case("axum/layer/valid_id", axum_router(Wrap::RequestId), valid()),
         axum_case("axum/bare/no_id", axum_router(Wrap::None), vec![]),
         axum_case("axum/noop_layer/no_id", axum_router(Wrap::Noop), vec![]),
+        axum_case("axum/ext_layer/no_id", axum_router(Wrap::Extension), vec![]),
         axum_case("axum/layer/no_id_uuid_v7", axum_router(Wrap::RequestId), vec![]),
     ]
 }
@@ -309,15 +321,16 @@ fn interleaved_minimum() {
         if name.contains("/bare/") || name.starts_with("bare/") {
             println!("  {name:<32} {own:>8.1}");
         } else if let Some(rest) = name.strip_prefix("axum/layer/") {
-            let noop = if rest.starts_with("no_id") {
-                "axum/noop_layer/no_id"
+            let (noop, ext) = if rest.starts_with("no_id") {
+                ("axum/noop_layer/no_id", "axum/ext_layer/no_id")
             } else {
-                "axum/noop_layer/valid_id"
+                ("axum/noop_layer/valid_id", "axum/ext_layer/valid_id")
             };
             println!(
-                "  {name:<32} {own:>8.1}  (+{:.1} over {baseline}, +{:.1} over {noop})",
+                "  {name:<32} {own:>8.1}  (+{:.1} over {baseline}, +{:.1} over {noop}, +{:.1} over {ext})",
                 own - ns(baseline),
-                own - ns(noop)
+                own - ns(noop),
+                own - ns(ext)
             );
         } else {
             println!(
