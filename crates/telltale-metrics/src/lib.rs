@@ -35,6 +35,8 @@ pub mod client;
 #[cfg(feature = "layers")]
 pub mod grpc;
 #[cfg(feature = "layers")]
+pub mod job;
+#[cfg(feature = "layers")]
 mod observe;
 #[cfg(feature = "layers")]
 pub mod recorder;
@@ -58,6 +60,8 @@ pub mod saturation;
 pub use client::ClientMetrics;
 #[cfg(feature = "layers")]
 pub use grpc::{GrpcClientMetricsLayer, GrpcMetricsLayer, GrpcMetricsService};
+#[cfg(feature = "layers")]
+pub use job::JobMetrics;
 #[cfg(feature = "layers")]
 pub use observe::{MetricsBody, RequestObservation, ResponseFuture};
 #[cfg(feature = "layers")]

@@ -191,6 +191,23 @@ pub mod saturation {
     pub const STATE_IDLE: &str = "idle";
 }
 
+/// Background job metrics (see `telltale_metrics::job`).
+pub mod job {
+    /// `messaging.process.duration`: time to process one job run, histogram (seconds).
+    /// Labels: `messaging_system`, `messaging_operation_name` (`process`),
+    /// `messaging_destination_name` (the queue), and `error_type` when the run failed.
+    pub const MESSAGING_PROCESS_DURATION: &str = "messaging_process_duration_seconds";
+    /// Time a job waited between enqueue and the start of its run, histogram (seconds).
+    /// Labels: `messaging_system`, `messaging_destination_name`.
+    pub const QUEUE_WAIT: &str = "telltale_job_queue_wait_seconds";
+    /// Label: `messaging.system`.
+    pub const MESSAGING_SYSTEM: &str = "messaging_system";
+    /// Label: `messaging.operation.name`.
+    pub const MESSAGING_OPERATION_NAME: &str = "messaging_operation_name";
+    /// Label: `messaging.destination.name`, the queue.
+    pub const MESSAGING_DESTINATION_NAME: &str = "messaging_destination_name";
+}
+
 /// Label names (OpenTelemetry attribute names with `.` turned into `_`).
 pub mod labels {
     /// `http.request.method`.
@@ -258,6 +275,22 @@ mod tests {
         assert_eq!(legacy::HTTP_REQUEST_DURATION, "http_request_duration_seconds");
         assert_eq!(client::CIRCUIT_BREAKER_STATE, "telltale_circuit_breaker_state");
         assert_eq!(meta::BUILD_INFO, "build_info");
+        assert_eq!(
+            [
+                job::MESSAGING_PROCESS_DURATION,
+                job::QUEUE_WAIT,
+                job::MESSAGING_SYSTEM,
+                job::MESSAGING_OPERATION_NAME,
+                job::MESSAGING_DESTINATION_NAME,
+            ],
+            [
+                "messaging_process_duration_seconds",
+                "telltale_job_queue_wait_seconds",
+                "messaging_system",
+                "messaging_operation_name",
+                "messaging_destination_name",
+            ]
+        );
         assert_eq!(
             [
                 labels::HTTP_REQUEST_METHOD,

@@ -302,6 +302,16 @@ fn describe(r: &dyn Recorder) {
         "Duration of outbound gRPC calls.",
     );
     h(
+        crate::names::job::MESSAGING_PROCESS_DURATION,
+        Unit::Seconds,
+        "Duration of job runs.",
+    );
+    h(
+        crate::names::job::QUEUE_WAIT,
+        Unit::Seconds,
+        "Time jobs waited between enqueue and the start of their run.",
+    );
+    h(
         legacy::HTTP_REQUEST_DURATION,
         Unit::Seconds,
         "Duration of HTTP requests, to the end of the response body.",

@@ -733,6 +733,11 @@ impl Tracing {
         ClientTraceLayer::grpc(self.pipeline.clone()).dependency(dependency)
     }
 
+    /// Spans for runs of jobs from `queue` (see [`job`](crate::job)).
+    pub fn job(&self, queue: &str) -> crate::job::JobTrace {
+        crate::job::JobTrace::new(self.pipeline.clone(), queue)
+    }
+
     /// The reqwest middleware for calls to `dependency` (feature `reqwest`).
     #[cfg(feature = "reqwest")]
     pub fn reqwest_middleware(&self, dependency: &str) -> crate::reqwest::TracingMiddleware {

@@ -48,6 +48,8 @@
 //!   `reqwest`), [`bridge`] (opt-in `tracing` spans).
 //! - [`sampling`]: parent-based, consistent trace-id ratio, keep errors and slow requests
 //!   with a bounded tail buffer ([`pipeline`]).
+//! - [`job`]: background jobs: the enqueuing request's context carried into a consumer
+//!   span per run.
 //! - [`propagation`]: W3C `traceparent`/`tracestate`/`baggage` (B3, Jaeger by feature).
 //! - [`names`]: metric names and attribute keys.
 //!
@@ -59,6 +61,7 @@
 pub mod bridge;
 pub mod client;
 pub mod export;
+pub mod job;
 pub mod names;
 pub mod pipeline;
 pub mod propagation;

@@ -62,6 +62,14 @@ pub mod attr {
     pub const CLIENT_PORT: &str = "client.port";
     /// `error.type`
     pub const ERROR_TYPE: &str = "error.type";
+    /// `messaging.system` (job spans): what carries the jobs (`kafka`, `postgresql`, …).
+    pub const MESSAGING_SYSTEM: &str = "messaging.system";
+    /// `messaging.operation.type` (job spans: `process`).
+    pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+    /// `messaging.operation.name` (job spans: `process`).
+    pub const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
+    /// `messaging.destination.name` (job spans): the queue.
+    pub const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
     /// `request_id` (telltale's request id, same key as in the JSON logs)
     pub const REQUEST_ID: &str = "request_id";
     /// `peer.service` (the dependency's name on client spans)

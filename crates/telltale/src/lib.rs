@@ -1,7 +1,8 @@
 //! telltale makes any axum or tonic service explain itself.
 //!
 //! One [`Telemetry::server_layer`] gives every request a validated request id, a span in a
-//! W3C trace, RED metrics by route template and one JSON access-log line. This crate is
+//! W3C trace, RED metrics by route template and one JSON access-log line;
+//! [`Telemetry::job`] does the same for background jobs ([`job`]). This crate is
 //! the facade over the telltale crates; each also works alone:
 //!
 //! | crate | re-exported as |
@@ -47,6 +48,7 @@
 
 #[cfg(feature = "reqwest")]
 pub mod client;
+pub mod job;
 #[cfg(feature = "otlp-metrics")]
 pub mod otlp_metrics;
 pub mod server;

@@ -1,0 +1,517 @@
+//! Background jobs: the trace context and request id of the request that enqueued a job,
+//! carried into the run that handles it later, and one consumer span per run.
+//!
+//! ```
+//! use telltale_trace::job::{JobContext, JobTrace};
+//! use telltale_trace::pipeline::SpanPipeline;
+//!
+//! // Enqueuing, inside the request: capture its context and store it with the job.
+//! let stored: String = JobContext::current().encode();
+//!
+//! // Running it, in the worker (normally `tracing.job("fulfil_order")`):
+//! let jobs = JobTrace::new(SpanPipeline::disabled(), "fulfil_order");
+//! let span = jobs.start(&JobContext::decode(&stored));
+//! span.in_scope(|| tracing::info!("fulfilling")); // this line carries trace_id and span_id
+//! span.end_ok();
+//! ```
+//!
+//! - [`JobContext`] is what travels with the job: `traceparent`, `tracestate` and
+//!   `baggage` (W3C, the same propagator as HTTP), the request id, and when the job was
+//!   enqueued. [`JobContext::encode`] writes it as a few `name: value` lines, for a text
+//!   column or a message header; [`JobContext::decode`] reads it back and never fails:
+//!   a malformed part is dropped, exactly as a malformed HTTP header is (an invalid
+//!   `traceparent` starts a new trace, an invalid request id is not carried).
+//! - [`JobTrace::start`] opens the run's span: kind **consumer**, named
+//!   `process {queue}`, with the OpenTelemetry messaging attributes
+//!   (`messaging.operation.type = process`, `messaging.destination.name`,
+//!   `messaging.system`) and `request_id`. Its parent is the span that was current when
+//!   the job was enqueued, so the request and the job it caused are one trace. Sampling
+//!   follows that parent, and a job that fails is kept under "keep errors" like a request.
+//! - [`JobSpan::scope`] runs a future with the span's OpenTelemetry context attached and
+//!   its `tracing` span entered: client calls made by the job are its children, and
+//!   every log line carries `trace_id`, `span_id` and `request_id`.
+//! - A [`JobSpan`] dropped without [`end_ok`](JobSpan::end_ok) or
+//!   [`end_error`](JobSpan::end_error) ends as an error: `error.type = panic` while
+//!   unwinding, `cancelled` otherwise (the run's future was dropped, e.g. at shutdown).
+//!
+//! The facade's `telltale::job::Job` adds the job's RED metrics and a completion log line
+//! on top of this.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use pin_project_lite::pin_project;
+use telltale_core::RequestId;
+use telltale_core::headers::X_REQUEST_ID;
+
+use crate::names::{self, attr};
+use crate::pipeline::SpanPipeline;
+use crate::span::{self, SpanStart};
+
+/// Header-style name of the enqueue time (Unix milliseconds) in an encoded [`JobContext`].
+pub const ENQUEUED_AT: &str = "enqueued-at";
+
+/// Longest encoded context [`JobContext::decode`] reads; the rest is ignored. W3C caps
+/// `tracestate` at 512 and `baggage` at 8,192 bytes; this leaves room for both.
+pub const MAX_ENCODED_LEN: usize = 16 * 1024;
+
+/// The names an encoded context may carry; any other line is ignored.
+const CARRIED: [&str; 5] = [
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "x-request-id",
+    ENQUEUED_AT,
+];
+
+/// What a job carries from the code that enqueued it: trace context, request id and
+/// enqueue time. See the [module docs](self).
+#[derive(Clone, Default)]
+pub struct JobContext {
+    headers: HeaderMap,
+}
+
+impl JobContext {
+    /// Captures the current context: the OpenTelemetry context attached now (inside a
+    /// request handled by telltale's server layer, the request's span), the current
+    /// request id, and the time.
+    pub fn current() -> Self {
+        let mut headers = HeaderMap::new();
+        span::inject(&Context::current(), &mut headers);
+        if let Some(id) = telltale_core::current_request_id() {
+            headers.insert(X_REQUEST_ID, id.into());
+        }
+        let mut cx = JobContext { headers };
+        cx.set_enqueued_at(SystemTime::now());
+        cx
+    }
+
+    /// A context with nothing in it: the job's span starts a new trace.
+    pub fn empty() -> Self {
+        JobContext::default()
+    }
+
+    /// Reads the context carried by incoming headers (e.g. a message's headers).
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let mut out = HeaderMap::new();
+        for name in CARRIED {
+            if let Some(v) = headers.get(name) {
+                out.insert(HeaderName::from_static(name), v.clone());
+            }
+        }
+        JobContext { headers: out }
+    }
+
+    /// The context as headers, to put on an outgoing message.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Sets when the job was enqueued (captured by [`current`](Self::current)).
+    pub fn set_enqueued_at(&mut self, at: SystemTime) {
+        let ms = at.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        self.headers
+            .insert(HeaderName::from_static(ENQUEUED_AT), HeaderValue::from(ms as u64));
+    }
+
+    /// When the job was enqueued, if known.
+    pub fn enqueued_at(&self) -> Option<SystemTime> {
+        let ms: u64 = self.headers.get(ENQUEUED_AT)?.to_str().ok()?.parse().ok()?;
+        UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+    }
+
+    /// How long the job waited between enqueue and `now` (`None` if unknown, or if the
+    /// enqueue time is in the future: clocks of different hosts disagree).
+    pub fn waited(&self, now: SystemTime) -> Option<Duration> {
+        now.duration_since(self.enqueued_at()?).ok()
+    }
+
+    /// The request id carried, if it was valid.
+    pub fn request_id(&self) -> Option<RequestId> {
+        RequestId::from_header(self.headers.get(X_REQUEST_ID)?).ok()
+    }
+
+    /// The parent span context carried (invalid when none or malformed).
+    pub fn parent(&self) -> SpanContext {
+        span::extract(&self.headers).0
+    }
+
+    /// Encodes the context as `name: value` lines, for a text column or a queue message.
+    ///
+    /// ```
+    /// use telltale_trace::job::JobContext;
+    ///
+    /// let cx = JobContext::decode("traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\nx-request-id: order-7f3a\n");
+    /// assert_eq!(cx.parent().span_id().to_string(), "b7ad6b7169203331");
+    /// assert_eq!(JobContext::decode(&cx.encode()).request_id().unwrap().as_str(), "order-7f3a");
+    /// ```
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(160);
+        for name in CARRIED {
+            for v in self.headers.get_all(name) {
+                // Header values are visible ASCII or tab (HeaderValue guarantees no line
+                // breaks); a value that is not valid UTF-8 cannot be written as text and
+                // is left out.
+                if let Ok(v) = v.to_str() {
+                    out.push_str(name);
+                    out.push_str(": ");
+                    out.push_str(v);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads an encoded context back. Never fails: unknown names, malformed lines and
+    /// values that are not valid header values are skipped, input past
+    /// [`MAX_ENCODED_LEN`] bytes is ignored, and what is kept is validated when used
+    /// (an invalid `traceparent` gives a new trace, an invalid request id none).
+    pub fn decode(encoded: &str) -> Self {
+        let mut end = encoded.len().min(MAX_ENCODED_LEN);
+        while !encoded.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut headers = HeaderMap::new();
+        for line in encoded[..end].lines() {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let name = name.trim().to_ascii_lowercase();
+            let Some(known) = CARRIED.iter().find(|c| **c == name) else {
+                continue;
+            };
+            if let Ok(v) = HeaderValue::from_str(value.trim()) {
+                headers.append(HeaderName::from_static(known), v);
+            }
+        }
+        JobContext { headers }
+    }
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("parent", &self.parent())
+            .field("request_id", &self.request_id())
+            .field("enqueued_at", &self.enqueued_at())
+            .finish()
+    }
+}
+
+/// Makes the spans of one kind of job (one queue). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct JobTrace {
+    inner: Arc<JobConfig>,
+}
+
+#[derive(Debug, Clone)]
+struct JobConfig {
+    pipeline: SpanPipeline,
+    queue: String,
+    name: String,
+    system: Cow<'static, str>,
+}
+
+impl JobTrace {
+    /// Spans for jobs from `queue` (`messaging.destination.name`, and the span name
+    /// `process {queue}`), sent to `pipeline`.
+    pub fn new(pipeline: SpanPipeline, queue: impl Into<String>) -> Self {
+        let queue = queue.into();
+        JobTrace {
+            inner: Arc::new(JobConfig {
+                name: format!("process {queue}"),
+                queue,
+                pipeline,
+                system: Cow::Borrowed("telltale"),
+            }),
+        }
+    }
+
+    /// Sets `messaging.system` (default `telltale`), e.g. `postgresql` for a table used
+    /// as a queue, or `kafka`.
+    pub fn system(mut self, system: impl Into<Cow<'static, str>>) -> Self {
+        Arc::make_mut(&mut self.inner).system = system.into();
+        self
+    }
+
+    /// The queue name.
+    pub fn queue(&self) -> &str {
+        &self.inner.queue
+    }
+
+    /// Starts the span of one run of a job enqueued with `cx`.
+    pub fn start(&self, cx: &JobContext) -> JobSpan {
+        let (parent, base) = span::extract(&cx.headers);
+        let start = SpanStart::begin(&self.inner.pipeline, &parent);
+        let request_id = cx.request_id();
+        let tracing_span = match &request_id {
+            Some(id) => {
+                tracing::info_span!(target: names::SPAN_TARGET, "job", job = %self.inner.queue, request_id = %id)
+            }
+            None => tracing::info_span!(target: names::SPAN_TARGET, "job", job = %self.inner.queue),
+        };
+        span::attach_ids(&tracing_span, start.trace_ids());
+        let context = span::child_context(&base, &start);
+        JobSpan {
+            state: Some(Running {
+                start,
+                config: self.inner.clone(),
+                request_id,
+            }),
+            context,
+            span: tracing_span,
+        }
+    }
+}
+
+/// One run of a job, from [`JobTrace::start`]. End it with [`end_ok`](Self::end_ok) or
+/// [`end_error`](Self::end_error); dropped without either, it ends as an error (`panic`
+/// while unwinding, else `cancelled`).
+pub struct JobSpan {
+    state: Option<Running>,
+    context: Context,
+    span: tracing::Span,
+}
+
+struct Running {
+    start: SpanStart,
+    config: Arc<JobConfig>,
+    request_id: Option<RequestId>,
+}
+
+impl JobSpan {
+    /// The `tracing` span of this run (carries the trace ids and `request_id` for logs).
+    pub fn tracing_span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// The OpenTelemetry context children of this run use.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// The request id the job carries, if any.
+    pub fn request_id(&self) -> Option<&RequestId> {
+        self.state.as_ref().and_then(|s| s.request_id.as_ref())
+    }
+
+    /// The trace id of this run, as 32 hex digits.
+    pub fn trace_id(&self) -> String {
+        self.context.span().span_context().trace_id().to_string()
+    }
+
+    /// Runs `f` inside the run's span (logs carry its ids; the context is attached).
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _attached = self.context.clone().attach();
+        self.span.in_scope(f)
+    }
+
+    /// Wraps `fut` so each poll runs inside the run's span (see [`in_scope`](Self::in_scope)).
+    pub fn scope<F: Future>(&self, fut: F) -> Scoped<F> {
+        Scoped {
+            inner: fut,
+            context: self.context.clone(),
+            span: self.span.clone(),
+        }
+    }
+
+    /// Ends the run as a success.
+    pub fn end_ok(mut self) {
+        self.finish(None);
+    }
+
+    /// Ends the run as a failure: `error_type` becomes `error.type` (keep it low in
+    /// cardinality: a fixed word per kind of failure), `description` the status message.
+    pub fn end_error(mut self, error_type: &'static str, description: impl Into<String>) {
+        self.finish(Some((error_type, description.into())));
+    }
+
+    fn finish(&mut self, error: Option<(&'static str, String)>) {
+        let Some(Running {
+            start,
+            config,
+            request_id,
+        }) = self.state.take()
+        else {
+            return;
+        };
+        start.finish(&config.pipeline.clone(), error.is_some(), |parts| {
+            let mut a = Vec::with_capacity(6);
+            a.push(KeyValue::new(attr::MESSAGING_SYSTEM, config.system.clone()));
+            a.push(KeyValue::new(attr::MESSAGING_OPERATION_TYPE, "process"));
+            a.push(KeyValue::new(attr::MESSAGING_OPERATION_NAME, "process"));
+            a.push(KeyValue::new(
+                attr::MESSAGING_DESTINATION_NAME,
+                config.queue.clone(),
+            ));
+            if let Some(id) = request_id {
+                a.push(KeyValue::new(attr::REQUEST_ID, id.as_str().to_owned()));
+            }
+            let status = match error {
+                None => Status::Unset,
+                Some((kind, description)) => {
+                    a.push(KeyValue::new(attr::ERROR_TYPE, kind));
+                    Status::error(description)
+                }
+            };
+            parts.into_span_data(
+                &config.pipeline,
+                SpanKind::Consumer,
+                Cow::Owned(config.name.clone()),
+                a,
+                Vec::new(),
+                status,
+            )
+        });
+    }
+}
+
+impl Drop for JobSpan {
+    fn drop(&mut self) {
+        if self.state.is_some() {
+            if std::thread::panicking() {
+                self.finish(Some(("panic", "the job panicked".to_owned())));
+            } else {
+                self.finish(Some((
+                    "cancelled",
+                    "the job was dropped before it completed".to_owned(),
+                )));
+            }
+        }
+    }
+}
+
+impl fmt::Debug for JobSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSpan")
+            .field("trace_id", &self.trace_id())
+            .field("request_id", &self.request_id())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// A future polled inside a job's span; see [`JobSpan::scope`].
+    pub struct Scoped<F> {
+        #[pin]
+        inner: F,
+        context: Context,
+        span: tracing::Span,
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let _attached = this.context.clone().attach();
+        this.inner.poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scoped").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn encode_then_decode_keeps_every_carried_part() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static(TP));
+        headers.insert("tracestate", HeaderValue::from_static("vendor=abc"));
+        headers.insert("baggage", HeaderValue::from_static("tenant=acme"));
+        headers.insert("x-request-id", HeaderValue::from_static("order-7f3a"));
+        headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
+        let mut cx = JobContext::from_headers(&headers);
+        let at = UNIX_EPOCH + Duration::from_millis(1_763_700_000_123);
+        cx.set_enqueued_at(at);
+
+        let text = cx.encode();
+        assert!(
+            !text.contains("authorization"),
+            "only the carried names travel: {text}"
+        );
+        let back = JobContext::decode(&text);
+        assert_eq!(
+            back.parent().trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(back.parent().span_id().to_string(), "b7ad6b7169203331");
+        assert!(back.parent().is_sampled());
+        assert_eq!(back.headers()["tracestate"], "vendor=abc");
+        assert_eq!(back.headers()["baggage"], "tenant=acme");
+        assert_eq!(back.request_id().unwrap().as_str(), "order-7f3a");
+        assert_eq!(back.enqueued_at(), Some(at));
+        assert_eq!(
+            back.waited(at + Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            back.waited(at - Duration::from_secs(2)),
+            None,
+            "clock skew is not a wait"
+        );
+        assert_eq!(back.encode(), text);
+    }
+
+    #[test]
+    fn decode_never_fails_and_drops_what_is_malformed() {
+        let cases = [
+            "",
+            "\n\n\n",
+            "no colon here",
+            "traceparent: not-a-traceparent\nx-request-id: has space\nenqueued-at: yesterday",
+            "traceparent: 00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "x-request-id: \u{7}bell\nTRACEPARENT :   00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01  ",
+            "x-request-id: caf\u{e9}",
+            ": empty name\nbaggage:\nunknown: value",
+        ];
+        for raw in cases {
+            let cx = JobContext::decode(raw);
+            let _ = cx.encode();
+            let _ = format!("{cx:?}");
+            assert_eq!(cx.request_id(), None, "{raw:?}");
+            assert_eq!(cx.enqueued_at(), None, "{raw:?}");
+        }
+        // A case-insensitive, space-padded name with a valid value is kept.
+        let cx = JobContext::decode(cases[5]);
+        assert!(cx.parent().is_valid());
+        // An all-zero trace id is invalid: a new trace.
+        assert!(!JobContext::decode(cases[4]).parent().is_valid());
+    }
+
+    #[test]
+    fn decode_reads_at_most_the_cap_even_inside_a_multibyte_character() {
+        let mut raw = format!("x-request-id: ok-1\n{}", "é".repeat(MAX_ENCODED_LEN));
+        raw.push_str("\nx-request-id: past-the-cap\n");
+        let cx = JobContext::decode(&raw);
+        assert_eq!(cx.request_id().unwrap().as_str(), "ok-1");
+        assert_eq!(cx.headers().get_all("x-request-id").iter().count(), 1);
+    }
+
+    #[test]
+    fn empty_context_has_no_parent_and_no_id() {
+        let cx = JobContext::empty();
+        assert!(!cx.parent().is_valid());
+        assert_eq!(cx.request_id(), None);
+        assert_eq!(cx.encode(), "");
+    }
+}
