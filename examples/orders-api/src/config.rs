@@ -24,6 +24,9 @@ pub struct Config {
     pub drain_delay: Duration,
     /// `SHUTDOWN_GRACE_MS`: how long in-flight requests get after the drain delay.
     pub shutdown_grace: Duration,
+    /// `WORKER`: `embedded` (default) runs the fulfilment worker inside the API; `off`
+    /// leaves the jobs to a separate `worker` process sharing the database.
+    pub embedded_worker: bool,
 }
 
 /// A setting that could not be used, and what to write instead.
@@ -79,8 +82,18 @@ impl Config {
                 None => Ok(Duration::from_millis(default)),
             }
         };
+        let embedded_worker = match get("WORKER").as_deref() {
+            None | Some("embedded") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "WORKER must be `embedded` or `off`, got {other:?}"
+                )));
+            }
+        };
         Ok(Config {
             addr: SocketAddr::new(host, port),
+            embedded_worker,
             database_url: get("DATABASE_URL").filter(|s| !s.is_empty()),
             inventory_url: get("INVENTORY_URL")
                 .filter(|s| !s.is_empty())
@@ -113,6 +126,8 @@ mod tests {
         assert_eq!(c.addr, "127.0.0.1:8080".parse().unwrap());
         assert!(c.database_url.is_none() && c.inventory_url.is_none());
         assert_eq!(c.fault_error_rate, 0.0);
+        assert!(c.embedded_worker);
+        assert!(!cfg(&[("WORKER", "off")]).unwrap().embedded_worker);
     }
 
     #[test]
@@ -130,5 +145,6 @@ mod tests {
                 .0
                 .contains("DRAIN_DELAY_MS")
         );
+        assert!(cfg(&[("WORKER", "yes")]).unwrap_err().0.contains("WORKER"));
     }
 }

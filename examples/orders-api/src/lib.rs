@@ -9,6 +9,9 @@
 //! - Traces: W3C context in and out, spans for the request, the HTTP and gRPC calls to the
 //!   inventory; OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; 5% of traces kept,
 //!   plus every error and every request slower than 500 ms (`OTEL_TRACES_SAMPLER` overrides).
+//! - Placing an order enqueues its fulfilment (an outbox table, same transaction); the
+//!   [`worker`] runs it (inside this process unless `WORKER=off`), continuing the
+//!   request's trace, with the request's id in its logs, and job metrics on `/metrics`.
 //! - `FAULT_ERROR_RATE=0.1` makes 10% of `/orders` requests fail with 500, to watch the
 //!   error ratio and the SLO burn alerts (`examples/orders-api/slo.yaml`) react.
 //!
@@ -20,6 +23,7 @@
 pub mod config;
 pub mod routes;
 pub mod store;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,11 +52,27 @@ pub struct Service {
     pub health: Health,
     /// Background tasks started for embedded dependencies (aborted on drop).
     pub background: Vec<tokio::task::JoinHandle<()>>,
+    /// The embedded fulfilment worker, when `WORKER=embedded` (aborted on drop).
+    pub worker: Option<tokio::task::JoinHandle<()>>,
+    /// Tells the embedded worker to stop after its current job.
+    pub stop_worker: tokio::sync::watch::Sender<bool>,
+}
+
+impl Service {
+    /// Stops the embedded worker after its current job, waiting at most `grace`.
+    pub async fn stop_worker(&mut self, grace: Duration) {
+        let _ = self.stop_worker.send(true);
+        if let Some(task) = self.worker.take()
+            && tokio::time::timeout(grace, task).await.is_err()
+        {
+            tracing::warn!(?grace, "the worker did not stop in time");
+        }
+    }
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
-        for task in &self.background {
+        for task in self.background.iter().chain(&self.worker) {
             task.abort();
         }
     }
@@ -80,15 +100,16 @@ pub fn telemetry(config: &Config) -> Result<Telemetry, telltale::TelemetryError>
 /// Builds the service: database, inventory client, health, routes and layers.
 pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Box<dyn std::error::Error>> {
     let store = Store::connect(config.database_url.as_deref()).await?;
+    let mut background = Vec::new();
     if let Store::Postgres(_) = store {
         // The database may be down at start: the service starts anyway and reports
-        // not-ready until it comes up; the table is created on the first success.
+        // not-ready until it comes up; the tables are created on the first success.
         if let Err(e) = store.migrate().await {
-            tracing::warn!(error = %telltale::health::redact::redact_credentials(&e.to_string()), "database not reachable at start; will retry on demand");
+            tracing::warn!(error = %telltale::health::redact::redact_credentials(&e.to_string()), "database not reachable at start; will create the tables when it is");
+            background.push(tokio::spawn(migrate_when_reachable(store.clone())));
         }
     }
 
-    let mut background = Vec::new();
     let (inventory_url, inventory_grpc_url) = match (&config.inventory_url, &config.inventory_grpc_url) {
         (Some(http), Some(grpc)) => (http.clone(), grpc.clone()),
         _ => {
@@ -131,6 +152,11 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
         .cache_for(Duration::from_secs(1))
         .build()?;
 
+    let (stop_worker, stop) = tokio::sync::watch::channel(false);
+    let worker = config
+        .embedded_worker
+        .then(|| tokio::spawn(worker::Worker::new(store.clone(), telemetry).run(stop)));
+
     let state = AppState {
         store,
         inventory,
@@ -154,13 +180,15 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
         router,
         health,
         background,
+        worker,
+        stop_worker,
     })
 }
 
 /// Runs the Orders API until SIGTERM/SIGINT, then drains.
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let telemetry = telemetry(&config)?;
-    let service = build(&config, &telemetry).await?;
+    let mut service = build(&config, &telemetry).await?;
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "orders-api listening");
@@ -169,8 +197,20 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         grace_deadline: config.shutdown_grace,
     };
     telltale::serve(listener, service.router.clone(), &service.health, shutdown).await?;
+    service.stop_worker(config.shutdown_grace).await;
     tracing::info!("orders-api stopped");
     Ok(())
+}
+
+/// Retries the migration every second until it succeeds.
+async fn migrate_when_reachable(store: Store) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if store.migrate().await.is_ok() {
+            tracing::info!("database reachable: tables ready");
+            return;
+        }
+    }
 }
 
 async fn inject_faults(rate: f64, req: Request, next: Next) -> Response {

@@ -133,7 +133,13 @@ async fn create_order(
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0),
     };
-    state.store.insert(&order).await?;
+    // The fulfilment job is stored with the order, carrying this request's trace context
+    // and id: the worker's run continues this trace (see `crate::worker`).
+    let context = telltale::job::JobContext::current().encode();
+    state
+        .store
+        .insert_with_job(&order, crate::worker::QUEUE, &context)
+        .await?;
     tracing::info!(order_id = %order.id, sku = %order.sku, quantity = order.quantity, "order placed");
     Ok((StatusCode::CREATED, Json(order)))
 }

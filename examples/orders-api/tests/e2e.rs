@@ -2,7 +2,7 @@
 //!
 //! These prove the reference service's acceptance criteria: readiness flips when the
 //! database is unreachable (and liveness does not), every log line is JSON carrying the
-//! request's id, an SLO burn alert generated from `slo.yaml` fires in a real Prometheus
+//! request's id (in the fulfilment worker's lines too), an SLO burn alert generated from `slo.yaml` fires in a real Prometheus
 //! when 10% of requests fail, and the generated dashboards and rules reference only
 //! metrics the service really emits.
 
@@ -313,6 +313,8 @@ fn one_trace_spans_the_http_and_grpc_hops_and_logs_carry_its_id() {
         .send_json(serde_json::json!({ "sku": "sku-apple", "quantity": 1 }))
         .expect("POST /orders");
     assert_eq!(res.status().as_u16(), 201);
+    let order: Value = res.into_body().read_json().expect("order JSON");
+    let order_id = order["id"].as_str().expect("order id").to_owned();
     let mut res = agent()
         .get(&format!("{}/stock/sku-apple", api.base))
         .header("traceparent", &traceparent)
@@ -325,11 +327,21 @@ fn one_trace_spans_the_http_and_grpc_hops_and_logs_carry_its_id() {
         res.body_mut().read_to_string().unwrap_or_default()
     );
 
+    // The embedded worker fulfils the order.
+    wait_for(Duration::from_secs(30), "the worker fulfils the order", || {
+        let (status, body) = api.get(&format!("/orders/{order_id}"));
+        (status == 200 && body.contains(r#""status":"fulfilled""#)).then_some(())
+    });
+
     // Server span of POST /orders, its HTTP client span to the inventory, the inventory's
-    // server span; server span of GET /stock, its gRPC client span, the gRPC server span.
+    // server span; server span of GET /stock, its gRPC client span, the gRPC server span;
+    // the worker's span for the order's fulfilment job.
     let spans = rt
         .block_on(receiver.wait_for_spans(
-            |spans| spans.iter().filter(|s| s.trace_id() == trace_id).count() >= 6,
+            |spans| {
+                spans.iter().filter(|s| s.trace_id() == trace_id).count() >= 7
+                    && spans.iter().any(|s| s.name() == "process fulfil_order")
+            },
             Duration::from_secs(30),
         ))
         .unwrap_or_else(|got| panic!("spans of the trace not received; got {got:#?}"));
@@ -360,6 +372,21 @@ fn one_trace_spans_the_http_and_grpc_hops_and_logs_carry_its_id() {
         client.span_id(),
         "the inventory's span is a child of the client span"
     );
+
+    // The fulfilment job, run later by the worker, continues the request's trace.
+    let job = find("process fulfil_order");
+    assert_eq!(job.span.kind, 5, "a consumer span");
+    assert_eq!(
+        job.parent_span_id(),
+        post.span_id(),
+        "the job is a child of the request that enqueued it"
+    );
+    assert_eq!(
+        job.attr("messaging.destination.name").as_deref(),
+        Some("fulfil_order")
+    );
+    assert_eq!(job.attr("request_id").as_deref(), Some("e2e-traced-1"));
+    assert!(!job.is_error());
 
     let stock = find("GET /stock/{sku}");
     let grpc_server = spans
@@ -394,6 +421,14 @@ fn one_trace_spans_the_http_and_grpc_hops_and_logs_carry_its_id() {
         assert_eq!(line["trace_id"], trace_id, "{line}");
         assert!(line["span_id"].as_str().is_some_and(|s| s.len() == 16), "{line}");
     }
+    let done = wait_for(Duration::from_secs(10), "the job's completion line", || {
+        api.json_lines()
+            .into_iter()
+            .find(|v| v["target"] == "telltale::job" && v["request_id"] == "e2e-traced-1")
+    });
+    assert_eq!(done["trace_id"], trace_id, "{done}");
+    assert_eq!(done["span_id"], job.span_id().as_str(), "{done}");
+    assert_eq!(done["outcome"], "ok", "{done}");
     let access = lines.iter().find(|v| v["target"] == "telltale::access").unwrap();
     assert_eq!(
         access["span_id"],
