@@ -158,6 +158,38 @@ fn readiness_flips_when_the_database_is_unreachable_and_liveness_stays_up() {
 }
 
 #[test]
+fn a_database_down_at_start_gets_its_tables_once_it_comes_up() {
+    let mut pg = PostgresServer::start().expect("postgres");
+    pg.stop().expect("stop postgres");
+    let api = OrdersApi::start(&[("DATABASE_URL", pg.url().as_str())]);
+    assert_eq!(api.get("/readyz").0, 503, "not ready without its database");
+
+    pg.start_again().expect("start postgres");
+    // Orders can be placed (and are fulfilled): both tables were created after start.
+    let order = wait_for(Duration::from_secs(30), "POST /orders succeeds", || {
+        let mut res = agent()
+            .post(&format!("{}/orders", api.base))
+            .send_json(serde_json::json!({ "sku": "sku-apple", "quantity": 1 }))
+            .ok()?;
+        (res.status().as_u16() == 201).then(|| res.body_mut().read_json::<Value>().unwrap())
+    });
+    let id = order["id"].as_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(30), "the order is fulfilled", || {
+        let (status, body) = api.get(&format!("/orders/{id}"));
+        (status == 200 && body.contains(r#""status":"fulfilled""#)).then_some(())
+    });
+    let messages: Vec<String> = api
+        .json_lines()
+        .iter()
+        .filter_map(|v| v["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        messages.iter().any(|m| m == "database reachable: tables ready"),
+        "{messages:?}"
+    );
+}
+
+#[test]
 fn every_log_line_is_json_and_a_request_s_lines_share_its_id() {
     let api = OrdersApi::start(&[]);
     let res = agent()
