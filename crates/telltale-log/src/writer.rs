@@ -345,6 +345,17 @@ impl Write for CaptureLineWriter<'_> {
     }
 }
 
+/// Also a plain [`Write`], for APIs that take one (e.g. the facade's `log_writer`).
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        CaptureLineWriter(&self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl<'a> MakeWriter<'a> for CaptureWriter {
     type Writer = CaptureLineWriter<'a>;
 

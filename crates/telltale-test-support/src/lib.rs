@@ -32,6 +32,8 @@ mod process;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod redis;
+#[cfg(feature = "service")]
+pub mod service;
 
 pub use port::free_port;
 pub use postgres::{POSTGRES_PASSWORD, POSTGRES_USER, PostgresServer};

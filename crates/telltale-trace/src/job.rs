@@ -185,8 +185,8 @@ impl JobContext {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
             };
-            let name = name.trim().to_ascii_lowercase();
-            let Some(known) = CARRIED.iter().find(|c| **c == name) else {
+            let name = name.trim();
+            let Some(known) = CARRIED.iter().find(|c| c.eq_ignore_ascii_case(name)) else {
                 continue;
             };
             if let Ok(v) = HeaderValue::from_str(value.trim()) {

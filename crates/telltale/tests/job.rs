@@ -7,9 +7,7 @@
 //! The facade installs global state (tracing subscriber, metrics recorder), so this binary
 //! has one test.
 
-use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,30 +18,6 @@ use telltale::job::JobContext;
 use telltale::trace::export::OtlpProtocol;
 use telltale::{Sampling, Telemetry};
 use telltale_test_support::otlp::{OtlpReceiver, ReceivedSpan};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-}
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const QUEUE: &str = "fulfil_order";
@@ -89,7 +63,7 @@ fn count(text: &str, metric: &str, labels_contain: &[&str], exclude: &str) -> Op
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_continues_the_trace_and_request_id_of_the_request_that_enqueued_it() {
     let receiver = OtlpReceiver::start().await.unwrap();
-    let logs = Captured::default();
+    let logs = telltale::log::CaptureWriter::new();
     let telemetry = Telemetry::builder("orders-worker")
         .log_writer(logs.clone())
         .log_format(telltale::log::LogFormat::Json)
@@ -258,7 +232,7 @@ async fn a_job_continues_the_trace_and_request_id_of_the_request_that_enqueued_i
     assert_eq!(new_root[0].attr("request_id"), None);
 
     // 5. Logs: the line inside the job and the completion lines carry the request's ids.
-    let lines = logs.lines();
+    let lines = logs.json_lines().expect("every line is JSON");
     let inside = lines
         .iter()
         .find(|l| l["message"] == "fulfilling")

@@ -226,21 +226,6 @@ impl Store {
         })
     }
 
-    /// Inserts an order.
-    pub async fn insert(&self, o: &Order) -> Result<(), sqlx::Error> {
-        const SQL: &str =
-            "INSERT INTO orders (id, sku, quantity, status, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
-        on_pool!(self, p => sqlx::query(SQL)
-            .bind(&o.id)
-            .bind(&o.sku)
-            .bind(o.quantity)
-            .bind(&o.status)
-            .bind(o.created_at_ms)
-            .execute(p)
-            .await
-            .map(drop))
-    }
-
     /// One order by id.
     pub async fn get(&self, id: &str) -> Result<Option<Order>, sqlx::Error> {
         const SQL: &str = "SELECT id, sku, quantity, status, created_at_ms FROM orders WHERE id = $1";

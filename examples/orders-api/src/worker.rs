@@ -14,7 +14,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use telltale::Telemetry;
 use telltale::job::{Job, JobContext};
@@ -30,6 +30,9 @@ pub const MAX_ATTEMPTS: i64 = 3;
 
 /// Pause before the second run of a failed job; doubled before each further run.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How often the `telltale_queue_depth` gauge is refreshed.
+const DEPTH_EVERY: Duration = Duration::from_secs(1);
 
 /// A job running longer than this is taken to have lost its worker and is run again.
 pub const LEASE: Duration = Duration::from_secs(60);
@@ -156,14 +159,16 @@ impl Worker {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         tracing::info!(queue = QUEUE, "worker started");
         let mut failing: u32 = 0;
+        // The depth gauge is refreshed at most once a second (a COUNT query), not per job.
+        let mut depth_read: Option<Instant> = None;
         while !*stop.borrow() {
-            let result = match self.store.queued_jobs(QUEUE).await {
-                Ok(n) => {
-                    self.depth.store(n.max(0) as u64, Ordering::Relaxed);
-                    self.run_once().await
-                }
-                Err(e) => Err(e),
-            };
+            if depth_read.is_none_or(|at| at.elapsed() >= DEPTH_EVERY)
+                && let Ok(n) = self.store.queued_jobs(QUEUE).await
+            {
+                self.depth.store(n.max(0) as u64, Ordering::Relaxed);
+                depth_read = Some(Instant::now());
+            }
+            let result = self.run_once().await;
             let pause = match result {
                 Ok(worked) => {
                     if failing > 0 {

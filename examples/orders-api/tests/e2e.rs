@@ -6,25 +6,13 @@
 //! when 10% of requests fail, and the generated dashboards and rules reference only
 //! metrics the service really emits.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
+use telltale_test_support::service::{JsonLogProcess, wait_for};
 use telltale_test_support::{PostgresServer, PrometheusServer};
-
-/// Polls `f` until it returns `Some`, panicking with `what` after `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -37,64 +25,31 @@ fn agent() -> ureq::Agent {
 /// A running `orders-api` process on a free port, killed on drop; its stdout (the JSON
 /// logs) is collected line by line.
 struct OrdersApi {
-    child: Child,
+    process: JsonLogProcess,
     base: String,
-    lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl OrdersApi {
     fn start(env: &[(&str, &str)]) -> OrdersApi {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orders-api"))
-            .env("PORT", "0")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orders-api"));
+        cmd.env("PORT", "0")
             .env("RUST_LOG", "info")
             .env("TELLTALE_LOG_FORMAT", "json")
             .env("DRAIN_DELAY_MS", "100")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn orders-api");
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut api = OrdersApi {
-            child,
-            base: String::new(),
-            lines,
-        };
-        let addr = wait_for(
-            Duration::from_secs(60),
-            "orders-api logs `orders-api listening`",
-            || {
-                if let Ok(Some(status)) = api.child.try_wait() {
-                    panic!("orders-api exited early with {status}; output:\n{}", api.output());
-                }
-                api.json_lines().iter().find_map(|v| {
-                    (v["message"] == "orders-api listening")
-                        .then(|| v["addr"].as_str().map(str::to_owned))
-                        .flatten()
-                })
-            },
-        );
-        api.base = format!("http://{addr}");
-        api
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
+            .envs(env.iter().copied());
+        let (process, addr) = JsonLogProcess::start(cmd, "orders-api listening");
+        OrdersApi {
+            process,
+            base: format!("http://{addr}"),
+        }
     }
 
     fn json_lines(&self) -> Vec<Value> {
-        let lines = self.lines.lock().unwrap();
-        lines
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}")))
-            .collect()
+        self.process.json_lines()
+    }
+
+    fn output(&self) -> String {
+        self.process.output()
     }
 
     fn get(&self, path: &str) -> (u16, String) {
@@ -103,13 +58,6 @@ impl OrdersApi {
             res.status().as_u16(),
             res.body_mut().read_to_string().unwrap_or_default(),
         )
-    }
-}
-
-impl Drop for OrdersApi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,32 +1,19 @@
 //! The `worker` binary against a real Postgres: it fulfils the jobs orders-api enqueues
 //! (continuing their trace and request id in its logs), retries a failing job with
-//! back-off until it is marked failed, shows both in its metrics, reports readiness from
+//! back-off until it is marked failed, takes back a job whose worker died, shows both in its metrics, reports readiness from
 //! the database, logs a lost database once (not per attempt), and stops on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use orders_api::store::{Order, Store};
 use orders_api::worker::QUEUE;
 use serde_json::Value;
 use telltale::job::JobContext;
 use telltale_test_support::PostgresServer;
+use telltale_test_support::service::{JsonLogProcess, wait_for};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-
-/// Polls `f` until it returns `Some`, panicking with `what` after `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn get(url: &str) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -43,69 +30,14 @@ fn get(url: &str) -> (u16, String) {
     }
 }
 
-struct WorkerProcess {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl WorkerProcess {
-    fn start(database_url: &str) -> (WorkerProcess, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_worker"))
-            .env("DATABASE_URL", database_url)
-            .env("PORT", "0")
-            .env("RUST_LOG", "info")
-            .env("TELLTALE_LOG_FORMAT", "json")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn worker");
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut w = WorkerProcess { child, lines };
-        let addr = wait_for(Duration::from_secs(60), "worker admin listening", || {
-            if let Ok(Some(status)) = w.child.try_wait() {
-                panic!(
-                    "worker exited early with {status}:\n{:?}",
-                    w.lines.lock().unwrap()
-                );
-            }
-            w.json_lines().iter().find_map(|v| {
-                (v["message"] == "worker admin listening")
-                    .then(|| v["addr"].as_str().map(str::to_owned))
-                    .flatten()
-            })
-        });
-        (w, format!("http://{addr}"))
-    }
-
-    fn json_lines(&self) -> Vec<Value> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-
-    fn count(&self, message: &str) -> usize {
-        self.json_lines()
-            .iter()
-            .filter(|v| v["message"] == message)
-            .count()
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_worker(database_url: &str) -> (JsonLogProcess, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_worker"));
+    cmd.env("DATABASE_URL", database_url)
+        .env("PORT", "0")
+        .env("RUST_LOG", "info")
+        .env("TELLTALE_LOG_FORMAT", "json");
+    let (worker, addr) = JsonLogProcess::start(cmd, "worker admin listening");
+    (worker, format!("http://{addr}"))
 }
 
 fn order(id: &str) -> Order {
@@ -157,10 +89,26 @@ fn the_worker_process_fulfils_jobs_retries_failures_and_reports_its_health() {
     )
     .unwrap();
 
-    let (worker, base) = WorkerProcess::start(&url);
+    // A job a dead worker took long ago (running, started at the epoch): past its lease,
+    // it is taken again.
+    let orphan = "0190b7b4-6c1e-7a52-9d4e-3f1b2c8a9e12";
+    rt.block_on(store.insert_with_job(&order(orphan), QUEUE, &cx.encode()))
+        .unwrap();
+    rt.block_on(
+        sqlx::query("UPDATE jobs SET state = 'running', attempts = 1, started_at_ms = 1 WHERE order_id = $1")
+            .bind(orphan)
+            .execute(pool),
+    )
+    .unwrap();
+
+    let (mut worker, base) = start_worker(&url);
 
     wait_for(Duration::from_secs(30), "the order is fulfilled", || {
         let o = rt.block_on(store.get(good)).unwrap()?;
+        (o.status == "fulfilled").then_some(())
+    });
+    wait_for(Duration::from_secs(30), "the orphaned job is run again", || {
+        let o = rt.block_on(store.get(orphan)).unwrap()?;
         (o.status == "fulfilled").then_some(())
     });
     let done = wait_for(Duration::from_secs(10), "the job's completion line", || {
@@ -210,12 +158,16 @@ fn the_worker_process_fulfils_jobs_retries_failures_and_reports_its_health() {
         assert_eq!(f["request_id"], "worker-req-1");
     }
 
-    let (status, metrics) = get(&format!("{base}/metrics"));
-    assert_eq!(status, 200);
+    // The depth gauge is refreshed once a second: wait until it shows the queue empty.
+    let metrics = wait_for(Duration::from_secs(10), "queue depth 0 on /metrics", || {
+        let (status, metrics) = get(&format!("{base}/metrics"));
+        assert_eq!(status, 200);
+        (series(&metrics, "telltale_queue_depth{", r#"queue="fulfil_order""#) == Some(0.0)).then_some(metrics)
+    });
     let ok = r#"messaging_destination_name="fulfil_order"}"#;
     assert_eq!(
         series(&metrics, "messaging_process_duration_seconds_count{", ok),
-        Some(1.0),
+        Some(2.0),
         "{metrics}"
     );
     assert_eq!(
@@ -230,12 +182,7 @@ fn the_worker_process_fulfils_jobs_retries_failures_and_reports_its_health() {
     assert!(metrics.contains(r#"messaging_system="postgresql""#), "{metrics}");
     assert_eq!(
         series(&metrics, "telltale_job_queue_wait_seconds_count{", "fulfil_order"),
-        Some(4.0),
-        "{metrics}"
-    );
-    assert_eq!(
-        series(&metrics, "telltale_queue_depth{", r#"queue="fulfil_order""#),
-        Some(0.0),
+        Some(5.0),
         "{metrics}"
     );
     assert_eq!(get(&format!("{base}/readyz")).0, 200);
@@ -269,13 +216,9 @@ fn the_worker_process_fulfils_jobs_retries_failures_and_reports_its_health() {
     assert_eq!(worker.count("worker cannot reach the job queue; retrying"), 1);
 
     // SIGTERM: drains, stops the worker loop, exits 0.
-    let mut worker = worker;
-    let pid = worker.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let status = wait_for(Duration::from_secs(30), "the worker exits", || {
-        worker.child.try_wait().unwrap()
-    });
+    let status = worker
+        .terminate(Duration::from_secs(30))
+        .expect("the worker exits within 30 s of SIGTERM");
     assert!(status.success(), "{status}");
     wait_for(Duration::from_secs(5), "the stop lines are read", || {
         (worker.count("worker stopped") >= 1).then_some(())
