@@ -21,7 +21,7 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::Criterion;
 use http::header::CONTENT_TYPE;
@@ -280,24 +280,31 @@ fn criterion_benches(c: &mut Criterion) {
 /// Interleaved rounds; prints the minimum ns/request of each case and its delta over
 /// the matching bare case.
 fn interleaved_minimum() {
-    const ROUNDS: usize = 300;
-    const PER_ROUND: u32 = 2_000;
+    // `REQUEST_ID_BENCH_ROUNDS=<rounds>x<per round>` to change (e.g. `3000x200`: more,
+    // shorter rounds give the minimum more chances to land in a quiet moment).
+    let (rounds, per_round) = std::env::var("REQUEST_ID_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| {
+            let (r, p) = v.split_once('x')?;
+            Some((r.parse::<usize>().ok()?, p.parse::<u32>().ok()?.max(1)))
+        })
+        .unwrap_or((300, 2_000));
     let mut cases = cases();
-    let mut best = vec![Duration::MAX; cases.len()];
-    for _ in 0..ROUNDS {
+    let mut best = vec![f64::MAX; cases.len()];
+    for _ in 0..rounds {
         for ((_, f), best) in cases.iter_mut().zip(best.iter_mut()) {
             let start = Instant::now();
-            for _ in 0..PER_ROUND {
+            for _ in 0..per_round {
                 f();
             }
-            *best = (*best).min(start.elapsed() / PER_ROUND);
+            *best = best.min(start.elapsed().as_secs_f64() * 1e9 / f64::from(per_round));
         }
     }
     let ns = |name: &str| {
         let at = cases.iter().position(|(n, _)| *n == name).unwrap();
-        best[at].as_secs_f64() * 1e9
+        best[at]
     };
-    println!("\ninterleaved minimum over {ROUNDS} rounds x {PER_ROUND} requests (ns/request):");
+    println!("\ninterleaved minimum over {rounds} rounds x {per_round} requests (ns/request):");
     for (name, _) in &cases {
         let own = ns(name);
         let baseline = if let Some(family) = ["axum_like/", "axum/"].into_iter().find(|f| name.starts_with(f))
