@@ -24,6 +24,8 @@
 //!   counted (`telltale_log_dropped_lines_total`) and reported; [`CaptureWriter`] for tests.
 //! - [`LogConfig`] / [`LogFormat`] ([`config`]): builder, `RUST_LOG`, `TELLTALE_LOG_FORMAT`,
 //!   [`LogConfig::init`].
+//! - [`LogFilter`] ([`filter`]): the `RUST_LOG` filter, without `EnvFilter`'s per-span
+//!   locking when no directive needs it.
 //!
 //! This crate does not depend on OpenTelemetry: trace ids are read from the
 //! [`TraceIds`](telltale_core::trace_ids::TraceIds) that telltale-trace stores in span
@@ -34,6 +36,7 @@
 pub mod access;
 pub mod config;
 mod escape;
+pub mod filter;
 pub mod json;
 pub mod keys;
 pub mod redact;
@@ -41,6 +44,7 @@ pub mod writer;
 
 pub use access::{AccessLog, AccessLogBuilder, AccessLogLayer};
 pub use config::{LogConfig, LogConfigError, LogFormat};
+pub use filter::LogFilter;
 pub use json::JsonLayer;
 pub use redact::Redaction;
 pub use writer::{CaptureWriter, LogGuard, LogWriter};

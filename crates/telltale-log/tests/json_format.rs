@@ -349,7 +349,7 @@ fn composed_layer_with_env_filter_drops_below_the_default_level() {
     let capture = CaptureWriter::new();
     let config = LogConfig::new("svc").format(LogFormat::Json);
     let subscriber = tracing_subscriber::registry()
-        .with(config.env_filter().unwrap())
+        .with(config.filter().unwrap())
         .with(config.layer(capture.clone()).unwrap());
     tracing::subscriber::with_default(subscriber, || {
         tracing::debug!("hidden");

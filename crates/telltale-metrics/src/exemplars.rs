@@ -226,21 +226,23 @@ fn label_key<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
 
 /// The sampled trace ids of the request: from its extensions, else from the current
 /// `tracing` span (telltale-trace puts them in the span's extensions).
+///
+/// The span is looked up through the dispatcher's current span, not `Span::current()`,
+/// which would clone a handle (the dispatcher's `Arc` and the span's reference count) only
+/// to drop it again: about 100 ns per request on the server-layer bench.
 pub(crate) fn current_trace_ids(ext: &http::Extensions) -> Option<TraceIds> {
-    let ids = ext.get::<TraceIds>().copied().or_else(|| {
-        let mut found = None;
-        tracing::Span::current().with_subscriber(|(id, dispatch)| {
+    let ids = match ext.get::<TraceIds>() {
+        Some(ids) => *ids,
+        None => tracing::dispatcher::get_default(|dispatch| {
             use tracing_subscriber::registry::LookupSpan;
-            if let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>()
-                && let Some(span) = registry.span(id)
-            {
-                found = span
-                    .scope()
-                    .find_map(|s| s.extensions().get::<TraceIds>().copied());
-            }
-        });
-        found
-    })?;
+            let current = dispatch.current_span();
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            registry
+                .span(current.id()?)?
+                .scope()
+                .find_map(|s| s.extensions().get::<TraceIds>().copied())
+        })?,
+    };
     ids.sampled.then_some(ids)
 }
 

@@ -265,7 +265,7 @@ impl TelemetryBuilder {
         // Settings users get wrong (RUST_LOG, OTEL_*) are checked before anything global
         // (recorder, tracer provider, subscriber) is installed.
         if self.logs {
-            log_config.env_filter()?;
+            log_config.filter()?;
         }
         #[cfg(feature = "otlp-metrics")]
         let otlp_metrics = self.otlp_metrics_pipeline(&|k| std::env::var(k).ok())?;
@@ -559,7 +559,7 @@ fn install_logs(config: &LogConfig, sink: Option<LogSink>) -> Result<LogGuard, T
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
-    let filter = config.env_filter()?;
+    let filter = config.filter()?;
     let (writer, guard) = match sink {
         Some(LogSink(w)) => config.non_blocking(w)?,
         None => config.non_blocking(std::io::stdout())?,

@@ -1,0 +1,242 @@
+//! The `RUST_LOG` filter as installed: [`LogFilter`].
+//!
+//! ```
+//! use telltale_log::filter::LogFilter;
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! // Target and level directives only: served by `Targets`, no per-span bookkeeping.
+//! let filter = LogFilter::parse("info,orders_api=debug").unwrap();
+//! assert!(!filter.is_dynamic());
+//! // A span directive needs `EnvFilter`.
+//! assert!(LogFilter::parse("warn,[checkout]=debug").unwrap().is_dynamic());
+//! assert!(LogFilter::parse("info,[[[").is_err());
+//!
+//! let subscriber = tracing_subscriber::registry().with(filter);
+//! # let _ = subscriber;
+//! ```
+//!
+//! # Why not always `EnvFilter`
+//!
+//! tracing-subscriber 0.3's `EnvFilter` takes a lock on its span table in `on_new_span`,
+//! `on_enter`, `on_exit` and `on_close`, **even when no directive names a span or a
+//! field**. Those callbacks run several times per request (the request span is entered
+//! on every poll of the response future and of the body), which cost about 100 ns per
+//! request on the server-layer bench. Most filters (`info`, `info,sqlx=warn`) are plain
+//! `target=level` lists. For them [`LogFilter`] uses tracing-subscriber's own
+//! [`Targets`]. `Targets` parses the same static directives into the same matcher that
+//! `EnvFilter` uses for them, so the two enable exactly the same events and spans. A
+//! filter with a span or field directive (`[span]`, `[{field=value}]`) gets `EnvFilter`,
+//! unchanged.
+
+use std::fmt;
+
+use tracing::level_filters::LevelFilter;
+use tracing::span;
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Context, Layer};
+
+/// A global filter layer built from `RUST_LOG` syntax; see the [module docs](self).
+pub struct LogFilter(Inner);
+
+// Both boxed: `Targets` is about 500 bytes (its directives inline), `EnvFilter` 1,800.
+enum Inner {
+    Static(Box<Targets>),
+    Dynamic(Box<EnvFilter>),
+}
+
+impl LogFilter {
+    /// Parses `directives` (`EnvFilter` syntax). An invalid directive is an error, not
+    /// skipped: the message is `EnvFilter`'s.
+    pub fn parse(directives: &str) -> Result<LogFilter, tracing_subscriber::filter::ParseError> {
+        // `EnvFilter` validates the whole syntax (and is the fallback for anything
+        // `Targets` reads differently, such as empty directives between commas).
+        let env = EnvFilter::builder().parse(directives)?;
+        if directives.contains('[') {
+            return Ok(LogFilter(Inner::Dynamic(Box::new(env))));
+        }
+        Ok(LogFilter(match directives.parse::<Targets>() {
+            Ok(targets) => Inner::Static(Box::new(targets)),
+            Err(_) => Inner::Dynamic(Box::new(env)),
+        }))
+    }
+
+    /// Whether the filter has span or field directives (and so uses `EnvFilter`).
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self.0, Inner::Dynamic(_))
+    }
+}
+
+impl fmt::Debug for LogFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Inner::Static(t) => f.debug_tuple("LogFilter").field(t).finish(),
+            Inner::Dynamic(e) => f.debug_tuple("LogFilter").field(e).finish(),
+        }
+    }
+}
+
+impl fmt::Display for LogFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Inner::Static(t) => {
+                let mut first = true;
+                for (target, level) in t.iter() {
+                    if !first {
+                        f.write_str(",")?;
+                    }
+                    first = false;
+                    write!(f, "{target}={level}")?;
+                }
+                if let Some(level) = t.default_level() {
+                    if !first {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{level}")?;
+                }
+                Ok(())
+            }
+            Inner::Dynamic(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+/// Forwards to the chosen filter. `Targets` only filters (`register_callsite`, `enabled`,
+/// `max_level_hint`); the span callbacks matter to `EnvFilter` alone.
+impl<S: Subscriber> Layer<S> for LogFilter {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        match &self.0 {
+            Inner::Static(t) => <Targets as Layer<S>>::register_callsite(t, metadata),
+            Inner::Dynamic(e) => <EnvFilter as Layer<S>>::register_callsite(e, metadata),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        match &self.0 {
+            Inner::Static(t) => <Targets as Layer<S>>::max_level_hint(t),
+            Inner::Dynamic(e) => <EnvFilter as Layer<S>>::max_level_hint(e),
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        match &self.0 {
+            Inner::Static(t) => Layer::<S>::enabled(t, metadata, ctx),
+            Inner::Dynamic(e) => Layer::<S>::enabled(e, metadata, ctx),
+        }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        match &self.0 {
+            Inner::Static(t) => Layer::<S>::event_enabled(t, event, ctx),
+            Inner::Dynamic(e) => Layer::<S>::event_enabled(e, event, ctx),
+        }
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if let Inner::Dynamic(e) = &self.0 {
+            Layer::<S>::on_new_span(e, attrs, id, ctx);
+        }
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if let Inner::Dynamic(e) = &self.0 {
+            Layer::<S>::on_record(e, id, values, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Inner::Dynamic(e) = &self.0 {
+            Layer::<S>::on_enter(e, id, ctx);
+        }
+    }
+
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Inner::Dynamic(e) = &self.0 {
+            Layer::<S>::on_exit(e, id, ctx);
+        }
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if let Inner::Dynamic(e) = &self.0 {
+            Layer::<S>::on_close(e, id, ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CaptureWriter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// The events each filter lets through, from the same program, written by the JSON
+    /// layer: `Targets` and `EnvFilter` must agree on every static directive.
+    fn seen(filter: impl Layer<tracing_subscriber::Registry> + Send + Sync + 'static) -> Vec<String> {
+        let capture = CaptureWriter::new();
+        let layer = crate::LogConfig::new("svc").json_layer(capture.clone()).unwrap();
+        let subscriber = tracing_subscriber::registry().with(filter).with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "app", "app trace");
+            tracing::debug!(target: "app", "app debug");
+            tracing::info!(target: "app", "app info");
+            tracing::debug!(target: "app::db", "app::db debug");
+            tracing::warn!(target: "app::db", "app::db warn");
+            tracing::info!(target: "application", "application info");
+            tracing::info!(target: "sqlx::query", "sqlx info");
+            tracing::error!(target: "sqlx::query", "sqlx error");
+            let span = tracing::info_span!(target: "app", "checkout");
+            span.in_scope(|| tracing::debug!(target: "other", "other debug in checkout"));
+        });
+        capture
+            .json_lines()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn static_directives_use_targets_and_enable_what_env_filter_enables() {
+        for directives in [
+            "info",
+            "warn,app=debug",
+            "app::db=warn,app=trace",
+            "error,sqlx=off,app=info",
+            "app",
+            "off",
+            "trace",
+            "info,app[{user}]=debug", // field names: `[` keeps EnvFilter
+        ] {
+            let ours = LogFilter::parse(directives).unwrap();
+            assert_eq!(ours.is_dynamic(), directives.contains('['), "{directives}");
+            let env = EnvFilter::builder().parse(directives).unwrap();
+            assert_eq!(seen(ours), seen(env), "{directives}");
+        }
+    }
+
+    #[test]
+    fn span_directives_keep_env_filter_and_work() {
+        let filter = LogFilter::parse("warn,[checkout]=debug").unwrap();
+        assert!(filter.is_dynamic());
+        let seen = seen(filter);
+        assert!(seen.contains(&"other debug in checkout".to_owned()), "{seen:?}");
+        assert!(!seen.contains(&"app info".to_owned()), "{seen:?}");
+    }
+
+    #[test]
+    fn invalid_directives_are_errors() {
+        for bad in ["info,[[[", "app=loud", "a=b=c"] {
+            assert!(LogFilter::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips_through_parse() {
+        let filter = LogFilter::parse("warn,app=debug,app::db=error").unwrap();
+        let again = LogFilter::parse(&filter.to_string()).unwrap();
+        assert!(!again.is_dynamic());
+        assert_eq!(seen(filter), seen(again));
+    }
+}
