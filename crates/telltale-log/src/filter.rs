@@ -19,11 +19,13 @@
 //!
 //! tracing-subscriber 0.3's `EnvFilter` takes a lock on its span table in `on_new_span`,
 //! `on_enter`, `on_exit` and `on_close`, **even when no directive names a span or a
-//! field**. Those callbacks run several times per request (the request span is entered
-//! on every poll of the response future and of the body), which cost about 100 ns per
-//! request on the server-layer bench. Most filters (`info`, `info,sqlx=warn`) are plain
-//! `target=level` lists. For them [`LogFilter`] uses tracing-subscriber's own
-//! [`Targets`]. `Targets` parses the same static directives into the same matcher that
+//! field**. Those callbacks run several times per request: the request span is entered
+//! on every poll of the response future and of the body. Together with a cheaper
+//! exemplar lookup in telltale-metrics, skipping them took 55–70 ns per request off
+//! telltale's `server_layer()` (docs/performance.md, session 5).
+//!
+//! Most filters (`info`, `info,sqlx=warn`) are plain `target=level` lists. For them
+//! [`LogFilter`] uses tracing-subscriber's own [`Targets`]. `Targets` parses the same static directives into the same matcher that
 //! `EnvFilter` uses for them, so the two enable exactly the same events and spans. A
 //! filter with a span or field directive (`[span]`, `[{field=value}]`) gets `EnvFilter`,
 //! unchanged.

@@ -229,7 +229,8 @@ fn label_key<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
 ///
 /// The span is looked up through the dispatcher's current span, not `Span::current()`,
 /// which would clone a handle (the dispatcher's `Arc` and the span's reference count) only
-/// to drop it again: about 100 ns per request on the server-layer bench.
+/// to drop it again, closing bookkeeping included. With telltale-log's `LogFilter`, this
+/// took 55–70 ns per request off `server_layer()` (docs/performance.md, session 5).
 pub(crate) fn current_trace_ids(ext: &http::Extensions) -> Option<TraceIds> {
     let ids = match ext.get::<TraceIds>() {
         Some(ids) => *ids,
