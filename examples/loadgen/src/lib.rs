@@ -300,7 +300,7 @@ impl Mix {
 
 // === Histogram ===
 
-/// Latencies in buckets growing by 10% from 10 µs to about 6 minutes: p50/p90/p99 within
+/// Latencies in buckets growing by 10% from 10 µs to about 4 minutes: p50/p90/p99 within
 /// 10%, in 180 counters whatever the run's length.
 #[derive(Debug, Clone)]
 pub struct Histogram {
