@@ -2,9 +2,8 @@
 //! variables). Exits 0 after the run (or SIGINT/SIGTERM), 2 on bad configuration.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use telltale::{Sampling, Telemetry};
+use telltale::Telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,13 +19,9 @@ async fn main() -> ExitCode {
         .version(env!("CARGO_PKG_VERSION"))
         .json_logs()
         .otlp_from_env()
-        // The load is the root of its traces: the same sampling as the Orders API, so a
-        // backend sees what production would keep, and every failed call.
-        .sampling(
-            Sampling::ratio(0.05)
-                .keep_errors()
-                .keep_slower_than(Duration::from_millis(500)),
-        )
+        // The load is the root of its traces: the Orders API's own sampling, so a backend
+        // sees what production would keep, and every failed call.
+        .sampling(orders_api::sampling())
         .init()
     {
         Ok(t) => t,

@@ -78,6 +78,14 @@ impl Drop for Service {
     }
 }
 
+/// The sampling of the Orders system's traces (the API, the worker, the load generator):
+/// 5% of traces, plus every error and every request slower than 500 ms.
+pub fn sampling() -> Sampling {
+    Sampling::ratio(0.05)
+        .keep_errors()
+        .keep_slower_than(Duration::from_millis(500))
+}
+
 /// Builds telemetry for the Orders API from the configuration.
 pub fn telemetry(config: &Config) -> Result<Telemetry, telltale::TelemetryError> {
     Telemetry::builder("orders-api")
@@ -88,11 +96,7 @@ pub fn telemetry(config: &Config) -> Result<Telemetry, telltale::TelemetryError>
         // Metrics go to /metrics (below) and, when OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT
         // is set, also to the collector.
         .otlp_metrics_from_env()
-        .sampling(
-            Sampling::ratio(0.05)
-                .keep_errors()
-                .keep_slower_than(Duration::from_millis(500)),
-        )
+        .sampling(sampling())
         .prometheus()
         .init()
 }

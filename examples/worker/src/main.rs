@@ -17,7 +17,7 @@ use std::time::Duration;
 use orders_api::store::Store;
 use orders_api::worker::Worker;
 use telltale::health::{Health, checks};
-use telltale::{Sampling, ShutdownConfig, Telemetry};
+use telltale::{ShutdownConfig, Telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -81,11 +81,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         .version(env!("CARGO_PKG_VERSION"))
         .json_logs()
         .otlp_from_env()
-        .sampling(
-            Sampling::ratio(0.05)
-                .keep_errors()
-                .keep_slower_than(Duration::from_millis(500)),
-        )
+        .sampling(orders_api::sampling())
         .prometheus()
         .init()?;
     let store = Store::connect(Some(&settings.database_url)).await?;
