@@ -42,11 +42,13 @@ pub struct BudgetReport {
     pub consumed: Option<f64>,
     /// Share left, `1 - consumed` (negative when overspent).
     pub remaining: Option<f64>,
-    /// Requests in the window.
+    /// For a job SLO, its queue: the "requests" below are then job runs.
+    pub queue: Option<String>,
+    /// Requests (job runs) in the window.
     pub requests_in_window: Option<f64>,
     /// A week's budget in minutes of full outage: `10080 × budget`.
     pub week_budget_minutes: f64,
-    /// A week's budget in failed requests, at last week's traffic.
+    /// A week's budget in failed requests (job runs), at last week's traffic.
     pub week_budget_requests: Option<f64>,
 }
 
@@ -55,7 +57,7 @@ impl fmt::Display for BudgetReport {
         let pct = |v: Option<f64>| v.map_or("no data".to_owned(), |v| format!("{:.2}%", v * 100.0));
         write!(
             f,
-            "{}: objective {}% over {}; consumed {}, remaining {}; week budget {:.2} min, {} requests",
+            "{}: objective {}% over {}; consumed {}, remaining {}; week budget {:.2} min, {} {}",
             self.slo,
             self.objective,
             self.window,
@@ -64,6 +66,11 @@ impl fmt::Display for BudgetReport {
             self.week_budget_minutes,
             self.week_budget_requests
                 .map_or("no data".to_owned(), |r| format!("{r:.0}")),
+            if self.queue.is_some() {
+                "job runs"
+            } else {
+                "requests"
+            },
         )
     }
 }
@@ -194,6 +201,7 @@ pub fn budget(prometheus: &str, spec: &ServiceSpec) -> Result<Vec<BudgetReport>,
                 error_ratio,
                 consumed,
                 remaining: consumed.map(|c| 1.0 - c),
+                queue: slo.queue.clone(),
                 requests_in_window,
                 week_budget_minutes: WEEK_MINUTES as f64 * b,
                 week_budget_requests: week_requests.map(|r| r * b),

@@ -210,6 +210,11 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         );
     }
 
+    let queues: Vec<&str> = spec.slos.iter().filter_map(|slo| slo.queue.as_deref()).collect();
+    if !queues.is_empty() {
+        job_row(&mut lay, &svc, &queues);
+    }
+
     lay.row("Dependencies");
     let client_count = format!("{}_count", names::otel::HTTP_CLIENT_REQUEST_DURATION);
     let client_bucket = format!("{}_bucket", names::otel::HTTP_CLIENT_REQUEST_DURATION);
@@ -311,6 +316,76 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         ]},
         "panels": lay.panels,
     })
+}
+
+/// The "Jobs" row, for the queues the spec's job SLOs name: runs, failures, run time
+/// and queue wait by queue.
+fn job_row(lay: &mut Layout, svc: &[String], queues: &[&str]) {
+    let q = names::job::MESSAGING_DESTINATION_NAME;
+    let mut m = svc.to_vec();
+    let mut distinct = queues.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    m.push(match distinct.as_slice() {
+        [one] => eq(q, one),
+        many => {
+            let alternatives: Vec<String> = many.iter().map(|name| promql::regex_escape(name)).collect();
+            format!("{q}=~{}", promql::quote(&alternatives.join("|")))
+        }
+    });
+    let mut failed = m.clone();
+    failed.push(format!("{}!=\"\"", names::labels::ERROR_TYPE));
+    let count = format!("{}_count", names::job::MESSAGING_PROCESS_DURATION);
+    let bucket = format!("{}_bucket", names::job::MESSAGING_PROCESS_DURATION);
+    let wait = format!("{}_bucket", names::job::QUEUE_WAIT);
+    let legend = format!("{{{{{q}}}}}");
+    lay.row("Jobs");
+    lay.panel(
+        "timeseries",
+        "Job runs/s by queue",
+        "ops",
+        &[(
+            &legend,
+            format!("sum by ({q}) (rate({}[$__rate_interval]))", sel(&count, &m)),
+        )],
+    );
+    lay.panel(
+        "timeseries",
+        "Job failure ratio by queue",
+        "percentunit",
+        &[(
+            &legend,
+            format!(
+                "sum by ({q}) (rate({}[$__rate_interval])) / sum by ({q}) (rate({}[$__rate_interval]))",
+                sel(&count, &failed),
+                sel(&count, &m)
+            ),
+        )],
+    );
+    lay.panel(
+        "timeseries",
+        "Job run time p99 by queue",
+        "s",
+        &[(
+            &legend,
+            format!(
+                "histogram_quantile(0.99, sum by ({q}, le) (rate({}[$__rate_interval])))",
+                sel(&bucket, &m)
+            ),
+        )],
+    );
+    lay.panel(
+        "timeseries",
+        "Queue wait p95 by queue (enqueue to start)",
+        "s",
+        &[(
+            &legend,
+            format!(
+                "histogram_quantile(0.95, sum by ({q}, le) (rate({}[$__rate_interval])))",
+                sel(&wait, &m)
+            ),
+        )],
+    );
 }
 
 /// The deploy-marker query: a `build_info` label set that is new in the last 10 minutes.

@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
-use telltale_metrics::names::{client, legacy, meta, otel};
+use telltale_metrics::names::{client, job, legacy, meta, otel};
 
 pub use decimal::{Decimal, ParseDecimalError};
 pub use spec::{ServiceSpec, Slo, SpecError};
@@ -204,6 +204,8 @@ pub fn known_metric_names() -> BTreeSet<String> {
         otel::HTTP_SERVER_REQUEST_BODY_SIZE,
         otel::HTTP_SERVER_RESPONSE_BODY_SIZE,
         legacy::HTTP_REQUEST_DURATION,
+        job::MESSAGING_PROCESS_DURATION,
+        job::QUEUE_WAIT,
     ];
     let mut out: BTreeSet<String> = [
         otel::HTTP_SERVER_ACTIVE_REQUESTS,

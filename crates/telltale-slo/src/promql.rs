@@ -42,7 +42,7 @@ pub fn quote(value: &str) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn regex_escape(s: &str) -> String {
+pub(crate) fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if "\\.+*?()|[]{}^$".contains(c) {
@@ -58,9 +58,13 @@ pub fn service_matchers(spec: &ServiceSpec) -> Vec<String> {
     vec![eq(&spec.service_label, &spec.service)]
 }
 
-/// Matchers selecting the SLO's requests: service, routes, selectors.
+/// Matchers selecting the SLO's requests (service, routes, selectors) or, for a job SLO,
+/// its queue's runs (service, queue, selectors).
 pub fn slo_matchers(spec: &ServiceSpec, slo: &Slo) -> Vec<String> {
     let mut m = service_matchers(spec);
+    if let Some(queue) = &slo.queue {
+        m.push(eq(names::job::MESSAGING_DESTINATION_NAME, queue));
+    }
     let labels = spec.label_names();
     match slo.routes.as_slice() {
         [] => {}
@@ -80,10 +84,22 @@ fn selector(metric: &str, matchers: &[String]) -> String {
     format!("{metric}{{{}}}", matchers.join(","))
 }
 
-/// The series counting every request of the SLO (`_count` of the histogram, or the counter).
+/// The duration histogram an SLO reads: the scheme's request histogram, or for a job SLO
+/// `messaging_process_duration_seconds`.
+pub fn duration_histogram<'a>(spec: &'a ServiceSpec, slo: &Slo) -> &'a str {
+    if slo.queue.is_some() {
+        names::job::MESSAGING_PROCESS_DURATION
+    } else {
+        spec.label_names().duration
+    }
+}
+
+/// The series counting every request (or job run) of the SLO (`_count` of the
+/// histogram, or the counter).
 pub fn total_series(spec: &ServiceSpec, slo: &Slo) -> String {
-    let metric = slo.metric.as_deref().unwrap_or(spec.label_names().duration);
-    if metric == spec.label_names().duration {
+    let histogram = duration_histogram(spec, slo);
+    let metric = slo.metric.as_deref().unwrap_or(histogram);
+    if metric == histogram {
         format!("{metric}_count")
     } else {
         metric.to_owned()
@@ -113,20 +129,25 @@ pub fn total_rate(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
     )
 }
 
-/// `sum(rate(good_or_bad[window]))`: for availability the 5xx requests, for latency the
-/// requests within the threshold (the `le` bucket).
+/// `sum(rate(good_or_bad[window]))`: for availability the 5xx requests (or failed job
+/// runs: those with an `error_type`), for latency the requests (or runs) within the
+/// threshold (the `le` bucket).
 pub fn numerator_rate(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
     let mut m = slo_matchers(spec, slo);
     match slo.kind {
         SloKind::Availability => {
-            m.push(server_error_matcher(spec));
+            m.push(if slo.queue.is_some() {
+                format!("{}!=\"\"", names::labels::ERROR_TYPE)
+            } else {
+                server_error_matcher(spec)
+            });
             format!("sum(rate({}[{window}]))", selector(&total_series(spec, slo), &m))
         }
         SloKind::Latency { threshold_seconds } => {
             m.push(le_matcher(threshold_seconds));
             format!(
                 "sum(rate({}[{window}]))",
-                selector(&format!("{}_bucket", spec.label_names().duration), &m)
+                selector(&format!("{}_bucket", duration_histogram(spec, slo)), &m)
             )
         }
     }
@@ -149,29 +170,32 @@ pub fn error_ratio_one_line(spec: &ServiceSpec, slo: &Slo, window: &str) -> Stri
         .replace('\n', " ")
 }
 
-/// Selector of the absent() alert: the service's total series (and, for latency, the
-/// exact threshold bucket, so a changed bucket layout is noticed too).
+/// Selector of the absent() alert: the service's total series, or for a job SLO its
+/// queue's (and, for latency, the exact threshold bucket, so a changed bucket layout is
+/// noticed too).
 pub fn absent_expr(spec: &ServiceSpec, slo: &Slo) -> String {
-    let m = service_matchers(spec);
+    let mut m = service_matchers(spec);
+    if let Some(queue) = &slo.queue {
+        m.push(eq(names::job::MESSAGING_DESTINATION_NAME, queue));
+    }
     match slo.kind {
         SloKind::Availability => format!("absent({})", selector(&total_series(spec, slo), &m)),
         SloKind::Latency { threshold_seconds } => {
-            let mut m = m;
             m.push(le_matcher(threshold_seconds));
             format!(
                 "absent({})",
-                selector(&format!("{}_bucket", spec.label_names().duration), &m)
+                selector(&format!("{}_bucket", duration_histogram(spec, slo)), &m)
             )
         }
     }
 }
 
-/// Quantile `q` of the SLO's request duration over `window`.
+/// Quantile `q` of the SLO's request (or job run) duration over `window`.
 pub fn latency_quantile(spec: &ServiceSpec, slo: &Slo, q: &str, window: &str) -> String {
     format!(
         "histogram_quantile({q}, sum by (le) (rate({}[{window}])))",
         selector(
-            &format!("{}_bucket", spec.label_names().duration),
+            &format!("{}_bucket", duration_histogram(spec, slo)),
             &slo_matchers(spec, slo)
         )
     )

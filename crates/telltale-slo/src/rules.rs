@@ -227,13 +227,21 @@ fn runbook_url(spec: &ServiceSpec, alert: &str) -> String {
 }
 
 fn describe_slo(slo: &Slo) -> String {
-    match slo.kind {
-        SloKind::Availability => format!(
+    match (&slo.queue, &slo.kind) {
+        (None, SloKind::Availability) => format!(
             "{}% of requests not failing with a 5xx over {}",
             slo.objective, slo.window
         ),
-        SloKind::Latency { threshold_seconds } => format!(
+        (None, SloKind::Latency { threshold_seconds }) => format!(
             "{}% of requests faster than {threshold_seconds} s over {}",
+            slo.objective, slo.window
+        ),
+        (Some(queue), SloKind::Availability) => format!(
+            "{}% of {queue} job runs not failing over {}",
+            slo.objective, slo.window
+        ),
+        (Some(queue), SloKind::Latency { threshold_seconds }) => format!(
+            "{}% of {queue} job runs faster than {threshold_seconds} s over {}",
             slo.objective, slo.window
         ),
     }
@@ -352,7 +360,11 @@ pub fn rule_set(spec: &ServiceSpec) -> RuleSet {
                     (
                         "description".to_owned(),
                         format!(
-                            "The {q} quantile of request duration over 5m is {{{{ $value | humanizeDuration }}}}, above the {} SLO threshold of {threshold_seconds} s.",
+                            "The {q} quantile of {} duration over 5m is {{{{ $value | humanizeDuration }}}}, above the {} SLO threshold of {threshold_seconds} s.",
+                            match &slo.queue {
+                                Some(queue) => format!("{queue} job run"),
+                                None => "request".to_owned(),
+                            },
                             slo.name
                         ),
                     ),

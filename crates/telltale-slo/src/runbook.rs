@@ -87,15 +87,27 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
     match &first.kind {
         AlertKind::Burn { slo } => {
             let slo = find_slo(spec, slo);
-            let what = match slo.kind {
-                SloKind::Availability => "requests that fail with a server error (5xx)".to_owned(),
-                SloKind::Latency { threshold_seconds } => {
-                    format!("requests slower than {threshold_seconds} s")
-                }
+            let (unit, what) = match (&slo.queue, &slo.kind) {
+                (None, SloKind::Availability) => (
+                    "requests".to_owned(),
+                    "requests that fail with a server error (5xx)".to_owned(),
+                ),
+                (None, SloKind::Latency { threshold_seconds }) => (
+                    "requests".to_owned(),
+                    format!("requests slower than {threshold_seconds} s"),
+                ),
+                (Some(queue), SloKind::Availability) => (
+                    format!("`{queue}` job runs"),
+                    "runs that fail, panic or are cancelled midway (they carry an `error_type`)".to_owned(),
+                ),
+                (Some(queue), SloKind::Latency { threshold_seconds }) => (
+                    format!("`{queue}` job runs"),
+                    format!("runs slower than {threshold_seconds} s"),
+                ),
             };
             let _ = writeln!(
                 out,
-                "The `{}` SLO promises {}% over {}: the error budget is {} of requests; errors are {what}. \
+                "The `{}` SLO promises {}% over {}: the error budget is {} of {unit}; errors are {what}. \
                  This alert fires when the budget is being spent faster than it can last \
                  (Google SRE Workbook, multi-window multi-burn-rate). The `window` label says which pair fired:\n",
                 slo.name,
@@ -191,7 +203,12 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
             code(&mut out, &promql::error_ratio(spec, slo, "1h"));
             let _ = writeln!(
                 out,
-                "Requests per second, to see whether traffic itself changed:\n"
+                "{} per second, to see whether traffic itself changed:\n",
+                if slo.queue.is_some() {
+                    "Job runs"
+                } else {
+                    "Requests"
+                }
             );
             code(&mut out, &promql::total_rate(spec, slo, "5m"));
             let _ = writeln!(
@@ -209,24 +226,51 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
     );
 
     let _ = writeln!(out, "## Mitigate\n");
-    let mitigation = match &first.kind {
-        AlertKind::Burn { .. } | AlertKind::ErrorRatio | AlertKind::LatencyAboveThreshold { .. } => {
-            "1. If a deploy marker precedes the start of the errors, roll back first (below), investigate later.\n\
+    let job_queue = match &first.kind {
+        AlertKind::Burn { slo } | AlertKind::Absent { slo } | AlertKind::LatencyAboveThreshold { slo } => {
+            find_slo(spec, slo).queue.as_deref()
+        }
+        _ => None,
+    };
+    let job_mitigation;
+    let mitigation = match (&first.kind, job_queue) {
+        (AlertKind::Absent { .. }, Some(queue)) => {
+            job_mitigation = format!(
+                "1. Is the worker up and taking jobs from `{queue}`? Check its deployment, `/readyz` and its logs.\n\
+                 2. Is it scraped? Prometheus → Status → Targets: look for the worker's job and its last error.\n\
+                 3. An idle queue has no series until its first run after a restart: if nothing was enqueued for 10 minutes, check that the producer still enqueues.\n"
+            );
+            job_mitigation.as_str()
+        }
+        (_, Some(queue)) => {
+            job_mitigation = format!(
+                "1. If a deploy marker precedes the start of the failures, roll back first (below), investigate later.\n\
+                 2. Read the completion lines of failing runs: JSON logs with target `telltale::job`, `job` = `{queue}` and `outcome` = `error`; `error_type` and `error` say why. Follow `trace_id` to the trace: it continues the trace of the request that enqueued the job, and `request_id` is that request's.\n\
+                 3. A failing dependency of the worker (database, downstream service): see the dependency row and its runbook.\n\
+                 4. A backlog: `telltale_job_queue_wait_seconds{{messaging_destination_name=\"{queue}\"}}` rising means runs start late; add workers, or shed the producer's load.\n\
+                 5. One job failing on every attempt (bad data): find it by its `error` text, fix or discard it.\n"
+            );
+            job_mitigation.as_str()
+        }
+        _ => match &first.kind {
+            AlertKind::Burn { .. } | AlertKind::ErrorRatio | AlertKind::LatencyAboveThreshold { .. } => {
+                "1. If a deploy marker precedes the start of the errors, roll back first (below), investigate later.\n\
              2. Find the failing routes on the dashboard (traffic and errors by route) and the failing dependency on the dependency row.\n\
              3. Read the access log of failing requests: filter the JSON logs on `status>=500` (or on duration above the threshold) and follow `trace_id` to the trace.\n\
              4. Overload (in-flight, CPU or memory near their limits): scale out, or shed load.\n\
              5. A failing dependency: see its own runbook; degrade gracefully (cached or partial answers) if the code allows.\n"
-        }
-        AlertKind::Absent { .. } => {
-            "1. Is the service up? Check the deployment and `/healthz`.\n\
+            }
+            AlertKind::Absent { .. } => {
+                "1. Is the service up? Check the deployment and `/healthz`.\n\
              2. Is it scraped? Prometheus → Status → Targets: look for the service's job and its last error.\n\
              3. Does `/metrics` still expose the metric with the same name and labels? A renamed metric or a changed `service` label needs the spec updated.\n"
-        }
-        AlertKind::DependencyErrors | AlertKind::BreakerOpen => {
-            "1. Check the dependency's own dashboard and alerts: is it down, slow or overloaded?\n\
+            }
+            AlertKind::DependencyErrors | AlertKind::BreakerOpen => {
+                "1. Check the dependency's own dashboard and alerts: is it down, slow or overloaded?\n\
              2. Check the network path (DNS, TLS, connection errors in the `error_type` label).\n\
              3. If our retries add load to a struggling dependency, lower the retry budget; the breaker already sheds calls while open.\n"
-        }
+            }
+        },
     };
     let _ = writeln!(out, "{mitigation}");
     let _ = writeln!(out, "## Roll back\n");

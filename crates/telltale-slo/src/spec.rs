@@ -38,9 +38,32 @@
 //! | `slos[].window` | compliance window: `30d`, `4w`, `720h` | `30d` |
 //! | `slos[].threshold` | latency SLOs: seconds, one of the `buckets` | required for latency |
 //! | `slos[].routes` | only these route templates | all routes |
-//! | `slos[].selectors` | extra exact label matchers (method or route label of the scheme, `environment`) | none |
+//! | `slos[].queue` | a background-job SLO over this queue's runs instead of requests (see below) | none |
+//! | `slos[].selectors` | extra exact label matchers (method or route label of the scheme, `environment`; with `queue`: `messaging_system`, `environment`) | none |
 //! | `slos[].metric` | the histogram (or, legacy availability, counter) to read | the scheme's |
 //! | `slos[].description` | free text for runbooks | none |
+//!
+//! # Background jobs
+//!
+//! With `queue`, an SLO measures the runs of that queue's jobs (as recorded by
+//! `telltale::job`: `messaging_process_duration_seconds{messaging_destination_name=…}`,
+//! the same name in both schemes) instead of HTTP requests:
+//!
+//! - `availability`: runs that do not fail, i.e. have no `error_type` label (a failure, a
+//!   panic or a run cancelled midway all set it);
+//! - `latency`: runs faster than `threshold`.
+//!
+//! A job SLO cannot also name `routes` or `metric`.
+//!
+//! ```
+//! use telltale_slo::spec::{ServiceSpec, Slo};
+//!
+//! let spec = ServiceSpec::builder("orders-api")
+//!     .slo(Slo::availability("fulfilment", 99.0).queue("fulfil_order"))
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(spec.slos[0].queue.as_deref(), Some("fulfil_order"));
+//! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -243,6 +266,9 @@ pub struct Slo {
     pub window: Window,
     /// Route templates the SLO covers; empty = all.
     pub routes: Vec<String>,
+    /// A background-job SLO: the queue whose runs it measures (see the
+    /// [module docs](self#background-jobs)); `None` = HTTP or gRPC requests.
+    pub queue: Option<String>,
     /// Extra exact-match label selectors.
     pub selectors: BTreeMap<String, String>,
     /// Metric override (validated against the scheme); `None` = the scheme's default.
@@ -275,6 +301,7 @@ impl Slo {
             objective: Decimal::from_f64(objective_raw).unwrap_or(Decimal::ZERO),
             window: Window::days(30),
             routes: Vec::new(),
+            queue: None,
             selectors: BTreeMap::new(),
             metric: None,
             description: None,
@@ -291,6 +318,13 @@ impl Slo {
     /// Restricts the SLO to a route template (call again for more).
     pub fn route(mut self, route: impl Into<String>) -> Self {
         self.routes.push(route.into());
+        self
+    }
+
+    /// Makes this a background-job SLO over `queue`'s runs (its
+    /// `messaging_destination_name`) instead of requests.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
         self
     }
 
@@ -683,6 +717,32 @@ impl ServiceSpecBuilder {
                     ));
                 }
             }
+            if let Some(queue) = &slo.queue {
+                if !is_name(queue, true) {
+                    return Err(SpecError::new(
+                        at("queue"),
+                        format!("queue `{queue}` is not a valid queue name"),
+                        "use the name given to `Telemetry::job(...)`, e.g. fulfil_order",
+                    ));
+                }
+                if !slo.routes.is_empty() {
+                    return Err(SpecError::new(
+                        format!("slos[{i}].routes[0]"),
+                        "a job SLO (with `queue`) has no routes",
+                        "remove `routes`, or `queue` to make it a request SLO",
+                    ));
+                }
+                if slo.metric.is_some() {
+                    return Err(SpecError::new(
+                        at("metric"),
+                        format!(
+                            "a job SLO (with `queue`) always reads {}",
+                            names::job::MESSAGING_PROCESS_DURATION
+                        ),
+                        "remove `metric`",
+                    ));
+                }
+            }
             if let Some(metric) = &slo.metric {
                 let allowed = allowed_metrics(self.scheme, &slo.kind);
                 if !allowed.contains(&metric.as_str()) {
@@ -697,20 +757,35 @@ impl ServiceSpecBuilder {
                     ));
                 }
             }
-            let allowed_labels = [
-                scheme_labels.method,
-                scheme_labels.route,
-                names::labels::ENVIRONMENT,
-            ];
+            let allowed_labels: &[&str] = if slo.queue.is_some() {
+                &[names::job::MESSAGING_SYSTEM, names::labels::ENVIRONMENT]
+            } else {
+                &[
+                    scheme_labels.method,
+                    scheme_labels.route,
+                    names::labels::ENVIRONMENT,
+                ]
+            };
             for label in slo.selectors.keys() {
                 if !allowed_labels.contains(&label.as_str()) {
                     return Err(SpecError::new(
                         at("selectors"),
-                        format!("unknown label `{label}` for scheme {}", scheme_name(self.scheme)),
-                        format!(
-                            "select on one of: {} (routes go under `routes`)",
-                            allowed_labels.join(", ")
-                        ),
+                        if slo.queue.is_some() {
+                            format!("unknown label `{label}` for a job SLO")
+                        } else {
+                            format!("unknown label `{label}` for scheme {}", scheme_name(self.scheme))
+                        },
+                        if slo.queue.is_some() {
+                            format!(
+                                "select on one of: {} (the queue goes under `queue`)",
+                                allowed_labels.join(", ")
+                            )
+                        } else {
+                            format!(
+                                "select on one of: {} (routes go under `routes`)",
+                                allowed_labels.join(", ")
+                            )
+                        },
                     ));
                 }
             }
@@ -865,6 +940,8 @@ struct RawSlo {
     #[serde(default)]
     routes: Vec<Spanned<String>>,
     #[serde(default)]
+    queue: Option<Spanned<String>>,
+    #[serde(default)]
     selectors: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     metric: Option<Spanned<String>>,
@@ -948,6 +1025,10 @@ impl RawSpec {
             for (j, r) in s.routes.into_iter().enumerate() {
                 locs.put(format!("slos[{i}].routes[{j}]"), &r);
                 slo = slo.route(r.value);
+            }
+            if let Some(q) = s.queue {
+                locs.put(at("queue"), &q);
+                slo = slo.queue(q.value);
             }
             if let Some(sel) = s.selectors {
                 locs.put(at("selectors"), &sel);

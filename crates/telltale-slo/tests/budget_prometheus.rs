@@ -29,7 +29,8 @@ fn tool(name: &str) -> PathBuf {
 const LABELS: &str = r#"service="orders-api",http_route="/orders/{id}",http_request_method="GET""#;
 
 /// Three hours of history ending ten minutes ago, one sample a minute:
-/// 2000 requests a minute, 1 of them a 503 (0.05%), 1990 within 0.25 s (99.5%).
+/// 2000 requests a minute, 1 of them a 503 (0.05%), 1990 within 0.25 s (99.5%); 200
+/// `fulfil_order` job runs a minute, 1 of them failed (0.5%).
 fn openmetrics(now: u64) -> String {
     let minutes = 180u64;
     let first = now - 600 - minutes * 60;
@@ -60,6 +61,17 @@ fn openmetrics(now: u64) -> String {
             m * 1990,
             first + m * 60
         );
+    }
+    let _ = writeln!(text, "# TYPE messaging_process_duration_seconds_count unknown");
+    for (labels, per_minute) in [("", 199), (",error_type=\"database\"", 1)] {
+        for m in 0..=minutes {
+            let _ = writeln!(
+                text,
+                "messaging_process_duration_seconds_count{{service=\"orders-api\",messaging_system=\"sqlite\",messaging_destination_name=\"fulfil_order\"{labels}}} {} {}",
+                m * per_minute,
+                first + m * 60
+            );
+        }
     }
     text.push_str("# EOF\n");
     text
@@ -102,17 +114,22 @@ fn budget_reads_consumed_and_remaining_budget_from_a_real_prometheus() {
     ))
     .unwrap();
     let reports = budget(&url, &spec).unwrap();
-    assert_eq!(reports.len(), 2);
+    assert_eq!(reports.len(), 3);
     for r in &reports {
         eprintln!("{r}");
-        // availability: 0.05% errors of a 0.1% budget; latency: 0.5% slow of a 1% budget.
+        // availability: 0.05% errors of a 0.1% budget; latency: 0.5% slow of a 1% budget;
+        // fulfilment: 0.5% failed runs of a 1% budget.
         let consumed = r.consumed.expect("data");
         assert!((consumed - 0.5).abs() < 0.01, "{r}");
         assert!((r.remaining.unwrap() - 0.5).abs() < 0.01, "{r}");
         let requests = r.requests_in_window.unwrap();
-        // 180 minutes × 2000, give or take Prometheus' extrapolation at the edges.
-        assert!((requests / 360_000.0 - 1.0).abs() < 0.02, "{r}");
+        // 180 minutes × 2000 requests (× 200 runs), give or take Prometheus'
+        // extrapolation at the edges.
+        let expected = if r.queue.is_some() { 36_000.0 } else { 360_000.0 };
+        assert!((requests / expected - 1.0).abs() < 0.02, "{r}");
     }
+    assert_eq!(reports[2].slo, "fulfilment");
+    assert!(reports[2].to_string().ends_with(" job runs"), "{}", reports[2]);
     let availability = &reports[0];
     assert_eq!(availability.slo, "availability");
     assert!((availability.week_budget_minutes - 10.08).abs() < 1e-9);

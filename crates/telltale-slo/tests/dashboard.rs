@@ -43,7 +43,7 @@ fn dashboard_has_golden_signals_slo_and_dependency_rows_and_deploy_markers() {
         .filter(|p| p["type"] == "row")
         .map(|p| p["title"].as_str().unwrap())
         .collect();
-    assert_eq!(rows, ["Golden signals", "SLOs", "Dependencies"]);
+    assert_eq!(rows, ["Golden signals", "SLOs", "Jobs", "Dependencies"]);
     let titles: Vec<&str> = panels.iter().map(|p| p["title"].as_str().unwrap()).collect();
     for wanted in [
         "Traffic",
@@ -56,6 +56,12 @@ fn dashboard_has_golden_signals_slo_and_dependency_rows_and_deploy_markers() {
         "availability: error budget remaining",
         "availability: burn rate",
         "latency: burn rate",
+        "fulfilment: SLI",
+        "fulfilment: burn rate",
+        "Job runs/s by queue",
+        "Job failure ratio by queue",
+        "Job run time p99 by queue",
+        "Queue wait p95 by queue",
         "Dependency calls/s",
         "Dependency error ratio",
         "Dependency latency",
@@ -122,6 +128,7 @@ fn rules_and_dashboard_only_reference_metrics_and_labels_telltale_emits() {
                 "version",
                 "commit",
                 "instance",
+                "messaging_destination_name",
             ]
             .contains(&l.as_str());
             assert!(ok, "{scheme}: label `{l}` is not one telltale emits");
@@ -195,6 +202,9 @@ telltale_circuit_breaker_state{service="orders-api",peer_service="inventory",sta
 build_info{service="orders-api",version="0.1.0",commit="abc"} 1
 process_cpu_seconds_total{service="orders-api"} 1.5
 process_resident_memory_bytes{service="orders-api"} 1e6
+messaging_process_duration_seconds_bucket{service="orders-api",messaging_system="sqlite",messaging_destination_name="fulfil_order",le="0.25"} 1
+messaging_process_duration_seconds_count{service="orders-api",messaging_system="sqlite",messaging_destination_name="fulfil_order"} 1
+telltale_job_queue_wait_seconds_bucket{service="orders-api",messaging_system="sqlite",messaging_destination_name="fulfil_order",le="0.25"} 1
 "#;
     assert_eq!(
         telltale_slo::missing_from_scrape(&spec, scrape),

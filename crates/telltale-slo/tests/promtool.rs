@@ -66,7 +66,26 @@ fn generated_rules_pass_promtool_check_rules() {
         "    objective: 99.9\n    metric: http_requests_total\n",
     );
     let integer_bucket = base.replace("threshold: 0.25", "threshold: 1");
-    for yaml in [base.clone(), with_routes, legacy, legacy_counter, integer_bucket] {
+    let job_latency = base
+        .replace(
+            "    queue: fulfil_order\n",
+            "    queue: fulfil_order\n    selectors: {messaging_system: sqlite}\n",
+        )
+        .replace(
+            "kind: availability\n    queue",
+            "kind: latency\n    threshold: 2.5\n    queue",
+        );
+    assert!(job_latency.contains("kind: latency\n    threshold: 2.5\n    queue: fulfil_order"));
+    // 12 rules per SLO (7 recording, 4 burn, 1 absent), one latency warning per latency
+    // SLO, and the service and dependency warnings.
+    for (yaml, count) in [
+        (base.clone(), 40),
+        (with_routes, 40),
+        (legacy, 40),
+        (legacy_counter, 40),
+        (integer_bucket, 40),
+        (job_latency, 41),
+    ] {
         let spec = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
         let dir = generated_dir(&spec);
         let rules = dir.path().join("prometheus/orders-api.rules.yaml");
@@ -74,7 +93,7 @@ fn generated_rules_pass_promtool_check_rules() {
             .arg("check")
             .arg("rules")
             .arg(&rules));
-        assert!(out.contains("SUCCESS: 28 rules found"), "{out}");
+        assert!(out.contains(&format!("SUCCESS: {count} rules found")), "{out}");
     }
 }
 
@@ -140,6 +159,9 @@ fn docs_show_the_promql_of_every_generated_rule() {
 
 const OK: &str = r#"http_server_request_duration_seconds_count{service="orders-api",http_route="/orders/{id}",http_request_method="GET",http_response_status_code="200"}"#;
 const ERR: &str = r#"http_server_request_duration_seconds_count{service="orders-api",http_route="/orders/{id}",http_request_method="GET",http_response_status_code="503",error_type="503"}"#;
+
+const JOB_OK: &str = r#"messaging_process_duration_seconds_count{service="orders-api",messaging_system="sqlite",messaging_operation_name="process",messaging_destination_name="fulfil_order"}"#;
+const JOB_ERR: &str = r#"messaging_process_duration_seconds_count{service="orders-api",messaging_system="sqlite",messaging_operation_name="process",messaging_destination_name="fulfil_order",error_type="database"}"#;
 
 /// A counter's cumulative values, one per minute, from per-minute increments.
 fn counter(minutes: u32, per_minute: impl Fn(u32) -> u64) -> String {
@@ -326,8 +348,69 @@ fn burn_rate_alerts_fire_resolve_and_stay_quiet_as_the_workbook_predicts() {
         ],
     );
 
+    // The job SLO (99% of fulfil_order runs succeed): 20% of runs failing is a burn of
+    // 20, above the 1h/5m page's 14.4. Workbook: 14.4 × 0.01 / 0.2 × 60 min = 43.2 min.
+    let fulfilment = spec
+        .slos
+        .iter()
+        .find(|s| s.queue.is_some())
+        .expect("the example has a job SLO");
+    let job_burn = burn_alert_name(&spec, fulfilment);
+    assert_eq!(job_burn, "OrdersApiFulfilmentSloBurn");
+    let job_budget = fulfilment.error_budget().to_f64();
+    let job_predicted = page.burn().to_f64() * job_budget / 0.2 * 60.0;
+    assert!((job_predicted - 43.2).abs() < 1e-9, "{job_predicted}");
+    let job_page_1h = format!("alertname=\"{job_burn}\",window=\"1h/5m\"");
+    let job = test_case(
+        "20% failed job runs page the job SLO, not the request SLO",
+        &[
+            series(OK, counter(end, |_| 100)),
+            series(
+                JOB_OK,
+                counter(end, |m| if m > start && m <= stop { 40 } else { 50 }),
+            ),
+            series(
+                JOB_ERR,
+                counter(end, |m| if m > start && m <= stop { 10 } else { 0 }),
+            ),
+        ],
+        &[
+            expect_alerts(&format!("alertname=\"{job_burn}\""), start, false),
+            expect_alerts(&job_page_1h, start + job_predicted.floor() as u32, false),
+            expect_alerts(&job_page_1h, start + job_predicted.ceil() as u32 + 1, true),
+            expect_alerts(&any_page, stop, false),
+            expect_alerts("alertname=\"OrdersApiFulfilmentSliMissing\"", stop, false),
+            expect_alerts(&job_page_1h, stop + 7, false),
+        ],
+    );
+    // 0.5% of runs failing (burn 0.5): nothing fires.
+    let job_low = test_case(
+        "0.5% failed job runs fire nothing",
+        &[
+            series(OK, counter(360, |_| 100)),
+            series(JOB_OK, counter(360, |_| 199)),
+            series(JOB_ERR, counter(360, |_| 1)),
+        ],
+        &[
+            expect_alerts(&format!("alertname=\"{job_burn}\""), 120, false),
+            expect_alerts(&format!("alertname=\"{job_burn}\""), 359, false),
+            expect_alerts("alertname=\"OrdersApiFulfilmentSliMissing\"", 359, false),
+        ],
+    );
+    // No job series for the service (the worker is down or idle since its start): the
+    // job SLI-missing alert fires after `for: 10m`.
+    let job_absent = test_case(
+        "missing job series fire the job SLI-missing alert",
+        &[series(OK, counter(30, |_| 100))],
+        &[
+            expect_alerts("alertname=\"OrdersApiFulfilmentSliMissing\"", 5, false),
+            expect_alerts("alertname=\"OrdersApiFulfilmentSliMissing\"", 15, true),
+            expect_alerts("alertname=\"OrdersApiAvailabilitySliMissing\"", 15, false),
+        ],
+    );
+
     let test_yaml = format!(
-        "rule_files:\n  - prometheus/orders-api.rules.yaml\nevaluation_interval: 1m\ntests:\n{steady}{low}{spike}{latency}{absent}{burn_10}{burn_4}"
+        "rule_files:\n  - prometheus/orders-api.rules.yaml\nevaluation_interval: 1m\ntests:\n{steady}{low}{spike}{latency}{absent}{burn_10}{burn_4}{job}{job_low}{job_absent}"
     );
     let test_file = dir.path().join("slo-test.yaml");
     std::fs::write(&test_file, &test_yaml).unwrap();

@@ -206,3 +206,98 @@ fn docs_show_the_exact_error_messages() {
         );
     }
 }
+
+const JOB: &str = "\
+service: orders-api
+slos:
+  - name: fulfilment
+    kind: availability
+    queue: fulfil_order
+    objective: 99
+";
+
+#[test]
+fn job_slos_parse_and_read_the_queue_runs() {
+    let spec = ServiceSpec::from_yaml_str(JOB, "slo.yaml").unwrap();
+    let slo = &spec.slos[0];
+    assert_eq!(slo.queue.as_deref(), Some("fulfil_order"));
+    let ratio = telltale_slo::promql::error_ratio(&spec, slo, "1h");
+    assert_eq!(
+        ratio,
+        "sum(rate(messaging_process_duration_seconds_count{service=\"orders-api\",messaging_destination_name=\"fulfil_order\",error_type!=\"\"}[1h]))\n/\nsum(rate(messaging_process_duration_seconds_count{service=\"orders-api\",messaging_destination_name=\"fulfil_order\"}[1h]))"
+    );
+    let latency = JOB.replace("kind: availability", "kind: latency\n    threshold: 2.5");
+    let spec = ServiceSpec::from_yaml_str(&latency, "slo.yaml").unwrap();
+    let ratio = telltale_slo::promql::error_ratio(&spec, &spec.slos[0], "5m");
+    assert!(
+        ratio.contains("messaging_process_duration_seconds_bucket{service=\"orders-api\",messaging_destination_name=\"fulfil_order\",le=\"2.5\"}[5m]"),
+        "{ratio}"
+    );
+    let absent = telltale_slo::promql::absent_expr(&spec, &spec.slos[0]);
+    assert!(
+        absent.contains("messaging_destination_name=\"fulfil_order\""),
+        "{absent}"
+    );
+    // The same in both schemes: jobs have one set of names.
+    let legacy = JOB.replace("slos:", "scheme: legacy\nslos:");
+    let spec = ServiceSpec::from_yaml_str(&legacy, "slo.yaml").unwrap();
+    assert!(
+        telltale_slo::promql::error_ratio(&spec, &spec.slos[0], "1h")
+            .starts_with("sum(rate(messaging_process_duration_seconds_count{")
+    );
+}
+
+#[test]
+fn job_slos_reject_routes_metric_request_labels_and_bad_queues() {
+    let yaml = JOB.replace(
+        "    objective: 99\n",
+        "    objective: 99\n    routes: [\"/orders\"]\n",
+    );
+    expect_error(&yaml, 7, "has no routes", "remove `routes`");
+    let yaml = JOB.replace(
+        "    objective: 99\n",
+        "    objective: 99\n    metric: messaging_process_duration_seconds\n",
+    );
+    expect_error(
+        &yaml,
+        7,
+        "always reads messaging_process_duration_seconds",
+        "remove `metric`",
+    );
+    let yaml = JOB.replace(
+        "    objective: 99\n",
+        "    objective: 99\n    selectors: {http_route: /orders}\n",
+    );
+    expect_error(
+        &yaml,
+        7,
+        "unknown label `http_route` for a job SLO",
+        "messaging_system, environment",
+    );
+    let yaml = JOB.replace(
+        "    objective: 99\n",
+        "    objective: 99\n    selectors: {messaging_system: postgresql}\n",
+    );
+    let spec = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+    assert!(
+        telltale_slo::promql::error_ratio(&spec, &spec.slos[0], "1h")
+            .contains("messaging_system=\"postgresql\"")
+    );
+    let yaml = JOB.replace("queue: fulfil_order", "queue: \"fulfil order\"");
+    expect_error(
+        &yaml,
+        5,
+        "queue `fulfil order` is not a valid queue name",
+        "Telemetry::job",
+    );
+    // The builder validates the same way.
+    let err = ServiceSpec::builder("orders-api")
+        .slo(
+            telltale_slo::spec::Slo::availability("fulfilment", 99.0)
+                .queue("fulfil_order")
+                .route("/orders"),
+        )
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("has no routes"), "{err}");
+}

@@ -260,10 +260,26 @@ fn generated_rules_and_dashboard_use_only_metrics_the_service_emits() {
             .send_json(serde_json::json!({ "sku": "sku-pear", "quantity": 1 + i % 3 }));
         let _ = api.get("/orders");
     }
-    let (status, metrics) = api.get("/metrics");
-    assert_eq!(status, 200);
+    // The embedded worker fulfils the placed orders in the background: the job SLO's
+    // series appear once it has run some.
+    let metrics = wait_for(
+        Duration::from_secs(30),
+        "/metrics with the fulfilment jobs' series",
+        || {
+            let (status, metrics) = api.get("/metrics");
+            assert_eq!(status, 200);
+            (metrics.contains("messaging_process_duration_seconds_count{")
+                && metrics.contains("telltale_job_queue_wait_seconds_bucket{"))
+            .then_some(metrics)
+        },
+    );
     let spec = telltale_slo::ServiceSpec::from_yaml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/slo.yaml"))
         .expect("slo.yaml is valid");
+    assert!(
+        spec.slos
+            .iter()
+            .any(|s| s.queue.as_deref() == Some("fulfil_order"))
+    );
     let missing = telltale_slo::missing_from_scrape(&spec, &metrics);
     assert!(
         missing.is_empty(),
