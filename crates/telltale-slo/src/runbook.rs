@@ -293,3 +293,38 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
     let _ = writeln!(out, "{escalate}");
     out.trim_end().to_owned() + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_slo_runbooks_point_at_the_job_lines_and_the_queue() {
+        let spec = ServiceSpec::builder("orders-api")
+            .slo(Slo::availability("availability", 99.9))
+            .slo(Slo::availability("fulfilment", 99.0).queue("fulfil_order"))
+            .build()
+            .unwrap();
+        let books = runbooks(&spec);
+        let burn = &books["OrdersApiFulfilmentSloBurn"];
+        assert!(
+            burn.contains("of `fulfil_order` job runs; errors are runs that fail"),
+            "{burn}"
+        );
+        assert!(burn.contains("Job runs per second"), "{burn}");
+        assert!(
+            burn.contains("target `telltale::job`, `job` = `fulfil_order`"),
+            "{burn}"
+        );
+        assert!(
+            burn.contains(r#"telltale_job_queue_wait_seconds{messaging_destination_name="fulfil_order"}"#),
+            "{burn}"
+        );
+        let absent = &books["OrdersApiFulfilmentSliMissing"];
+        assert!(absent.contains("taking jobs from `fulfil_order`"), "{absent}");
+        // The request SLO's runbooks are unchanged.
+        let request = &books["OrdersApiAvailabilitySloBurn"];
+        assert!(request.contains("of requests; errors are requests that fail with a server error"));
+        assert!(!request.contains("telltale::job"), "{request}");
+    }
+}
