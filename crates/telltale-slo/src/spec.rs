@@ -718,11 +718,13 @@ impl ServiceSpecBuilder {
                 }
             }
             if let Some(queue) = &slo.queue {
-                if !is_name(queue, true) {
+                // Any label value works (matchers are quoted and regex-escaped); only an
+                // empty, huge or control-character name is a mistake.
+                if queue.is_empty() || queue.len() > 255 || queue.chars().any(char::is_control) {
                     return Err(SpecError::new(
                         at("queue"),
-                        format!("queue `{queue}` is not a valid queue name"),
-                        "use the name given to `Telemetry::job(...)`, e.g. fulfil_order",
+                        format!("queue {queue:?} is not a queue name"),
+                        "use the name given to `Telemetry::job(...)` (1 to 255 characters), e.g. fulfil_order",
                     ));
                 }
                 if !slo.routes.is_empty() {

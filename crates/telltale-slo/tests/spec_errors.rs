@@ -283,12 +283,21 @@ fn job_slos_reject_routes_metric_request_labels_and_bad_queues() {
         telltale_slo::promql::error_ratio(&spec, &spec.slos[0], "1h")
             .contains("messaging_system=\"postgresql\"")
     );
-    let yaml = JOB.replace("queue: fulfil_order", "queue: \"fulfil order\"");
+    let yaml = JOB.replace("queue: fulfil_order", "queue: \"\"");
+    expect_error(&yaml, 5, "queue \"\" is not a queue name", "Telemetry::job");
+    let yaml = JOB.replace("queue: fulfil_order", "queue: \"tab\\there\"");
     expect_error(
         &yaml,
         5,
-        "queue `fulfil order` is not a valid queue name",
-        "Telemetry::job",
+        "queue \"tab\\there\" is not a queue name",
+        "1 to 255 characters",
+    );
+    // Names with characters PromQL must quote or regex-escape are fine.
+    let yaml = JOB.replace("queue: fulfil_order", "queue: \"emails/high.priority\"");
+    let spec = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+    assert!(
+        telltale_slo::promql::error_ratio(&spec, &spec.slos[0], "1h")
+            .contains(r#"messaging_destination_name="emails/high.priority""#)
     );
     // The builder validates the same way.
     let err = ServiceSpec::builder("orders-api")
