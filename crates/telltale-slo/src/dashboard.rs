@@ -91,6 +91,24 @@ impl Layout {
     }
 }
 
+/// `sum by (label) (rate(series[$__rate_interval]))`.
+fn rate_by(label: &str, series: &str) -> String {
+    format!("sum by ({label}) (rate({series}[$__rate_interval]))")
+}
+
+/// The share of `all` that is `bad`, by `label`.
+fn ratio_by(label: &str, bad: &str, all: &str) -> String {
+    format!("{} / {}", rate_by(label, bad), rate_by(label, all))
+}
+
+/// Quantile `q` of a histogram's `_bucket` series, by `label`.
+fn quantile_by(q: &str, label: &str, buckets: &str) -> String {
+    format!(
+        "histogram_quantile({q}, {})",
+        rate_by(&format!("{label}, le"), buckets)
+    )
+}
+
 fn sel(metric: &str, matchers: &[String]) -> String {
     format!("{metric}{{{}}}", matchers.join(","))
 }
@@ -116,14 +134,7 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         "timeseries",
         "Traffic (requests/s by route)",
         "reqps",
-        &[(
-            &route_legend,
-            format!(
-                "sum by ({}) (rate({}[$__rate_interval]))",
-                l.route,
-                sel(&count, &svc)
-            ),
-        )],
+        &[(&route_legend, rate_by(l.route, &sel(&count, &svc)))],
     );
     lay.panel(
         "timeseries",
@@ -225,13 +236,7 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         "timeseries",
         "Dependency calls/s",
         "reqps",
-        &[(
-            "{{peer_service}}",
-            format!(
-                "sum by ({peer}) (rate({}[$__rate_interval]))",
-                sel(&client_count, &svc)
-            ),
-        )],
+        &[("{{peer_service}}", rate_by(peer, &sel(&client_count, &svc)))],
     );
     lay.panel(
         "timeseries",
@@ -239,11 +244,7 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         "percentunit",
         &[(
             "{{peer_service}}",
-            format!(
-                "sum by ({peer}) (rate({}[$__rate_interval])) / sum by ({peer}) (rate({}[$__rate_interval]))",
-                sel(&client_count, &client_bad),
-                sel(&client_count, &svc)
-            ),
+            ratio_by(peer, &sel(&client_count, &client_bad), &sel(&client_count, &svc)),
         )],
     );
     lay.panel(
@@ -252,10 +253,7 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         "s",
         &[(
             "{{peer_service}}",
-            format!(
-                "histogram_quantile(0.99, sum by ({peer}, le) (rate({}[$__rate_interval])))",
-                sel(&client_bucket, &svc)
-            ),
+            quantile_by("0.99", peer, &sel(&client_bucket, &svc)),
         )],
     );
     lay.panel(
@@ -344,47 +342,25 @@ fn job_row(lay: &mut Layout, svc: &[String], queues: &[&str]) {
         "timeseries",
         "Job runs/s by queue",
         "ops",
-        &[(
-            &legend,
-            format!("sum by ({q}) (rate({}[$__rate_interval]))", sel(&count, &m)),
-        )],
+        &[(&legend, rate_by(q, &sel(&count, &m)))],
     );
     lay.panel(
         "timeseries",
         "Job failure ratio by queue",
         "percentunit",
-        &[(
-            &legend,
-            format!(
-                "sum by ({q}) (rate({}[$__rate_interval])) / sum by ({q}) (rate({}[$__rate_interval]))",
-                sel(&count, &failed),
-                sel(&count, &m)
-            ),
-        )],
+        &[(&legend, ratio_by(q, &sel(&count, &failed), &sel(&count, &m)))],
     );
     lay.panel(
         "timeseries",
         "Job run time p99 by queue",
         "s",
-        &[(
-            &legend,
-            format!(
-                "histogram_quantile(0.99, sum by ({q}, le) (rate({}[$__rate_interval])))",
-                sel(&bucket, &m)
-            ),
-        )],
+        &[(&legend, quantile_by("0.99", q, &sel(&bucket, &m)))],
     );
     lay.panel(
         "timeseries",
         "Queue wait p95 by queue (enqueue to start)",
         "s",
-        &[(
-            &legend,
-            format!(
-                "histogram_quantile(0.95, sum by ({q}, le) (rate({}[$__rate_interval])))",
-                sel(&wait, &m)
-            ),
-        )],
+        &[(&legend, quantile_by("0.95", q, &sel(&wait, &m)))],
     );
 }
 

@@ -232,45 +232,39 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
         }
         _ => None,
     };
-    let job_mitigation;
     let mitigation = match (&first.kind, job_queue) {
-        (AlertKind::Absent { .. }, Some(queue)) => {
-            job_mitigation = format!(
-                "1. Is the worker up and taking jobs from `{queue}`? Check its deployment, `/readyz` and its logs.\n\
-                 2. Is it scraped? Prometheus → Status → Targets: look for the worker's job and its last error.\n\
-                 3. An idle queue has no series until its first run after a restart: if nothing was enqueued for 10 minutes, check that the producer still enqueues.\n"
-            );
-            job_mitigation.as_str()
-        }
-        (_, Some(queue)) => {
-            job_mitigation = format!(
-                "1. If a deploy marker precedes the start of the failures, roll back first (below), investigate later.\n\
-                 2. Read the completion lines of failing runs: JSON logs with target `telltale::job`, `job` = `{queue}` and `outcome` = `error`; `error_type` and `error` say why. Follow `trace_id` to the trace: it continues the trace of the request that enqueued the job, and `request_id` is that request's.\n\
-                 3. A failing dependency of the worker (database, downstream service): see the dependency row and its runbook.\n\
-                 4. A backlog: `telltale_job_queue_wait_seconds{{messaging_destination_name=\"{queue}\"}}` rising means runs start late; add workers, or shed the producer's load.\n\
-                 5. One job failing on every attempt (bad data): find it by its `error` text, fix or discard it.\n"
-            );
-            job_mitigation.as_str()
-        }
-        _ => match &first.kind {
-            AlertKind::Burn { .. } | AlertKind::ErrorRatio | AlertKind::LatencyAboveThreshold { .. } => {
-                "1. If a deploy marker precedes the start of the errors, roll back first (below), investigate later.\n\
+        (AlertKind::Absent { .. }, Some(queue)) => format!(
+            "1. Is the worker up and taking jobs from `{queue}`? Check its deployment, `/readyz` and its logs.\n\
+             2. Is it scraped? Prometheus → Status → Targets: look for the worker's job and its last error.\n\
+             3. An idle queue has no series until its first run after a restart: if nothing was enqueued for 10 minutes, check that the producer still enqueues.\n"
+        ),
+        (_, Some(queue)) => format!(
+            "1. If a deploy marker precedes the start of the failures, roll back first (below), investigate later.\n\
+             2. Read the completion lines of failing runs: JSON logs with target `telltale::job`, `job` = `{queue}` and `outcome` = `error`; `error_type` and `error` say why. Follow `trace_id` to the trace: it continues the trace of the request that enqueued the job, and `request_id` is that request's.\n\
+             3. A failing dependency of the worker (database, downstream service): see the dependency row and its runbook.\n\
+             4. A backlog: `telltale_job_queue_wait_seconds{{messaging_destination_name=\"{queue}\"}}` rising means runs start late; add workers, or shed the producer's load.\n\
+             5. One job failing on every attempt (bad data): find it by its `error` text, fix or discard it.\n"
+        ),
+        (AlertKind::Burn { .. } | AlertKind::ErrorRatio | AlertKind::LatencyAboveThreshold { .. }, None) => {
+            "1. If a deploy marker precedes the start of the errors, roll back first (below), investigate later.\n\
              2. Find the failing routes on the dashboard (traffic and errors by route) and the failing dependency on the dependency row.\n\
              3. Read the access log of failing requests: filter the JSON logs on `status>=500` (or on duration above the threshold) and follow `trace_id` to the trace.\n\
              4. Overload (in-flight, CPU or memory near their limits): scale out, or shed load.\n\
              5. A failing dependency: see its own runbook; degrade gracefully (cached or partial answers) if the code allows.\n"
-            }
-            AlertKind::Absent { .. } => {
-                "1. Is the service up? Check the deployment and `/healthz`.\n\
+                .to_owned()
+        }
+        (AlertKind::Absent { .. }, None) => {
+            "1. Is the service up? Check the deployment and `/healthz`.\n\
              2. Is it scraped? Prometheus → Status → Targets: look for the service's job and its last error.\n\
              3. Does `/metrics` still expose the metric with the same name and labels? A renamed metric or a changed `service` label needs the spec updated.\n"
-            }
-            AlertKind::DependencyErrors | AlertKind::BreakerOpen => {
-                "1. Check the dependency's own dashboard and alerts: is it down, slow or overloaded?\n\
+                .to_owned()
+        }
+        (AlertKind::DependencyErrors | AlertKind::BreakerOpen, None) => {
+            "1. Check the dependency's own dashboard and alerts: is it down, slow or overloaded?\n\
              2. Check the network path (DNS, TLS, connection errors in the `error_type` label).\n\
              3. If our retries add load to a struggling dependency, lower the retry budget; the breaker already sheds calls while open.\n"
-            }
-        },
+                .to_owned()
+        }
     };
     let _ = writeln!(out, "{mitigation}");
     let _ = writeln!(out, "## Roll back\n");

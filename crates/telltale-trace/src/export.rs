@@ -334,18 +334,10 @@ impl TracingConfig {
 fn instance_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
-        let bits = fastrand::u128(..);
-        // Version 4, variant RFC 4122.
-        let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-        let hex = format!("{bits:032x}");
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        )
+        uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+            .into_uuid()
+            .hyphenated()
+            .to_string()
     })
 }
 
@@ -1170,6 +1162,9 @@ mod tests {
         let instance = get("service.instance.id").unwrap();
         assert_eq!(instance.len(), 36);
         assert_eq!(&instance[14..15], "4", "a UUID v4: {instance}");
+        let parsed = uuid::Uuid::parse_str(&instance).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 4, "{instance}");
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{instance}");
         let again = service_resource("other", None, None, &[], &|_| None).unwrap();
         let again = again
             .get(&opentelemetry::Key::from_static_str("service.instance.id"))
