@@ -85,12 +85,64 @@ fn axum_like_handler()
     })
 }
 
+/// The headers a request typically carries by the time it reaches a service behind a
+/// proxy: what hyper hands the service, in wire order, the request id last (proxies
+/// append it). Used by the `browser/*` cases, so that a layer's header lookup is
+/// measured in a map of realistic size and not only in a map of one.
+fn browser_request(id: Option<&HeaderValue>) -> Request<()> {
+    use http::header::{
+        ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT,
+    };
+    const FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+    const FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+    const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    let mut req = Request::new(());
+    let h = req.headers_mut();
+    h.reserve(12);
+    h.append(HOST, HeaderValue::from_static("orders.internal:8080"));
+    h.append(
+        USER_AGENT,
+        HeaderValue::from_static("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/145.0"),
+    );
+    h.append(ACCEPT, HeaderValue::from_static("application/json"));
+    h.append(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br"));
+    h.append(ACCEPT_LANGUAGE, HeaderValue::from_static("en-GB,en;q=0.5"));
+    h.append(
+        AUTHORIZATION,
+        HeaderValue::from_static("Bearer eyJhbGciOi.e30.sig"),
+    );
+    h.append(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    h.append(FORWARDED_FOR, HeaderValue::from_static("203.0.113.7, 10.0.0.12"));
+    h.append(FORWARDED_PROTO, HeaderValue::from_static("https"));
+    h.append(
+        TRACEPARENT,
+        HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    if let Some(id) = id {
+        h.append("x-request-id", id.clone());
+    }
+    req
+}
+
 type Case = (&'static str, Box<dyn FnMut()>);
 
 /// `ids` are sent in turn (none: no header). Valid cases cycle through distinct random
 /// UUIDs, as real traffic does: one fixed id would let the branch predictor learn the
 /// validation loop and flatter the layer.
-fn case<S>(name: &'static str, mut svc: S, ids: Vec<HeaderValue>) -> Case
+fn case<S>(name: &'static str, svc: S, ids: Vec<HeaderValue>) -> Case
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + 'static,
+{
+    case_with(name, svc, ids, request)
+}
+
+/// As [`case`], with the request built by `make` (e.g. [`browser_request`]).
+fn case_with<S>(
+    name: &'static str,
+    mut svc: S,
+    ids: Vec<HeaderValue>,
+    make: fn(Option<&HeaderValue>) -> Request<()>,
+) -> Case
 where
     S: Service<Request<()>, Response = Response<()>, Error = Infallible> + 'static,
 {
@@ -100,7 +152,7 @@ where
         Box::new(move || {
             let id = ids.get(next % ids.len().max(1));
             next = next.wrapping_add(1);
-            black_box(run(&mut svc, request(id)));
+            black_box(run(&mut svc, make(id)));
         }),
     )
 }
@@ -215,6 +267,20 @@ fn cases() -> Vec<Case> {
             RequestIdLayer::new().layer(axum_like_handler()),
             vec![],
         ),
+        case_with("browser/bare/valid_id", plain_handler(), valid(), browser_request),
+        case_with(
+            "browser/layer/valid_id",
+            RequestIdLayer::new().layer(plain_handler()),
+            valid(),
+            browser_request,
+        ),
+        case_with("browser/bare/no_id", plain_handler(), vec![], browser_request),
+        case_with(
+            "browser/layer/no_id_uuid_v7",
+            RequestIdLayer::new().layer(plain_handler()),
+            vec![],
+            browser_request,
+        ),
         axum_case("axum/bare/valid_id", axum_router(Wrap::None), valid()),
         axum_case("axum/noop_layer/valid_id", axum_router(Wrap::Noop), valid()),
         axum_case("axum/ext_layer/valid_id", axum_router(Wrap::Extension), valid()),
@@ -307,24 +373,18 @@ fn interleaved_minimum() {
     println!("\ninterleaved minimum over {rounds} rounds x {per_round} requests (ns/request):");
     for (name, _) in &cases {
         let own = ns(name);
-        let baseline = if let Some(family) = ["axum_like/", "axum/"].into_iter().find(|f| name.starts_with(f))
-        {
-            if name.ends_with("no_id") || name.contains("no_id_") {
-                if family == "axum/" {
-                    "axum/bare/no_id"
-                } else {
-                    "axum_like/bare/no_id"
-                }
-            } else if family == "axum/" {
-                "axum/bare/valid_id"
-            } else {
-                "axum_like/bare/valid_id"
-            }
-        } else if name.contains("no_id") {
-            "bare/no_id"
+        // The matching bare case: same family (the prefix before `layer/`, `bare/`...),
+        // same id case.
+        let family = ["axum_like/", "axum/", "browser/"]
+            .into_iter()
+            .find(|f| name.starts_with(f))
+            .unwrap_or("");
+        let id_case = if name.contains("no_id") {
+            "no_id"
         } else {
-            "bare/valid_id"
+            "valid_id"
         };
+        let baseline = &format!("{family}bare/{id_case}");
         if name.contains("/bare/") || name.starts_with("bare/") {
             println!("  {name:<32} {own:>8.1}");
         } else if let Some(rest) = name.strip_prefix("axum/layer/") {
