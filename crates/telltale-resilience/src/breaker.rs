@@ -24,7 +24,7 @@
 //! - **closed**: calls go through; outcomes are recorded in a sliding window (the last
 //!   N calls, or the last N seconds). Once the window holds at least `min_calls` calls
 //!   and the failure rate *or* the slow-call rate reaches its threshold, it opens.
-//! - **open**: every call fails fast with [`ResilienceError::CircuitOpen`](crate::ResilienceError::CircuitOpen),
+//! - **open**: every call fails fast with [`ResilienceError::CircuitOpen`],
 //!   the dependency sees nothing. After the wait (optionally growing on repeated trips)
 //!   the next call moves it to half-open.
 //! - **half-open**: a fixed number of trial calls go through, the rest fail fast. When

@@ -41,6 +41,22 @@
 //! keeps the cost of the whole stack to one allocation per call (plus one per attempt
 //! for the transport future).
 //!
+//! # gRPC status in trailers
+//!
+//! A gRPC call that fails before its first message answers "trailers-only": the status
+//! is in the response headers, and the attempt is classified there, like an HTTP status.
+//! A call that fails later (a stream that breaks, a server that sends headers first)
+//! carries its status in the trailers. For a tonic `Channel` (response body
+//! `tonic::body::Body`), the tower layer then classifies the attempt when the trailers
+//! arrive: the breaker, `telltale_client_attempts_total` and the `attempt finished`
+//! event see that status. A body that ends without a `grpc-status` counts as `UNKNOWN`
+//! (the gRPC spec's reading), a body that fails as `error.type = body`, and a body the
+//! caller drops unread as a success (the dependency did not fail). The slow-call
+//! duration is the time to the response headers, so a long stream is not a slow call.
+//! Other response bodies (e.g. hyper's `Incoming`) cannot be wrapped without changing
+//! the service's response type, so there the attempt is classified at the headers.
+//! Retries are unaffected: gRFC A6 commits a call once headers arrive.
+//!
 //! The per-attempt timeout and the deadline cover the call up to the response *headers*
 //! (that is what a retry decision needs); reading the response body afterwards is not
 //! bounded by them: use the client's own body/read timeout for that.
@@ -54,11 +70,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
-use telltale_core::outcome::ErrorType;
+use telltale_core::headers::GRPC_STATUS;
+use telltale_core::outcome::{ErrorType, GrpcCode};
 use telltale_metrics::names::{client as names, labels};
 use tokio::time::Instant;
 
-use crate::breaker::{BreakerRegistry, CallResult, CircuitBreaker, CircuitBreakerHandle, FailureClassifier};
+use crate::breaker::{
+    BreakerRegistry, CallResult, CircuitBreaker, CircuitBreakerHandle, FailureClassifier, Permit,
+};
 use crate::budget::RetryBudget;
 use crate::bulkhead::{Bulkhead, BulkheadHandle};
 use crate::error::{ConfigError, ResilienceError};
@@ -295,6 +314,123 @@ pub(crate) trait Attempts: Send {
     fn send(&mut self, ctx: AttemptCtx) -> BoxFuture<'_, Result<Self::Response, ResilienceError>>;
     /// Whether the request can be sent again; `Err(reason)` if not.
     fn replayable(&mut self) -> Result<(), &'static str>;
+    /// Hands the attempt's verdict to `response`'s body, to be given when its trailers
+    /// arrive (see "gRPC status in trailers"); `Err` gives it back if the body cannot
+    /// carry it, and the attempt is then classified at the headers.
+    fn defer(
+        &mut self,
+        response: &mut Self::Response,
+        verdict: PendingVerdict,
+    ) -> Result<(), PendingVerdict> {
+        let _ = response;
+        Err(verdict)
+    }
+}
+
+// === PendingVerdict ===
+
+/// How a response body that carries a [`PendingVerdict`] ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BodyEnd<'a> {
+    /// With these trailers.
+    Trailers(&'a HeaderMap),
+    /// Without trailers.
+    NoTrailers,
+    /// With an error.
+    Error,
+}
+
+/// The classification of a gRPC attempt whose status comes in the trailers: counted,
+/// logged and given to the breaker by [`PendingVerdict::finish`], or, if the body is
+/// dropped before it ends, as a success (the permit is then released unrecorded).
+pub(crate) struct PendingVerdict {
+    policy: ClientPolicy,
+    permit: Option<Permit>,
+    attempt: u32,
+    status: StatusCode,
+    /// To the response headers: the slow-call measure.
+    elapsed: Duration,
+    finished: bool,
+}
+
+impl PendingVerdict {
+    /// Classifies the attempt by how its body ended.
+    pub(crate) fn finish(mut self, end: BodyEnd<'_>) {
+        self.finished = true;
+        let p = &*self.policy.0;
+        let (failed, error_type) = match end {
+            BodyEnd::Trailers(trailers) if trailers.contains_key(GRPC_STATUS) => {
+                let failed = p.classifier.is_failure(&CallResult::Response {
+                    status: self.status,
+                    headers: trailers,
+                });
+                (failed, result_error_type(Ok((self.status, trailers))))
+            }
+            BodyEnd::Trailers(_) | BodyEnd::NoTrailers => {
+                let mut unknown = HeaderMap::new();
+                unknown.insert(GRPC_STATUS, http::HeaderValue::from(GrpcCode::Unknown as u16));
+                let failed = p.classifier.is_failure(&CallResult::Response {
+                    status: self.status,
+                    headers: &unknown,
+                });
+                (failed, ErrorType::Grpc(GrpcCode::Unknown))
+            }
+            BodyEnd::Error => (
+                p.classifier.is_failure(&CallResult::Error(ErrorType::Body)),
+                ErrorType::Body,
+            ),
+        };
+        p.conclude(self.permit.take(), self.attempt, failed, error_type, self.elapsed);
+    }
+}
+
+impl Drop for PendingVerdict {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Dropped unread: the caller's choice, not the dependency's failure.
+            let p = &*self.policy.0;
+            p.conclude(None, self.attempt, false, ErrorType::Other, self.elapsed);
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingVerdict")
+            .field("dependency", &self.policy.0.name)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyInner {
+    /// An attempt's outcome is known: count it, log it, tell the breaker.
+    fn conclude(
+        &self,
+        permit: Option<Permit>,
+        attempt: u32,
+        failed: bool,
+        error_type: ErrorType,
+        elapsed: Duration,
+    ) {
+        if failed {
+            &self.attempts_err
+        } else {
+            &self.attempts_ok
+        }
+        .increment(1);
+        tracing::debug!(
+            peer.service = %self.name,
+            attempt,
+            failed,
+            error.r#type = failed.then(|| error_type.as_str()),
+            elapsed_us = elapsed.as_micros() as u64,
+            "attempt finished"
+        );
+        if let Some(permit) = permit {
+            permit.record(failed, elapsed);
+        }
+    }
 }
 
 impl ClientPolicyBuilder {
@@ -428,7 +564,7 @@ impl ClientPolicy {
                 (None, None) => (None, false),
             };
             let fut = attempts.send(AttemptCtx { limit });
-            let result = match limit {
+            let mut result = match limit {
                 Some(l) => match tokio::time::timeout(l, fut).await {
                     Ok(r) => r,
                     Err(_) if by_deadline => Err(self.deadline_exceeded(attempt)),
@@ -447,18 +583,29 @@ impl ClientPolicy {
                 Ok((status, headers)) => CallResult::Response { status, headers },
                 Err(e) => CallResult::Error(e.error_type()),
             });
-            if failed { &p.attempts_err } else { &p.attempts_ok }.increment(1);
-            tracing::debug!(
-                peer.service = %p.name,
-                attempt,
-                failed,
-                error.r#type = failed.then(|| result_error_type(view).as_str()),
-                elapsed_us = elapsed.as_micros() as u64,
-                "attempt finished"
-            );
-            if let Some(permit) = permit {
-                permit.record(failed, elapsed);
+            // A gRPC answer with no status in its headers has it in the trailers.
+            let in_trailers = spec.grpc
+                && !failed
+                && matches!(view, Ok((_, headers)) if !headers.contains_key(GRPC_STATUS));
+            let error_type = result_error_type(view);
+            match &mut result {
+                Ok(response) if in_trailers => {
+                    let verdict = PendingVerdict {
+                        policy: self.clone(),
+                        permit,
+                        attempt,
+                        status: response.status(),
+                        elapsed,
+                        finished: false,
+                    };
+                    if let Err(mut verdict) = attempts.defer(response, verdict) {
+                        verdict.finished = true;
+                        p.conclude(verdict.permit.take(), attempt, false, error_type, elapsed);
+                    }
+                }
+                _ => p.conclude(permit, attempt, failed, error_type, elapsed),
             }
+            let view = result.as_ref().map(|r| (r.status(), r.headers()));
 
             // === decide whether to retry ===
             let Some(retry) = &p.retry else { return result };

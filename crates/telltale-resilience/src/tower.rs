@@ -37,9 +37,12 @@
 //! `UNAVAILABLE` in the response headers (trailers-only responses, which is how tonic and
 //! grpc-go servers answer a call that fails before its first message) is retried. A
 //! status carried in trailers after response headers is not retried, as gRFC A6
-//! prescribes (the call is committed once headers arrive), and is not seen by the
-//! circuit breaker either: it classifies the call when the response head arrives. The
-//! client metrics and spans do see it (they end at the body's end).
+//! prescribes (the call is committed once headers arrive). With a tonic `Channel`, the
+//! circuit breaker and the attempt counter still see it: the response body is wrapped
+//! (it stays a `tonic::body::Body`) and classifies the attempt when the trailers arrive
+//! (see [`policy`](crate::policy#grpc-status-in-trailers)). Other response body types
+//! are classified at the headers. The client metrics and spans see the trailers status
+//! either way (they end at the body's end).
 //!
 //! The service's future is boxed (the retry loop is an `async fn`): one allocation per
 //! logical call.
@@ -56,7 +59,7 @@ use telltale_core::headers::{GRPC_TIMEOUT, IDEMPOTENCY_KEY};
 use tower::{Layer, Service, ServiceExt};
 
 use crate::error::{BoxError, ResilienceError};
-use crate::policy::{AttemptCtx, Attempts, BoxFuture, CallSpec, ClientPolicy};
+use crate::policy::{AttemptCtx, Attempts, BodyEnd, BoxFuture, CallSpec, ClientPolicy, PendingVerdict};
 use crate::retry::reason;
 
 // === RetryBody ===
@@ -184,6 +187,50 @@ impl<B: Body<Data = Bytes>> Body for RecordingBody<B> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A response body that classifies its attempt when it ends (gRPC status in
+    /// trailers; see [`PendingVerdict`]).
+    struct VerdictBody<B> {
+        #[pin]
+        inner: B,
+        verdict: Option<PendingVerdict>,
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for VerdictBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll_frame(cx));
+        let end = match &res {
+            Some(Ok(frame)) => frame.trailers_ref().map(BodyEnd::Trailers),
+            Some(Err(_)) => Some(BodyEnd::Error),
+            None => Some(BodyEnd::NoTrailers),
+        };
+        if let Some(end) = end
+            && let Some(verdict) = this.verdict.take()
+        {
+            verdict.finish(end);
+        }
+        Poll::Ready(res)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // While the verdict is pending, ask to be polled once more: the end (with or
+        // without trailers) is what gives it.
+        self.verdict.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 // === Layer and Service ===
 
 /// The policy as a tower layer (see the module docs).
@@ -241,7 +288,7 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send,
     B: RetryBody,
-    ResB: Send,
+    ResB: Send + 'static,
 {
     type Response = Response<ResB>;
 
@@ -278,6 +325,28 @@ where
                 .await
                 .map_err(|e| ResilienceError::from_transport(&dependency, e.into()))
         })
+    }
+
+    fn defer(
+        &mut self,
+        response: &mut Response<ResB>,
+        verdict: PendingVerdict,
+    ) -> Result<(), PendingVerdict> {
+        // Only a body type that can hold the wrapper without changing the service's
+        // response type can carry the verdict: tonic's type-erased `Body`.
+        #[cfg(feature = "tonic")]
+        if let Some(body) =
+            (response.body_mut() as &mut dyn std::any::Any).downcast_mut::<tonic::body::Body>()
+        {
+            let inner = std::mem::take(body);
+            *body = tonic::body::Body::new(VerdictBody {
+                inner,
+                verdict: Some(verdict),
+            });
+            return Ok(());
+        }
+        let _ = response;
+        Err(verdict)
     }
 
     fn replayable(&mut self) -> Result<(), &'static str> {

@@ -152,3 +152,132 @@ async fn metrics_classifier_sees_the_error_type_through_the_tower_error() {
         "timeout"
     );
 }
+
+/// A tonic health client over a `Channel` to `server`, behind `p`'s layer.
+#[cfg(feature = "tonic")]
+fn health_client(
+    server: &FlakyServer,
+    p: &ClientPolicy,
+) -> tonic_health::pb::health_client::HealthClient<
+    telltale_resilience::tower::ClientPolicyService<tonic::transport::Channel>,
+> {
+    let channel = tonic::transport::Endpoint::from_shared(server.url(""))
+        .unwrap()
+        .connect_lazy();
+    tonic_health::pb::health_client::HealthClient::new(
+        ServiceBuilder::new().layer(p.layer()).service(channel),
+    )
+}
+
+#[cfg(feature = "tonic")]
+fn check() -> tonic_health::pb::HealthCheckRequest {
+    tonic_health::pb::HealthCheckRequest {
+        service: "inventory".into(),
+    }
+}
+
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn breaker_opens_on_grpc_errors_that_arrive_in_trailers_after_headers() {
+    use telltale_resilience::{CircuitBreaker, CircuitState};
+
+    let _ = common::metrics();
+    let server = FlakyServer::start(Script::GrpcTrailers(14)).await;
+    let p = ClientPolicy::builder("grpc-trailers")
+        .timeout(Duration::from_secs(2))
+        .retry(Retry::exponential().base(MS).cap(10 * MS).max_attempts(3))
+        .circuit_breaker(CircuitBreaker::consecutive_failures(3).open_for(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let breaker = p.circuit_breaker().unwrap().clone();
+    let mut client = health_client(&server, &p);
+    for call in 1..=3 {
+        let status = client.check(check()).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "call {call}");
+    }
+    // Committed once headers arrived (gRFC A6): not retried, one attempt per call.
+    assert_eq!(server.calls(), 3);
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(
+        common::metric(
+            "telltale_client_attempts_total",
+            &[("peer_service", "grpc-trailers"), ("outcome", "error")]
+        ),
+        3.0
+    );
+    // Open: the fourth call is refused without reaching the server.
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(server.calls(), 3, "{status:?}");
+}
+
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn ok_in_trailers_and_streams_dropped_unread_are_not_failures() {
+    use telltale_resilience::{CircuitBreaker, CircuitState};
+
+    let _ = common::metrics();
+    let ok = FlakyServer::start(Script::GrpcTrailers(0)).await;
+    let p = ClientPolicy::builder("grpc-trailers-ok")
+        .timeout(Duration::from_secs(2))
+        .circuit_breaker(CircuitBreaker::failure_rate(0.5).min_calls(100))
+        .build()
+        .unwrap();
+    let breaker = p.circuit_breaker().unwrap().clone();
+    let mut client = health_client(&ok, &p);
+    for _ in 0..3 {
+        // No message and an OK status: tonic's own protocol error, not the breaker's.
+        let _ = client.check(check()).await;
+    }
+    assert_eq!(ok.calls(), 3);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(
+        breaker.window().0,
+        3,
+        "three calls recorded when their trailers came"
+    );
+
+    // A stream the caller drops while it is open: released unrecorded, counted as a
+    // success, the breaker stays closed.
+    let open = FlakyServer::start(Script::GrpcOpenStream).await;
+    let p = ClientPolicy::builder("grpc-open-stream")
+        .timeout(Duration::from_secs(2))
+        .circuit_breaker(CircuitBreaker::failure_rate(0.5).min_calls(100))
+        .build()
+        .unwrap();
+    let breaker = p.circuit_breaker().unwrap().clone();
+    let mut client = health_client(&open, &p);
+    let stream = client.watch(check()).await.unwrap().into_inner();
+    let attempts = |outcome| {
+        common::metric(
+            "telltale_client_attempts_total",
+            &[("peer_service", "grpc-open-stream"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(attempts("success") + attempts("error"), 0.0, "pending while open");
+    drop(stream);
+    assert_eq!(attempts("success"), 1.0);
+    assert_eq!(attempts("error"), 0.0);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(breaker.window().0, 0, "nothing recorded");
+}
+
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn a_grpc_body_that_ends_without_a_status_is_an_unknown_failure() {
+    use telltale_resilience::{CircuitBreaker, CircuitState};
+
+    let _ = common::metrics();
+    let server = FlakyServer::start(Script::GrpcNoStatus).await;
+    let p = ClientPolicy::builder("grpc-no-status")
+        .timeout(Duration::from_secs(2))
+        .circuit_breaker(CircuitBreaker::consecutive_failures(2).open_for(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let breaker = p.circuit_breaker().unwrap().clone();
+    let mut client = health_client(&server, &p);
+    let _ = client.check(check()).await.unwrap_err();
+    assert_eq!(breaker.state(), CircuitState::Closed, "one failure of two");
+    let _ = client.check(check()).await.unwrap_err();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(server.calls(), 2);
+}

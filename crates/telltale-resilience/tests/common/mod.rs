@@ -62,6 +62,40 @@ pub enum Script {
     Slow(u64),
     /// gRPC trailers-only `grpc-status: code` for the first `n` calls, then `then`.
     Grpc(u32, u8, u8),
+    /// gRPC response headers without a status, then trailers with `grpc-status: code`
+    /// (how a call that fails after its headers, e.g. a broken stream, ends).
+    GrpcTrailers(u8),
+    /// gRPC response headers, then a body that never ends (an open stream).
+    GrpcOpenStream,
+    /// gRPC response headers, then the end of the body with no status at all.
+    GrpcNoStatus,
+}
+
+/// A response body of one trailers frame, or of nothing ever (`None`: pending forever).
+struct TrailersBody(Option<Option<HeaderMap>>);
+
+impl http_body::Body for TrailersBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        match &mut self.0 {
+            None => std::task::Poll::Pending,
+            Some(trailers) => {
+                std::task::Poll::Ready(trailers.take().map(|t| Ok(http_body::Frame::trailers(t))))
+            }
+        }
+    }
+}
+
+fn grpc_headers_first(body: TrailersBody) -> Response {
+    let mut r = axum::body::Body::new(body).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/grpc"));
+    r
 }
 
 pub struct Shared {
@@ -156,6 +190,13 @@ async fn handler(State(s): State<Arc<Shared>>, method: Method, headers: HeaderMa
                 .insert("grpc-status", HeaderValue::from(u16::from(code)));
             r
         }
+        Script::GrpcTrailers(code) => {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from(u16::from(*code)));
+            grpc_headers_first(TrailersBody(Some(Some(trailers))))
+        }
+        Script::GrpcOpenStream => grpc_headers_first(TrailersBody(None)),
+        Script::GrpcNoStatus => grpc_headers_first(TrailersBody(Some(None))),
     }
 }
 
