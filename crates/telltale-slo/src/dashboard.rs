@@ -14,8 +14,9 @@
 //! ```
 //!
 //! Rows: golden signals (traffic, errors, latency p50/p95/p99, saturation: in-flight, CPU,
-//! memory), SLOs (SLI, error budget remaining, burn rate per SLO), dependencies (rate,
-//! errors, p99 latency, circuit-breaker state per `peer_service`). Deploy markers: a
+//! memory; a worker, whose SLOs are all job SLOs, gets only CPU and memory), SLOs (SLI, error budget remaining, burn rate per SLO), dependencies (rate,
+//! errors, p99 latency, circuit-breaker state per `peer_service`; left out for a worker
+//! that lists no `dependencies`). Deploy markers: a
 //! `build_info` series with a new `version`/`commit` that did not exist 10 minutes
 //! earlier. (`changes(build_info[..])` is always 0: the gauge is constantly 1 and a deploy
 //! shows up as a *new series*, which this form detects.)
@@ -117,10 +118,6 @@ fn sel(metric: &str, matchers: &[String]) -> String {
 pub fn dashboard(spec: &ServiceSpec) -> Value {
     let l = spec.label_names();
     let svc = promql::service_matchers(spec);
-    let count = format!("{}_count", l.duration);
-    let bucket = format!("{}_bucket", l.duration);
-    let mut bad = svc.clone();
-    bad.push(format!("{}=~\"5..\"", l.status));
     let mut lay = Layout {
         panels: Vec::new(),
         next_id: 0,
@@ -128,45 +125,54 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         x: 0,
     };
 
-    let route_legend = format!("{{{{{}}}}}", l.route);
-    lay.row("Golden signals");
-    lay.panel(
-        "timeseries",
-        "Traffic (requests/s by route)",
-        "reqps",
-        &[(&route_legend, rate_by(l.route, &sel(&count, &svc)))],
-    );
-    lay.panel(
-        "timeseries",
-        "Errors (5xx ratio)",
-        "percentunit",
-        &[(
-            "5xx",
+    if spec.serves_requests() {
+        lay.row("Golden signals");
+        let count = format!("{}_count", l.duration);
+        let bucket = format!("{}_bucket", l.duration);
+        let mut bad = svc.clone();
+        bad.push(format!("{}=~\"5..\"", l.status));
+        let route_legend = format!("{{{{{}}}}}", l.route);
+        lay.panel(
+            "timeseries",
+            "Traffic (requests/s by route)",
+            "reqps",
+            &[(&route_legend, rate_by(l.route, &sel(&count, &svc)))],
+        );
+        lay.panel(
+            "timeseries",
+            "Errors (5xx ratio)",
+            "percentunit",
+            &[(
+                "5xx",
+                format!(
+                    "sum(rate({}[$__rate_interval])) / sum(rate({}[$__rate_interval]))",
+                    sel(&count, &bad),
+                    sel(&count, &svc)
+                ),
+            )],
+        );
+        let q = |p: &str| {
             format!(
-                "sum(rate({}[$__rate_interval])) / sum(rate({}[$__rate_interval]))",
-                sel(&count, &bad),
-                sel(&count, &svc)
-            ),
-        )],
-    );
-    let q = |p: &str| {
-        format!(
-            "histogram_quantile({p}, sum by (le) (rate({}[$__rate_interval])))",
-            sel(&bucket, &svc)
-        )
-    };
-    lay.panel(
-        "timeseries",
-        "Latency",
-        "s",
-        &[("p50", q("0.5")), ("p95", q("0.95")), ("p99", q("0.99"))],
-    );
-    lay.panel(
-        "timeseries",
-        "Saturation: in-flight requests",
-        "short",
-        &[("in flight", format!("sum({})", sel(l.in_flight, &svc)))],
-    );
+                "histogram_quantile({p}, sum by (le) (rate({}[$__rate_interval])))",
+                sel(&bucket, &svc)
+            )
+        };
+        lay.panel(
+            "timeseries",
+            "Latency",
+            "s",
+            &[("p50", q("0.5")), ("p95", q("0.95")), ("p99", q("0.99"))],
+        );
+        lay.panel(
+            "timeseries",
+            "Saturation: in-flight requests",
+            "short",
+            &[("in flight", format!("sum({})", sel(l.in_flight, &svc)))],
+        );
+    } else {
+        // A worker: its traffic, errors and latency are the Jobs row's.
+        lay.row("Saturation");
+    }
     lay.panel(
         "timeseries",
         "Saturation: CPU (cores)",
@@ -226,49 +232,10 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         job_row(&mut lay, &svc, &queues);
     }
 
-    lay.row("Dependencies");
-    let client_count = format!("{}_count", names::otel::HTTP_CLIENT_REQUEST_DURATION);
-    let client_bucket = format!("{}_bucket", names::otel::HTTP_CLIENT_REQUEST_DURATION);
-    let mut client_bad = svc.clone();
-    client_bad.push(format!("{}!=\"\"", names::labels::ERROR_TYPE));
-    let peer = names::labels::PEER_SERVICE;
-    lay.panel(
-        "timeseries",
-        "Dependency calls/s",
-        "reqps",
-        &[("{{peer_service}}", rate_by(peer, &sel(&client_count, &svc)))],
-    );
-    lay.panel(
-        "timeseries",
-        "Dependency error ratio",
-        "percentunit",
-        &[(
-            "{{peer_service}}",
-            ratio_by(peer, &sel(&client_count, &client_bad), &sel(&client_count, &svc)),
-        )],
-    );
-    lay.panel(
-        "timeseries",
-        "Dependency latency p99",
-        "s",
-        &[(
-            "{{peer_service}}",
-            quantile_by("0.99", peer, &sel(&client_bucket, &svc)),
-        )],
-    );
-    lay.panel(
-        "state-timeline",
-        "Circuit breaker state",
-        "short",
-        &[(
-            "{{peer_service}} {{state}}",
-            format!(
-                "max by ({peer}, {st}) ({}) == 1",
-                sel(client::CIRCUIT_BREAKER_STATE, &svc),
-                st = names::labels::STATE
-            ),
-        )],
-    );
+    // A worker that calls nothing has no dependency series to show.
+    if spec.serves_requests() || !spec.dependencies.is_empty() {
+        dependency_row(&mut lay, &svc);
+    }
 
     let deploy = deploy_marker_expr(spec);
     json!({
@@ -361,6 +328,53 @@ fn job_row(lay: &mut Layout, svc: &[String], queues: &[&str]) {
         "Queue wait p95 by queue (enqueue to start)",
         "s",
         &[(&legend, quantile_by("0.95", q, &sel(&wait, &m)))],
+    );
+}
+
+/// Calls, error ratio and p99 latency by `peer_service`, and the circuit breakers' state.
+fn dependency_row(lay: &mut Layout, svc: &[String]) {
+    lay.row("Dependencies");
+    let client_count = format!("{}_count", names::otel::HTTP_CLIENT_REQUEST_DURATION);
+    let client_bucket = format!("{}_bucket", names::otel::HTTP_CLIENT_REQUEST_DURATION);
+    let mut client_bad = svc.to_vec();
+    client_bad.push(format!("{}!=\"\"", names::labels::ERROR_TYPE));
+    let peer = names::labels::PEER_SERVICE;
+    lay.panel(
+        "timeseries",
+        "Dependency calls/s",
+        "reqps",
+        &[("{{peer_service}}", rate_by(peer, &sel(&client_count, svc)))],
+    );
+    lay.panel(
+        "timeseries",
+        "Dependency error ratio",
+        "percentunit",
+        &[(
+            "{{peer_service}}",
+            ratio_by(peer, &sel(&client_count, &client_bad), &sel(&client_count, svc)),
+        )],
+    );
+    lay.panel(
+        "timeseries",
+        "Dependency latency p99",
+        "s",
+        &[(
+            "{{peer_service}}",
+            quantile_by("0.99", peer, &sel(&client_bucket, svc)),
+        )],
+    );
+    lay.panel(
+        "state-timeline",
+        "Circuit breaker state",
+        "short",
+        &[(
+            "{{peer_service}} {{state}}",
+            format!(
+                "max by ({peer}, {st}) ({}) == 1",
+                sel(client::CIRCUIT_BREAKER_STATE, svc),
+                st = names::labels::STATE
+            ),
+        )],
     );
 }
 

@@ -376,32 +376,35 @@ pub fn rule_set(spec: &ServiceSpec) -> RuleSet {
             });
         }
     }
-    let alert = format!("{}ErrorRatioHigh", camel(&[&spec.service]));
-    let mut labels = base_labels(spec, None);
-    labels.push(("severity".to_owned(), Severity::Warning.as_str().to_owned()));
-    warnings.push(AlertRule {
-        alert: alert.clone(),
-        expr: format!(
-            "(\n{}\n) > {}",
-            promql::service_error_ratio(spec, "5m"),
-            spec.warnings.error_ratio
-        ),
-        for_: Some("5m".to_owned()),
-        labels,
-        annotations: vec![
-            (
-                "summary".to_owned(),
-                format!("{} 5xx ratio above {}", spec.service, spec.warnings.error_ratio),
+    // A worker answers no requests: its 5xx ratio would never have a value.
+    if spec.serves_requests() {
+        let alert = format!("{}ErrorRatioHigh", camel(&[&spec.service]));
+        let mut labels = base_labels(spec, None);
+        labels.push(("severity".to_owned(), Severity::Warning.as_str().to_owned()));
+        warnings.push(AlertRule {
+            alert: alert.clone(),
+            expr: format!(
+                "(\n{}\n) > {}",
+                promql::service_error_ratio(spec, "5m"),
+                spec.warnings.error_ratio
             ),
-            (
-                "description".to_owned(),
-                "{{ $value | humanizePercentage }} of requests failed with a 5xx over the last 5m."
-                    .to_owned(),
-            ),
-            ("runbook_url".to_owned(), runbook_url(spec, &alert)),
-        ],
-        kind: AlertKind::ErrorRatio,
-    });
+            for_: Some("5m".to_owned()),
+            labels,
+            annotations: vec![
+                (
+                    "summary".to_owned(),
+                    format!("{} 5xx ratio above {}", spec.service, spec.warnings.error_ratio),
+                ),
+                (
+                    "description".to_owned(),
+                    "{{ $value | humanizePercentage }} of requests failed with a 5xx over the last 5m."
+                        .to_owned(),
+                ),
+                ("runbook_url".to_owned(), runbook_url(spec, &alert)),
+            ],
+            kind: AlertKind::ErrorRatio,
+        });
+    }
     for dep in &spec.dependencies {
         let mut labels = base_labels(spec, None);
         labels.push(("dependency".to_owned(), dep.clone()));

@@ -415,6 +415,27 @@ impl ServiceSpec {
         }
     }
 
+    /// Whether the service answers requests: `false` for a worker, a spec whose SLOs are
+    /// all job SLOs (`queue`). A worker's rules leave out the 5xx-ratio warning and its
+    /// dashboard the request panels, which would only ever be empty.
+    ///
+    /// ```
+    /// use telltale_slo::spec::{ServiceSpec, Slo};
+    ///
+    /// let fulfil = Slo::availability("fulfilment", 99.0).queue("fulfil_order");
+    /// let worker = ServiceSpec::builder("orders-worker").slo(fulfil.clone()).build().unwrap();
+    /// assert!(!worker.serves_requests());
+    /// let api = ServiceSpec::builder("orders-api")
+    ///     .slo(Slo::availability("availability", 99.9))
+    ///     .slo(fulfil)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(api.serves_requests());
+    /// ```
+    pub fn serves_requests(&self) -> bool {
+        self.slos.is_empty() || self.slos.iter().any(|s| s.queue.is_none())
+    }
+
     /// The server label names of the spec's scheme.
     pub const fn label_names(&self) -> LabelNames {
         LabelNames::for_scheme(self.scheme)

@@ -98,6 +98,45 @@ fn generated_rules_pass_promtool_check_rules() {
 }
 
 #[test]
+fn a_worker_spec_generates_job_rules_and_no_request_series() {
+    let spec = ServiceSpec::from_yaml_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/worker/slo.yaml"
+    ))
+    .unwrap();
+    assert_eq!(spec.service, "orders-worker");
+    assert!(!spec.serves_requests());
+    let dir = generated_dir(&spec);
+    let rules = dir.path().join("prometheus/orders-worker.rules.yaml");
+    let out = run(Command::new(tool("promtool"))
+        .arg("check")
+        .arg("rules")
+        .arg(&rules));
+    // Two job SLOs of 12 rules each, the latency warning, no service 5xx warning and no
+    // dependency warnings (none listed).
+    assert!(out.contains("SUCCESS: 25 rules found"), "{out}");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    assert!(!text.contains("http_"), "{text}");
+    assert!(!text.contains("ErrorRatioHigh"), "{text}");
+    assert!(
+        text.contains(r#"messaging_destination_name="fulfil_order""#),
+        "{text}"
+    );
+    let exprs = telltale_slo::dashboard::dashboard_exprs(&spec);
+    assert!(!exprs.iter().any(|e| e.contains("http_")), "{exprs:#?}");
+    assert!(exprs.iter().any(|e| e.contains("process_cpu_seconds_total")));
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("messaging_process_duration_seconds"))
+    );
+    assert!(
+        !dir.path().join("runbooks/OrdersWorkerErrorRatioHigh.md").exists(),
+        "no runbook for an alert that is not generated"
+    );
+}
+
+#[test]
 fn generated_alertmanager_config_passes_amtool_check_config() {
     let dir = generated_dir(&example());
     let out = run(Command::new(tool("amtool"))

@@ -185,6 +185,15 @@ fn the_worker_process_fulfils_jobs_retries_failures_and_reports_its_health() {
         Some(5.0),
         "{metrics}"
     );
+    // examples/worker/slo.yaml's rules and dashboard read only series this /metrics has.
+    let spec = telltale_slo::ServiceSpec::from_yaml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/slo.yaml"))
+        .expect("slo.yaml is valid");
+    assert_eq!(spec.service, "orders-worker");
+    let missing = telltale_slo::missing_from_scrape(&spec, &metrics);
+    assert!(
+        missing.is_empty(),
+        "referenced by rules or dashboard but absent from /metrics: {missing:?}\n{metrics}"
+    );
     assert_eq!(get(&format!("{base}/readyz")).0, 200);
 
     // The database goes away: not ready, one warning however long it lasts; back: ready.
