@@ -99,25 +99,26 @@ fn browser_request(id: Option<&HeaderValue>) -> Request<()> {
     let mut req = Request::new(());
     let h = req.headers_mut();
     h.reserve(12);
-    h.append(HOST, HeaderValue::from_static("orders.internal:8080"));
-    h.append(
-        USER_AGENT,
-        HeaderValue::from_static("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/145.0"),
-    );
-    h.append(ACCEPT, HeaderValue::from_static("application/json"));
-    h.append(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br"));
-    h.append(ACCEPT_LANGUAGE, HeaderValue::from_static("en-GB,en;q=0.5"));
-    h.append(
-        AUTHORIZATION,
-        HeaderValue::from_static("Bearer eyJhbGciOi.e30.sig"),
-    );
-    h.append(CONTENT_LENGTH, HeaderValue::from_static("0"));
-    h.append(FORWARDED_FOR, HeaderValue::from_static("203.0.113.7, 10.0.0.12"));
-    h.append(FORWARDED_PROTO, HeaderValue::from_static("https"));
-    h.append(
-        TRACEPARENT,
-        HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-    );
+    for (name, value) in [
+        (HOST, "orders.internal:8080"),
+        (
+            USER_AGENT,
+            "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/145.0",
+        ),
+        (ACCEPT, "application/json"),
+        (ACCEPT_ENCODING, "gzip, deflate, br"),
+        (ACCEPT_LANGUAGE, "en-GB,en;q=0.5"),
+        (AUTHORIZATION, "Bearer eyJhbGciOi.e30.sig"),
+        (CONTENT_LENGTH, "0"),
+        (FORWARDED_FOR, "203.0.113.7, 10.0.0.12"),
+        (FORWARDED_PROTO, "https"),
+        (
+            TRACEPARENT,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ] {
+        h.append(name, HeaderValue::from_static(value));
+    }
     if let Some(id) = id {
         h.append("x-request-id", id.clone());
     }
