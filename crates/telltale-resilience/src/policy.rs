@@ -46,7 +46,7 @@
 //! A gRPC call that fails before its first message answers "trailers-only": the status
 //! is in the response headers, and the attempt is classified there, like an HTTP status.
 //! A call that fails later (a stream that breaks, a server that sends headers first)
-//! carries its status in the trailers. For a tonic `Channel` (response body
+//! carries its status in the trailers, after HTTP 200 headers without one. For a tonic `Channel` (response body
 //! `tonic::body::Body`), the tower layer then classifies the attempt when the trailers
 //! arrive: the breaker, `telltale_client_attempts_total` and the `attempt finished`
 //! event see that status. A body that ends without a `grpc-status` counts as `UNKNOWN`
@@ -583,10 +583,12 @@ impl ClientPolicy {
                 Ok((status, headers)) => CallResult::Response { status, headers },
                 Err(e) => CallResult::Error(e.error_type()),
             });
-            // A gRPC answer with no status in its headers has it in the trailers.
+            // A gRPC answer (HTTP 200) with no status in its headers has it in the
+            // trailers. Another HTTP status comes from an intermediary and is classified
+            // as it stands.
             let in_trailers = spec.grpc
                 && !failed
-                && matches!(view, Ok((_, headers)) if !headers.contains_key(GRPC_STATUS));
+                && matches!(view, Ok((StatusCode::OK, headers)) if !headers.contains_key(GRPC_STATUS));
             let error_type = result_error_type(view);
             match &mut result {
                 Ok(response) if in_trailers => {
