@@ -789,6 +789,8 @@ pub struct Permit {
     core: Arc<Core>,
     generation: u64,
     done: bool,
+    /// Admitted as a half-open trial call.
+    trial: bool,
 }
 
 impl CircuitBreakerHandle {
@@ -847,24 +849,26 @@ impl CircuitBreakerHandle {
                 core.transition(&mut inner, CircuitState::HalfOpen, now);
             }
         }
-        match inner.state {
-            CircuitState::Closed | CircuitState::Disabled | CircuitState::MetricsOnly => {}
+        let trial = match inner.state {
+            CircuitState::Closed | CircuitState::Disabled | CircuitState::MetricsOnly => false,
             CircuitState::HalfOpen => {
                 if inner.trial.admitted >= core.config.half_open_calls {
                     drop(inner);
                     return Err(core.reject(CircuitState::HalfOpen));
                 }
                 inner.trial.admitted += 1;
+                true
             }
             s @ (CircuitState::Open | CircuitState::ForcedOpen) => {
                 drop(inner);
                 return Err(core.reject(s));
             }
-        }
+        };
         Ok(Permit {
             core: core.clone(),
             generation: inner.generation,
             done: false,
+            trial,
         })
     }
 
@@ -903,6 +907,31 @@ impl CircuitBreakerHandle {
 }
 
 impl Permit {
+    /// Whether this call was admitted as a half-open trial (it holds one of the
+    /// `half_open_calls` slots until its outcome is recorded).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use telltale_resilience::breaker::CircuitBreaker;
+    /// use telltale_resilience::clock::ManualClock;
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let breaker = CircuitBreaker::consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(5))
+    ///     .clock(clock.clone())
+    ///     .build("inventory")
+    ///     .unwrap();
+    /// let permit = breaker.try_acquire().unwrap();
+    /// assert!(!permit.is_trial());
+    /// permit.record_failure(Duration::from_millis(3)); // opens
+    /// clock.advance(Duration::from_secs(6));
+    /// assert!(breaker.try_acquire().unwrap().is_trial());
+    /// ```
+    pub fn is_trial(&self) -> bool {
+        self.trial
+    }
+
     /// Records a successful call that took `elapsed`.
     pub fn record_success(self, elapsed: Duration) {
         self.record(false, elapsed);

@@ -53,6 +53,8 @@
 //! (the gRPC spec's reading), a body that fails as `error.type = body`, and a body the
 //! caller drops unread as a success (the dependency did not fail). The slow-call
 //! duration is the time to the response headers, so a long stream is not a slow call.
+//! A half-open trial call is judged at its headers, as before: a long-lived stream must
+//! not hold a trial slot, and the breaker half-open, for as long as it lasts.
 //! Other response bodies (e.g. hyper's `Incoming`) cannot be wrapped without changing
 //! the service's response type, so there the attempt is classified at the headers.
 //! Retries are unaffected: gRFC A6 commits a call once headers arrive.
@@ -586,8 +588,11 @@ impl ClientPolicy {
             // A gRPC answer (HTTP 200) with no status in its headers has it in the
             // trailers. Another HTTP status comes from an intermediary and is classified
             // as it stands.
+            // A half-open trial is judged at the headers: a long-lived stream must not
+            // hold a trial slot (and the breaker half-open) for as long as it lasts.
             let in_trailers = spec.grpc
                 && !failed
+                && !permit.as_ref().is_some_and(Permit::is_trial)
                 && matches!(view, Ok((StatusCode::OK, headers)) if !headers.contains_key(GRPC_STATUS));
             let error_type = result_error_type(view);
             match &mut result {

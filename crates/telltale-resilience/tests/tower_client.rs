@@ -281,3 +281,42 @@ async fn a_grpc_body_that_ends_without_a_status_is_an_unknown_failure() {
     assert_eq!(breaker.state(), CircuitState::Open);
     assert_eq!(server.calls(), 2);
 }
+
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn a_half_open_trial_stream_is_judged_at_its_headers() {
+    use std::sync::Arc;
+    use telltale_resilience::clock::ManualClock;
+    use telltale_resilience::{CircuitBreaker, CircuitState};
+
+    let _ = common::metrics();
+    let failing = FlakyServer::start(Script::GrpcTrailers(14)).await;
+    let streaming = FlakyServer::start(Script::GrpcOpenStream).await;
+    let clock = Arc::new(ManualClock::new());
+    let p = ClientPolicy::builder("grpc-half-open")
+        .timeout(Duration::from_secs(2))
+        .circuit_breaker(
+            CircuitBreaker::consecutive_failures(1)
+                .open_for(Duration::from_secs(10))
+                .half_open_calls(1)
+                .clock(clock.clone()),
+        )
+        .build()
+        .unwrap();
+    let breaker = p.circuit_breaker().unwrap().clone();
+    // An error in trailers opens the breaker (closed state: judged at the body's end).
+    let _ = health_client(&failing, &p).check(check()).await.unwrap_err();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    // The trial call is a stream that stays open: its headers close the breaker, rather
+    // than its trial slot staying taken for as long as the stream lasts.
+    let stream = health_client(&streaming, &p)
+        .watch(check())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    drop(stream);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
