@@ -360,29 +360,30 @@ impl PendingVerdict {
     pub(crate) fn finish(mut self, end: BodyEnd<'_>) {
         self.finished = true;
         let p = &*self.policy.0;
-        let (failed, error_type) = match end {
-            BodyEnd::Trailers(trailers) if trailers.contains_key(GRPC_STATUS) => {
-                let failed = p.classifier.is_failure(&CallResult::Response {
+        let error = match end {
+            BodyEnd::Trailers(trailers) if trailers.contains_key(GRPC_STATUS) => p
+                .classifier
+                .is_failure(&CallResult::Response {
                     status: self.status,
                     headers: trailers,
-                });
-                (failed, result_error_type(Ok((self.status, trailers))))
-            }
+                })
+                .then(|| result_error_type(Ok((self.status, trailers)))),
             BodyEnd::Trailers(_) | BodyEnd::NoTrailers => {
                 let mut unknown = HeaderMap::new();
                 unknown.insert(GRPC_STATUS, http::HeaderValue::from(GrpcCode::Unknown as u16));
-                let failed = p.classifier.is_failure(&CallResult::Response {
-                    status: self.status,
-                    headers: &unknown,
-                });
-                (failed, ErrorType::Grpc(GrpcCode::Unknown))
+                p.classifier
+                    .is_failure(&CallResult::Response {
+                        status: self.status,
+                        headers: &unknown,
+                    })
+                    .then_some(ErrorType::Grpc(GrpcCode::Unknown))
             }
-            BodyEnd::Error => (
-                p.classifier.is_failure(&CallResult::Error(ErrorType::Body)),
-                ErrorType::Body,
-            ),
+            BodyEnd::Error => p
+                .classifier
+                .is_failure(&CallResult::Error(ErrorType::Body))
+                .then_some(ErrorType::Body),
         };
-        p.conclude(self.permit.take(), self.attempt, failed, error_type, self.elapsed);
+        p.conclude(self.permit.take(), self.attempt, error, self.elapsed);
     }
 }
 
@@ -391,30 +392,16 @@ impl Drop for PendingVerdict {
         if !self.finished {
             // Dropped unread: the caller's choice, not the dependency's failure.
             let p = &*self.policy.0;
-            p.conclude(None, self.attempt, false, ErrorType::Other, self.elapsed);
+            p.conclude(None, self.attempt, None, self.elapsed);
         }
     }
 }
 
-impl std::fmt::Debug for PendingVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingVerdict")
-            .field("dependency", &self.policy.0.name)
-            .field("attempt", &self.attempt)
-            .finish_non_exhaustive()
-    }
-}
-
 impl PolicyInner {
-    /// An attempt's outcome is known: count it, log it, tell the breaker.
-    fn conclude(
-        &self,
-        permit: Option<Permit>,
-        attempt: u32,
-        failed: bool,
-        error_type: ErrorType,
-        elapsed: Duration,
-    ) {
+    /// An attempt's outcome is known (`error`: `None` for a success): count it, log it,
+    /// tell the breaker.
+    fn conclude(&self, permit: Option<Permit>, attempt: u32, error: Option<ErrorType>, elapsed: Duration) {
+        let failed = error.is_some();
         if failed {
             &self.attempts_err
         } else {
@@ -425,7 +412,7 @@ impl PolicyInner {
             peer.service = %self.name,
             attempt,
             failed,
-            error.r#type = failed.then(|| error_type.as_str()),
+            error.r#type = error.map(|e| e.as_str()),
             elapsed_us = elapsed.as_micros() as u64,
             "attempt finished"
         );
@@ -594,7 +581,8 @@ impl ClientPolicy {
                 && !failed
                 && !permit.as_ref().is_some_and(Permit::is_trial)
                 && matches!(view, Ok((StatusCode::OK, headers)) if !headers.contains_key(GRPC_STATUS));
-            let error_type = result_error_type(view);
+            // Only a failure needs its `error.type` (it reads the headers again).
+            let error = failed.then(|| result_error_type(view));
             match &mut result {
                 Ok(response) if in_trailers => {
                     let verdict = PendingVerdict {
@@ -607,10 +595,10 @@ impl ClientPolicy {
                     };
                     if let Err(mut verdict) = attempts.defer(response, verdict) {
                         verdict.finished = true;
-                        p.conclude(verdict.permit.take(), attempt, false, error_type, elapsed);
+                        p.conclude(verdict.permit.take(), attempt, None, elapsed);
                     }
                 }
-                _ => p.conclude(permit, attempt, failed, error_type, elapsed),
+                _ => p.conclude(permit, attempt, error, elapsed),
             }
             let view = result.as_ref().map(|r| (r.status(), r.headers()));
 

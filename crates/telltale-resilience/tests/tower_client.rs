@@ -231,9 +231,16 @@ async fn ok_in_trailers_and_streams_dropped_unread_are_not_failures() {
     assert_eq!(ok.calls(), 3);
     assert_eq!(breaker.state(), CircuitState::Closed);
     assert_eq!(
-        breaker.window().0,
-        3,
-        "three calls recorded when their trailers came"
+        breaker.window(),
+        (3, 0, 0),
+        "three calls recorded when their trailers came, none failed"
+    );
+    assert_eq!(
+        common::metric(
+            "telltale_client_attempts_total",
+            &[("peer_service", "grpc-trailers-ok"), ("outcome", "success")]
+        ),
+        3.0
     );
 
     // A stream the caller drops while it is open: released unrecorded, counted as a
