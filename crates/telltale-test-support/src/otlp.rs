@@ -55,6 +55,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+pub use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, Metric, NumberDataPoint};
@@ -166,6 +167,18 @@ impl ReceivedMetric {
     /// Whether the metric is a gauge.
     pub fn is_gauge(&self) -> bool {
         matches!(&self.metric.data, Some(Data::Gauge(_)))
+    }
+
+    /// The aggregation temporality of a sum or histogram (`None` for a gauge, or a value
+    /// the protocol does not define).
+    pub fn temporality(&self) -> Option<AggregationTemporality> {
+        let raw = match &self.metric.data {
+            Some(Data::Sum(s)) => s.aggregation_temporality,
+            Some(Data::Histogram(h)) => h.aggregation_temporality,
+            Some(Data::ExponentialHistogram(h)) => h.aggregation_temporality,
+            _ => return None,
+        };
+        AggregationTemporality::try_from(raw).ok()
     }
 }
 

@@ -42,7 +42,9 @@
 //!   cumulative series of two replicas stay apart and a backend can join the signals.
 //!   Prometheus's global labels (`service`, `environment`, `version`) are resource
 //!   attributes here, not labels;
-//! - temporality is cumulative (what Prometheus-compatible backends want).
+//! - temporality is cumulative (what Prometheus-compatible backends want) unless
+//!   [`otlp_metrics_temporality`](crate::TelemetryBuilder::otlp_metrics_temporality) or
+//!   `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` asks for deltas ([`Temporality`]).
 //!
 //! Not sent: `build_info` (the resource carries the version) and the scrape-time process
 //! and tokio-runtime metrics, which exist only on `/metrics`. A name the SDK refuses as an
@@ -61,9 +63,12 @@
 //! (`grpc` or `http/protobuf`, the default), `OTEL_EXPORTER_OTLP_HEADERS` and
 //! `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds,
 //! default 60000; an interval set in code wins). `OTEL_SDK_DISABLED=true` turns the push
-//! off in both modes. For HTTP, `/v1/metrics` is appended to an endpoint that lacks it.
-//! A value that makes no sense (an endpoint that is not an `http(s)://` URL, a zero or
-//! unparsable interval, an unknown protocol or exporter) is a
+//! off in both modes, and `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`
+//! (`cumulative`, `delta`, `lowmemory`) is read in both, as the OpenTelemetry SDK does,
+//! unless the temporality is set in code. For HTTP, `/v1/metrics` is appended to an
+//! endpoint that lacks it. A value that makes no sense (an endpoint that is not an
+//! `http(s)://` URL, a zero or unparsable interval, an unknown protocol, exporter or
+//! temporality) is a
 //! [`TelemetryError::OtlpMetrics`](crate::TelemetryError::OtlpMetrics) from `init()`,
 //! before anything global is installed.
 //!
@@ -75,7 +80,8 @@
 //! runtime is never borrowed, so a guard dropped at the end of `#[tokio::main]` cannot
 //! deadlock) with a 10 s timeout. A failed export is logged at most every 30 s and its
 //! data is dropped; the next export sends the cumulative totals again, so nothing is lost
-//! once the collector is back.
+//! once the collector is back (with delta temporality, the failed interval's increments
+//! are lost: each delta is sent once).
 //!
 //! # Why not `metrics-exporter-opentelemetry`
 //!
@@ -103,7 +109,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality as SdkTemporality};
 use telltale_metrics::names::{labels, otel};
 use telltale_trace::export::OtlpProtocol;
 
@@ -117,6 +123,65 @@ pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// The variable the OpenTelemetry specification names for the temporality preference.
+pub const TEMPORALITY_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+
+/// What each pushed sum and histogram point covers (OTLP's aggregation temporality).
+///
+/// Set in code with
+/// [`otlp_metrics_temporality`](crate::TelemetryBuilder::otlp_metrics_temporality), or by
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (`cumulative`, `delta` or
+/// `lowmemory`, any case); the value in code wins. Gauges have no temporality.
+///
+/// ```
+/// use telltale::otlp_metrics::Temporality;
+///
+/// assert_eq!(Temporality::default(), Temporality::Cumulative);
+/// assert_eq!("Delta".parse::<Temporality>(), Ok(Temporality::Delta));
+/// assert!("deltas".parse::<Temporality>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Temporality {
+    /// Every point is the total since the process started (what Prometheus-compatible
+    /// backends want). A failed export loses nothing: the next one sends the totals again.
+    #[default]
+    Cumulative,
+    /// Every point is what happened since the previous export (what backends that store
+    /// deltas want). An export that fails loses its interval's increments.
+    Delta,
+    /// The specification's `lowmemory`: delta for synchronous counters and histograms,
+    /// cumulative for the rest. telltale's request metrics are all synchronous counters,
+    /// histograms and gauges, so they are sent as with [`Delta`](Self::Delta).
+    LowMemory,
+}
+
+impl std::str::FromStr for Temporality {
+    type Err = ();
+
+    /// `cumulative`, `delta` or `lowmemory`, in any case, surrounding spaces ignored.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let s = s.trim();
+        [
+            ("cumulative", Temporality::Cumulative),
+            ("delta", Temporality::Delta),
+            ("lowmemory", Temporality::LowMemory),
+        ]
+        .into_iter()
+        .find_map(|(name, t)| s.eq_ignore_ascii_case(name).then_some(t))
+        .ok_or(())
+    }
+}
+
+impl From<Temporality> for SdkTemporality {
+    fn from(t: Temporality) -> Self {
+        match t {
+            Temporality::Cumulative => SdkTemporality::Cumulative,
+            Temporality::Delta => SdkTemporality::Delta,
+            Temporality::LowMemory => SdkTemporality::LowMemory,
+        }
+    }
+}
 
 // === name mapping ===
 
@@ -610,19 +675,36 @@ pub(crate) struct PushTarget {
     pub(crate) protocol: OtlpProtocol,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) interval: Duration,
+    pub(crate) temporality: Temporality,
+}
+
+/// What was set in code next to the endpoint: each wins over its environment variable.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct InCode {
+    pub(crate) interval: Option<Duration>,
+    pub(crate) temporality: Option<Temporality>,
 }
 
 impl OtlpMetricsSetting {
-    /// Reads the environment (for `FromEnv`, and `OTEL_SDK_DISABLED` always) and validates.
+    /// Reads the environment (for `FromEnv`; `OTEL_SDK_DISABLED` and the temporality
+    /// preference always, as the OpenTelemetry SDK does) and validates.
     pub(crate) fn resolve(
         &self,
-        interval: Option<Duration>,
+        in_code: InCode,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<PushTarget>, OtlpMetricsError> {
         let non_empty = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let interval = in_code.interval;
         if interval.is_some_and(|i| i.is_zero()) {
             return Err(OtlpMetricsError::ZeroInterval);
         }
+        let temporality = match (in_code.temporality, non_empty(TEMPORALITY_ENV)) {
+            (Some(t), _) => t,
+            (None, None) => Temporality::default(),
+            (None, Some(v)) => v
+                .parse()
+                .map_err(|()| env_error(TEMPORALITY_ENV, &v, "use cumulative, delta or lowmemory"))?,
+        };
         let disabled = match non_empty("OTEL_SDK_DISABLED") {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("false") => false,
@@ -638,6 +720,7 @@ impl OtlpMetricsSetting {
                     protocol: *protocol,
                     headers: Vec::new(),
                     interval: interval.unwrap_or(DEFAULT_EXPORT_INTERVAL),
+                    temporality,
                 }
             }
             OtlpMetricsSetting::FromEnv => {
@@ -714,6 +797,7 @@ impl OtlpMetricsSetting {
                     protocol,
                     headers,
                     interval,
+                    temporality,
                 }
             }
         };
@@ -786,7 +870,10 @@ pub(crate) fn pipeline(
                     })?;
                     md.insert(key, value);
                 }
+                // Always set, so the SDK never reads (and silently ignores a bad)
+                // temporality variable behind our validation.
                 opentelemetry_otlp::MetricExporter::builder()
+                    .with_temporality(target.temporality.into())
                     .with_tonic()
                     .with_endpoint(target.endpoint.clone())
                     .with_timeout(EXPORT_TIMEOUT)
@@ -801,6 +888,7 @@ pub(crate) fn pipeline(
                     format!("{base}/v1/metrics")
                 };
                 opentelemetry_otlp::MetricExporter::builder()
+                    .with_temporality(target.temporality.into())
                     .with_http()
                     .with_endpoint(endpoint)
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
@@ -898,7 +986,7 @@ impl PushMetricExporter for OwnRuntimeExporter {
         self.inner.shutdown_with_timeout(timeout)
     }
 
-    fn temporality(&self) -> Temporality {
+    fn temporality(&self) -> SdkTemporality {
         self.inner.temporality()
     }
 }
@@ -1011,12 +1099,20 @@ mod tests {
     #[test]
     fn configuration_errors_name_what_to_change() {
         let grpc = OtlpMetricsSetting::Endpoint("collector:4317".into(), OtlpProtocol::Grpc);
-        let e = grpc.resolve(None, &env_of(&[])).unwrap_err();
+        let e = grpc.resolve(InCode::default(), &env_of(&[])).unwrap_err();
         assert!(matches!(e, OtlpMetricsError::Endpoint(_)), "{e:?}");
         assert!(e.to_string().contains("http://collector:4317"), "{e}");
 
         let ok = OtlpMetricsSetting::Endpoint("http://collector:4317".into(), OtlpProtocol::Grpc);
-        let e = ok.resolve(Some(Duration::ZERO), &env_of(&[])).unwrap_err();
+        let e = ok
+            .resolve(
+                InCode {
+                    interval: Some(Duration::ZERO),
+                    ..InCode::default()
+                },
+                &env_of(&[]),
+            )
+            .unwrap_err();
         assert!(matches!(e, OtlpMetricsError::ZeroInterval), "{e:?}");
 
         let from_env = OtlpMetricsSetting::FromEnv;
@@ -1050,8 +1146,15 @@ mod tests {
                 &[("OTEL_METRICS_EXPORTER", "console")][..],
                 "OTEL_METRICS_EXPORTER",
             ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    (TEMPORALITY_ENV, "deltas"),
+                ][..],
+                TEMPORALITY_ENV,
+            ),
         ] {
-            let e = from_env.resolve(None, &env_of(pairs)).unwrap_err();
+            let e = from_env.resolve(InCode::default(), &env_of(pairs)).unwrap_err();
             assert!(
                 matches!(&e, OtlpMetricsError::Env { var: v, .. } if *v == var),
                 "{pairs:?}: {e:?}"
@@ -1063,10 +1166,10 @@ mod tests {
     #[test]
     fn environment_picks_endpoint_protocol_interval_and_headers() {
         let from_env = OtlpMetricsSetting::FromEnv;
-        assert_eq!(from_env.resolve(None, &env_of(&[])).unwrap(), None);
+        assert_eq!(from_env.resolve(InCode::default(), &env_of(&[])).unwrap(), None);
         let t = from_env
             .resolve(
-                None,
+                InCode::default(),
                 &env_of(&[
                     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
                     ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
@@ -1085,12 +1188,16 @@ mod tests {
                 protocol: OtlpProtocol::Grpc,
                 headers: vec![("api-key".into(), "a b".into())],
                 interval: Duration::from_millis(1500),
+                temporality: Temporality::Cumulative,
             }
         );
         // An interval set in code wins over the environment.
         let t = from_env
             .resolve(
-                Some(Duration::from_secs(3)),
+                InCode {
+                    interval: Some(Duration::from_secs(3)),
+                    ..InCode::default()
+                },
                 &env_of(&[
                     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
                     ("OTEL_METRIC_EXPORT_INTERVAL", "1500"),
@@ -1107,15 +1214,91 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
             ("OTEL_METRICS_EXPORTER", "none"),
         ]);
-        assert_eq!(from_env.resolve(None, &none).unwrap(), None);
+        assert_eq!(from_env.resolve(InCode::default(), &none).unwrap(), None);
         let disabled = env_of(&[("OTEL_SDK_DISABLED", "true")]);
         let code = OtlpMetricsSetting::Endpoint("http://c:4317".into(), OtlpProtocol::Grpc);
-        assert_eq!(code.resolve(None, &disabled).unwrap(), None);
+        assert_eq!(code.resolve(InCode::default(), &disabled).unwrap(), None);
         let default = from_env
-            .resolve(None, &env_of(&[("OTEL_METRICS_EXPORTER", "otlp")]))
+            .resolve(InCode::default(), &env_of(&[("OTEL_METRICS_EXPORTER", "otlp")]))
             .unwrap()
             .unwrap();
         assert_eq!(default.endpoint, "http://localhost:4318");
         assert_eq!(default.interval, DEFAULT_EXPORT_INTERVAL);
+    }
+
+    #[test]
+    fn temporality_comes_from_code_else_the_environment_else_cumulative() {
+        let from_env = OtlpMetricsSetting::FromEnv;
+        let code = OtlpMetricsSetting::Endpoint("http://c:4317".into(), OtlpProtocol::Grpc);
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+        let resolved =
+            |setting: &OtlpMetricsSetting, in_code: Option<Temporality>, pairs: &[(&str, &str)]| {
+                let in_code = InCode {
+                    temporality: in_code,
+                    ..InCode::default()
+                };
+                setting
+                    .resolve(in_code, &env_of(pairs))
+                    .unwrap()
+                    .unwrap()
+                    .temporality
+            };
+        assert_eq!(resolved(&from_env, None, &[endpoint]), Temporality::Cumulative);
+        assert_eq!(resolved(&code, None, &[]), Temporality::Cumulative);
+        for (value, want) in [
+            ("delta", Temporality::Delta),
+            ("Delta", Temporality::Delta),
+            (" LOWMEMORY ", Temporality::LowMemory),
+            ("cumulative", Temporality::Cumulative),
+        ] {
+            assert_eq!(
+                resolved(&from_env, None, &[endpoint, (TEMPORALITY_ENV, value)]),
+                want,
+                "{value:?}"
+            );
+            // Read with an endpoint set in code too, as the SDK reads it.
+            assert_eq!(
+                resolved(&code, None, &[(TEMPORALITY_ENV, value)]),
+                want,
+                "{value:?}"
+            );
+        }
+        // Code wins, even over a value that would be an error.
+        assert_eq!(
+            resolved(
+                &code,
+                Some(Temporality::Delta),
+                &[(TEMPORALITY_ENV, "cumulative")]
+            ),
+            Temporality::Delta
+        );
+        assert_eq!(
+            resolved(
+                &from_env,
+                Some(Temporality::Cumulative),
+                &[endpoint, (TEMPORALITY_ENV, "bogus")]
+            ),
+            Temporality::Cumulative
+        );
+        let e = code
+            .resolve(InCode::default(), &env_of(&[(TEMPORALITY_ENV, "bogus")]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("use cumulative, delta or lowmemory"),
+            "{e}"
+        );
+        assert_eq!(
+            [
+                Temporality::Cumulative,
+                Temporality::Delta,
+                Temporality::LowMemory
+            ]
+            .map(SdkTemporality::from),
+            [
+                SdkTemporality::Cumulative,
+                SdkTemporality::Delta,
+                SdkTemporality::LowMemory
+            ]
+        );
     }
 }

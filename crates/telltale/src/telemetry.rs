@@ -63,6 +63,8 @@ pub struct TelemetryBuilder {
     otlp_metrics: crate::otlp_metrics::OtlpMetricsSetting,
     #[cfg(feature = "otlp-metrics")]
     otlp_metrics_interval: Option<Duration>,
+    #[cfg(feature = "otlp-metrics")]
+    otlp_metrics_temporality: Option<crate::otlp_metrics::Temporality>,
 }
 
 /// Where log lines go: stdout unless [`TelemetryBuilder::log_writer`] says otherwise.
@@ -172,6 +174,26 @@ impl TelemetryBuilder {
     #[cfg(feature = "otlp-metrics")]
     pub fn otlp_metrics_interval(mut self, every: Duration) -> Self {
         self.otlp_metrics_interval = Some(every);
+        self
+    }
+
+    /// Whether pushed sums and histograms are cumulative (the default) or deltas, for
+    /// backends that want deltas. Wins over
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, which is read otherwise, with
+    /// an endpoint from code or from the environment. Feature `otlp-metrics`.
+    ///
+    /// ```
+    /// use telltale::otlp_metrics::Temporality;
+    /// use telltale::trace::export::OtlpProtocol;
+    ///
+    /// let builder = telltale::Telemetry::builder("orders-api")
+    ///     .otlp_metrics("http://collector:4318", OtlpProtocol::HttpProtobuf)
+    ///     .otlp_metrics_temporality(Temporality::Delta);
+    /// # drop(builder);
+    /// ```
+    #[cfg(feature = "otlp-metrics")]
+    pub fn otlp_metrics_temporality(mut self, temporality: crate::otlp_metrics::Temporality) -> Self {
+        self.otlp_metrics_temporality = Some(temporality);
         self
     }
 
@@ -374,7 +396,11 @@ impl TelemetryBuilder {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<crate::otlp_metrics::OtlpMetricsPipeline>, TelemetryError> {
         use crate::otlp_metrics::{DEFAULT_DURATION_BUCKETS, ServiceInfo, pipeline};
-        let Some(target) = self.otlp_metrics.resolve(self.otlp_metrics_interval, env)? else {
+        let in_code = crate::otlp_metrics::InCode {
+            interval: self.otlp_metrics_interval,
+            temporality: self.otlp_metrics_temporality,
+        };
+        let Some(target) = self.otlp_metrics.resolve(in_code, env)? else {
             return Ok(None);
         };
         let buckets = self
@@ -460,6 +486,8 @@ impl Telemetry {
             otlp_metrics: crate::otlp_metrics::OtlpMetricsSetting::Off,
             #[cfg(feature = "otlp-metrics")]
             otlp_metrics_interval: None,
+            #[cfg(feature = "otlp-metrics")]
+            otlp_metrics_temporality: None,
         }
     }
 

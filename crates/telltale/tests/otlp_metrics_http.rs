@@ -8,7 +8,7 @@ mod support;
 
 use telltale::Telemetry;
 use telltale::trace::export::OtlpProtocol;
-use telltale_test_support::otlp::{OtlpReceiver, Transport, attribute};
+use telltale_test_support::otlp::{AggregationTemporality, OtlpReceiver, Transport, attribute};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_push_alone_sends_the_request_mix_at_shutdown() {
@@ -35,6 +35,11 @@ async fn http_push_alone_sends_the_request_mix_at_shutdown() {
     let duration = support::latest_duration(&metrics).unwrap();
     assert_eq!(duration.transport, Transport::HttpProtobuf);
     assert_eq!(duration.unit(), "s");
+    assert_eq!(
+        duration.temporality(),
+        Some(AggregationTemporality::Cumulative),
+        "the default"
+    );
     assert_eq!(duration.service_name, "billing");
     assert_eq!(
         duration.resource_attr("service.version").as_deref(),
