@@ -42,13 +42,20 @@
 //!   cumulative series of two replicas stay apart and a backend can join the signals.
 //!   Prometheus's global labels (`service`, `environment`, `version`) are resource
 //!   attributes here, not labels;
+//! - the OS process metrics, read from `/proc` at each export (Linux), under the
+//!   semantic-convention names ([`process`]): `process.cpu.time` by `cpu.mode`,
+//!   `process.memory.usage`, `process.memory.virtual`, `process.thread.count`,
+//!   `process.unix.file_descriptor.count` and `process.uptime` (`/metrics` keeps the
+//!   Prometheus client names, `process_cpu_seconds_total` and the rest, which the
+//!   dashboards of `telltale-slo` read);
 //! - temporality is cumulative (what Prometheus-compatible backends want) unless
 //!   [`otlp_metrics_temporality`](crate::TelemetryBuilder::otlp_metrics_temporality) or
 //!   `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` asks for deltas ([`Temporality`]).
 //!
-//! Not sent: `build_info` (the resource carries the version) and the scrape-time process
-//! and tokio-runtime metrics, which exist only on `/metrics`. A name the SDK refuses as an
-//! instrument name (e.g. one with a `:`) is left out of the push, with an SDK log line.
+//! Not sent: `build_info` (the resource carries the version) and the tokio-runtime
+//! metrics (no semantic convention yet), which exist only on `/metrics`. A name the SDK
+//! refuses as an instrument name (e.g. one with a `:`) is left out of the push, with an
+//! SDK log line.
 //!
 //! With [`prometheus`](crate::TelemetryBuilder::prometheus) too, metrics-util's `Fanout` is
 //! the global recorder and hands every metric to both.
@@ -111,6 +118,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality as SdkTemporality};
 use telltale_metrics::names::{labels, otel};
+use telltale_metrics::process::ProcessSnapshot;
 use telltale_trace::export::OtlpProtocol;
 
 pub use telltale_metrics::names::DEFAULT_DURATION_BUCKETS;
@@ -912,8 +920,97 @@ pub(crate) fn pipeline(
         .with_resource(resource(service, env)?)
         .build();
     let meter = provider.meter("telltale");
+    register_process_metrics(&meter);
     let recorder = OtlpMetricsRecorder::with_buckets(meter, duration_buckets, DEFAULT_SIZE_BUCKETS);
     Ok(OtlpMetricsPipeline { provider, recorder })
+}
+
+/// The OS process metrics of the semantic conventions, read from `/proc` at each export
+/// (see [`ProcessSnapshot`]); nothing is observed where a figure cannot be read. The SDK
+/// keeps each callback for the provider's life, so the instrument handles are not kept.
+fn register_process_metrics(meter: &Meter) {
+    meter
+        .f64_observable_counter(process::CPU_TIME)
+        .with_unit("s")
+        .with_description("Total CPU seconds broken down by CPU mode.")
+        .with_callback(|o| {
+            let now = ProcessSnapshot::read();
+            for (mode, seconds) in [("user", now.cpu_user_seconds), ("system", now.cpu_system_seconds)] {
+                if let Some(s) = seconds {
+                    o.observe(s, &[KeyValue::new(process::CPU_MODE, mode)]);
+                }
+            }
+        })
+        .build();
+    type Figure = fn(&ProcessSnapshot) -> Option<f64>;
+    let updown: [(&str, &str, &str, Figure); 4] = [
+        (
+            process::MEMORY_USAGE,
+            "By",
+            "The amount of physical memory in use.",
+            |s| s.resident_bytes,
+        ),
+        (
+            process::MEMORY_VIRTUAL,
+            "By",
+            "The amount of committed virtual memory.",
+            |s| s.virtual_bytes,
+        ),
+        (process::THREAD_COUNT, "{thread}", "Process threads count.", |s| {
+            s.threads
+        }),
+        (
+            process::UNIX_FILE_DESCRIPTOR_COUNT,
+            "{file_descriptor}",
+            "Number of unix file descriptors in use by the process.",
+            |s| s.open_fds,
+        ),
+    ];
+    for (name, unit, description, figure) in updown {
+        meter
+            .i64_observable_up_down_counter(name)
+            .with_unit(unit)
+            .with_description(description)
+            .with_callback(move |o| {
+                if let Some(v) = figure(&ProcessSnapshot::read()) {
+                    o.observe(v as i64, &[]);
+                }
+            })
+            .build();
+    }
+    meter
+        .f64_observable_gauge(process::UPTIME)
+        .with_unit("s")
+        .with_description("The time the process has been running.")
+        .with_callback(|o| {
+            let started = ProcessSnapshot::read().start_time_seconds;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64());
+            if let (Some(started), Ok(now)) = (started, now) {
+                o.observe((now - started).max(0.0), &[]);
+            }
+        })
+        .build();
+}
+
+/// The names of the OS process metrics pushed over OTLP (semantic conventions 1.42, where
+/// they are still in development; `/metrics` keeps the Prometheus client names).
+pub mod process {
+    /// Counter, `s`, by [`CPU_MODE`] (`user`, `system`).
+    pub const CPU_TIME: &str = "process.cpu.time";
+    /// The attribute of [`CPU_TIME`].
+    pub const CPU_MODE: &str = "cpu.mode";
+    /// UpDownCounter, `By`: resident memory.
+    pub const MEMORY_USAGE: &str = "process.memory.usage";
+    /// UpDownCounter, `By`: virtual memory size.
+    pub const MEMORY_VIRTUAL: &str = "process.memory.virtual";
+    /// UpDownCounter, `{thread}`.
+    pub const THREAD_COUNT: &str = "process.thread.count";
+    /// UpDownCounter, `{file_descriptor}`.
+    pub const UNIX_FILE_DESCRIPTOR_COUNT: &str = "process.unix.file_descriptor.count";
+    /// Gauge, `s`: time since the process started.
+    pub const UPTIME: &str = "process.uptime";
 }
 
 /// The same resource as the traces' (telltale-trace's `service_resource`): same attributes,

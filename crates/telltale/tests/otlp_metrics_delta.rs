@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use telltale::Telemetry;
-use telltale::otlp_metrics::Temporality;
+use telltale::otlp_metrics::{Temporality, process};
 use telltale::trace::export::OtlpProtocol;
 use telltale_test_support::otlp::{AggregationTemporality, ReceivedMetric};
 
@@ -46,22 +46,27 @@ async fn delta_exports_add_up_to_the_requests_sent() {
         .wait_for_metrics(|ms| summed_counts(ms) == expected, Duration::from_secs(20))
         .await
         .unwrap_or_else(|got| panic!("exports sum to {:?}, want {expected:?}", summed_counts(&got)));
-    let with_temporality: Vec<_> = got
+    // Histograms and counters are deltas; up-down counters stay cumulative (the
+    // specification's delta preference keeps them so).
+    let temporality = |name: &str| {
+        got.iter()
+            .find(|m| m.name() == name)
+            .and_then(|m| m.temporality())
+    };
+    let delta = AggregationTemporality::Delta;
+    assert_eq!(temporality("http.server.request.duration"), Some(delta));
+    assert_eq!(temporality(process::CPU_TIME), Some(delta));
+    assert_eq!(
+        temporality(process::MEMORY_USAGE),
+        Some(AggregationTemporality::Cumulative)
+    );
+    for m in got
         .iter()
-        .filter_map(|m| Some((m.name(), m.temporality()?)))
-        .collect();
-    assert!(
-        with_temporality
-            .iter()
-            .any(|(name, _)| *name == "http.server.request.duration"),
-        "{with_temporality:?}"
-    );
-    assert!(
-        with_temporality
-            .iter()
-            .all(|(_, t)| *t == AggregationTemporality::Delta),
-        "{with_temporality:?}"
-    );
+        .filter(|m| m.is_monotonic_sum() || !m.histogram_points().is_empty())
+    {
+        assert_eq!(m.temporality(), Some(delta), "{}", m.name());
+    }
+    support::assert_process_metrics(&got);
 
     // Two more requests: cumulative exports would resend the mix every interval, and the
     // sum would run past this.

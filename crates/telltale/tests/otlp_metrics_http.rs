@@ -32,6 +32,7 @@ async fn http_push_alone_sends_the_request_mix_at_shutdown() {
     telemetry.shutdown();
 
     let metrics = support::wait_for_the_mix(&receiver, |_| true).await;
+    support::assert_process_metrics(&metrics);
     let duration = support::latest_duration(&metrics).unwrap();
     assert_eq!(duration.transport, Transport::HttpProtobuf);
     assert_eq!(duration.unit(), "s");

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use telltale::Telemetry;
-use telltale_test_support::otlp::{ReceivedMetric, attribute};
+use telltale_test_support::otlp::{ReceivedMetric, attribute, number_value};
 
 /// The mix sent, in this order: status code → requests. The empty-bodied 404s and 503s
 /// are observed when hyper drops their body, which may be just after the client has the
@@ -103,4 +103,63 @@ pub async fn wait_for_the_mix(
                 latest_duration(&got).map(counts_by_status)
             )
         })
+}
+
+/// The newest export of each OS process metric holds a plausible reading of this process.
+pub fn assert_process_metrics(metrics: &[ReceivedMetric]) {
+    use telltale::otlp_metrics::process;
+    let newest = |name: &str| {
+        metrics
+            .iter()
+            .rev()
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| panic!("no {name} among {:?}", names(metrics)))
+    };
+    let single = |name: &str| {
+        let m = newest(name);
+        assert!(!m.is_monotonic_sum(), "{name}: {m:?}");
+        let points = m.number_points();
+        assert_eq!(points.len(), 1, "{name}: {points:?}");
+        number_value(&points[0])
+    };
+
+    let cpu = newest(process::CPU_TIME);
+    assert!(cpu.is_monotonic_sum(), "{cpu:?}");
+    assert_eq!(cpu.unit(), "s");
+    let mut modes: Vec<(String, f64)> = cpu
+        .number_points()
+        .iter()
+        .map(|p| {
+            (
+                attribute(&p.attributes, process::CPU_MODE).unwrap_or_default(),
+                number_value(p),
+            )
+        })
+        .collect();
+    modes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        modes.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+        ["system", "user"],
+        "{modes:?}"
+    );
+    assert!(modes.iter().all(|(_, s)| s.is_finite() && *s >= 0.0), "{modes:?}");
+
+    let rss = single(process::MEMORY_USAGE);
+    let virt = single(process::MEMORY_VIRTUAL);
+    assert!(rss > 1_000_000.0, "resident {rss} bytes");
+    assert!(virt >= rss, "virtual {virt} < resident {rss}");
+    assert_eq!(newest(process::MEMORY_USAGE).unit(), "By");
+    // The test's runtime has two workers besides the main thread.
+    assert!(single(process::THREAD_COUNT) >= 3.0);
+    // stdin, stdout, stderr and at least the receiver's and the server's sockets.
+    assert!(single(process::UNIX_FILE_DESCRIPTOR_COUNT) >= 5.0);
+
+    let uptime = newest(process::UPTIME);
+    assert!(uptime.is_gauge(), "{uptime:?}");
+    let up = number_value(&uptime.number_points()[0]);
+    assert!((0.0..3600.0).contains(&up), "uptime {up} s");
+}
+
+fn names(metrics: &[ReceivedMetric]) -> std::collections::BTreeSet<&str> {
+    metrics.iter().map(|m| m.name()).collect()
 }
