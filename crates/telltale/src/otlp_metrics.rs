@@ -53,7 +53,9 @@
 //!   `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` asks for deltas ([`Temporality`]).
 //!
 //! Not sent: `build_info` (the resource carries the version) and the tokio-runtime
-//! metrics (no semantic convention yet), which exist only on `/metrics`. A name the SDK
+//! metrics (no semantic convention yet), which exist only on `/metrics`; and exemplars,
+//! which the OpenTelemetry Rust SDK 0.33 does not record (every data point it builds has
+//! none), so trace-linked exemplars are on `/metrics` only. A name the SDK
 //! refuses as an instrument name (e.g. one with a `:`) is left out of the push, with an
 //! SDK log line.
 //!
