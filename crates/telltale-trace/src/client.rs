@@ -26,6 +26,12 @@
 //! any non-OK gRPC code is an error (the client-side rules of
 //! [`telltale_core::outcome`]). The span ends when the response body ends, so gRPC
 //! trailers are read.
+//!
+//! Every response carries the call's [`TraceIds`](telltale_core::trace_ids::TraceIds) in
+//! its extensions, sampled or not, so a caller can log the `trace_id` of a failed call
+//! (through a tonic channel, a successful call's `tonic::Response::extensions()` has them;
+//! a gRPC error becomes a `tonic::Status`, which has no extensions). Log inside
+//! [`call_span`] and the line's own `trace_id` and `span_id` are the call's.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -48,6 +54,7 @@ use tower::{Layer, Service};
 use crate::names::attr;
 use crate::pipeline::SpanPipeline;
 use crate::span::{self, SpanParts, SpanStart};
+use telltale_core::trace_ids::TraceIds;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -150,6 +157,27 @@ where
             }),
         }
     }
+}
+
+/// A `tracing` span (INFO, target [`SPAN_TARGET`](crate::names::SPAN_TARGET)) whose log
+/// lines carry `ids` as their `trace_id` and `span_id`: for writing about a call after it
+/// returned, with the ids its response carried, so the line is found next to the call's
+/// spans and the callee's log lines. It is never exported as a span of its own.
+///
+/// ```
+/// use telltale_core::trace_ids::TraceIds;
+///
+/// # fn log_failure(res: &http::Response<()>) {
+/// if let Some(ids) = res.extensions().get::<TraceIds>() {
+///     telltale_trace::client::call_span(*ids)
+///         .in_scope(|| tracing::warn!(status = res.status().as_u16(), "inventory failed"));
+/// }
+/// # }
+/// ```
+pub fn call_span(ids: TraceIds) -> tracing::Span {
+    let span = tracing::info_span!(target: crate::names::SPAN_TARGET, "call");
+    span::attach_ids(&span, ids);
+    span
 }
 
 struct ClientState {
@@ -340,7 +368,10 @@ where
                 state.finish(None, None, Outcome::Error(kind), Some(text));
                 Poll::Ready(Err(e))
             }
-            Ok(res) => {
+            Ok(mut res) => {
+                // Recorded or not, the caller can name the trace of this call (a log line
+                // for a failed call, a ticket).
+                res.extensions_mut().insert(state.start.trace_ids());
                 if state.request.is_none() {
                     return Poll::Ready(Ok(res.map(ObservedBody::unobserved)));
                 }

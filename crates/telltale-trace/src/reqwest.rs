@@ -20,7 +20,27 @@
 //! recorded span the middleware takes the response apart (`http::Response<reqwest::Body>`),
 //! wraps the body in telltale-core's `ObservedBody` (`reqwest::Body::wrap`) and puts it back
 //! together with its URL, status, headers and extensions (remote address included). A span
-//! that is not recorded (dropped by sampling) leaves the response untouched.
+//! that is not recorded (dropped by sampling) leaves the response untouched, but for one
+//! extension:
+//!
+//! Every response carries the call's [`TraceIds`](telltale_core::trace_ids::TraceIds) in
+//! its extensions, sampled or not, so a caller can log a failed call with its `trace_id`
+//! (inside [`call_span`](crate::client::call_span)): the server's spans and log lines for
+//! it have the same one.
+//!
+//! ```
+//! # async fn call(client: reqwest_middleware::ClientWithMiddleware) -> reqwest_middleware::Result<()> {
+//! use telltale_core::trace_ids::TraceIds;
+//!
+//! let res = client.get("http://inventory/stock/7").send().await?;
+//! if res.status().is_server_error()
+//!     && let Some(ids) = res.extensions().get::<TraceIds>()
+//! {
+//!     telltale_trace::client::call_span(*ids)
+//!         .in_scope(|| tracing::warn!(status = res.status().as_u16(), "inventory failed"));
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 
@@ -78,10 +98,16 @@ impl Middleware for TracingMiddleware {
         });
         // Make the client span the current context for middlewares below (e.g. retries log
         // inside it).
+        let ids = start.trace_ids();
         let result = {
             let fut = next.run(req, extensions);
             opentelemetry::context::FutureExt::with_context(fut, cx).await
         };
+        // Recorded or not, the caller can name the trace of this call.
+        let result = result.map(|mut res| {
+            res.extensions_mut().insert(ids);
+            res
+        });
         let Some(request) = request else {
             return result;
         };

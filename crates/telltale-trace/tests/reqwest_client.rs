@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use axum::{Router, body::Body, routing::get};
 use bytes::Bytes;
 use opentelemetry::trace::Status;
+use telltale_core::trace_ids::TraceIds;
 use telltale_trace::reqwest::TracingMiddleware;
 use telltale_trace::{Sampling, SpanPipeline};
 use tokio::sync::mpsc;
@@ -37,7 +38,17 @@ async fn server(chunks: Chunks) -> (String, tokio::task::JoinHandle<()>) {
                     }
                 }),
             )
-            .route("/fixed", get(|| async { "fixed" }));
+            .route("/fixed", get(|| async { "fixed" }))
+            .route(
+                "/traceparent",
+                get(|headers: http::HeaderMap| async move {
+                    headers
+                        .get("traceparent")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                }),
+            );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -155,5 +166,42 @@ async fn a_refused_connection_is_a_connect_error_and_unsampled_calls_are_untouch
     assert_eq!(res.content_length(), Some(5));
     assert_eq!(res.text().await.unwrap(), "fixed");
     assert!(collect.spans().is_empty());
+    server.abort();
+}
+
+#[tokio::test]
+async fn every_response_names_its_trace_sampled_or_not() {
+    let (_tx, rx) = mpsc::channel(1);
+    let (base, server) = server(rx).await;
+    for sampling in [Sampling::always(), Sampling::never()] {
+        let collect = Collect::default();
+        let p = SpanPipeline::new(&sampling, collect.clone()).unwrap();
+        let res = client(p).get(format!("{base}/traceparent")).send().await.unwrap();
+        let ids = *res.extensions().get::<TraceIds>().expect("trace ids");
+        let (mut t, mut s) = ([0u8; 32], [0u8; 16]);
+        // What the server was sent: the same trace, the client span as parent, and the
+        // sampled bit of the flags (the other bits say how the id was made).
+        let sent = res.text().await.unwrap();
+        let prefix = format!("00-{}-{}-", ids.trace_id_hex(&mut t), ids.span_id_hex(&mut s));
+        let flags = sent
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{sent} vs {prefix}"));
+        let flags = u8::from_str_radix(flags, 16).unwrap();
+        assert_eq!(flags & 1 == 1, ids.sampled, "{sent}");
+        let spans = collect.spans();
+        if ids.sampled {
+            assert_eq!(spans.len(), 1);
+            assert_eq!(
+                u128::from_be_bytes(spans[0].span_context.trace_id().to_bytes()),
+                ids.trace_id
+            );
+            assert_eq!(
+                u64::from_be_bytes(spans[0].span_context.span_id().to_bytes()),
+                ids.span_id
+            );
+        } else {
+            assert!(spans.is_empty(), "not recorded, still named");
+        }
+    }
     server.abort();
 }

@@ -370,6 +370,10 @@ async fn grpc_not_found_is_not_a_server_error_but_is_a_client_error() {
         .body(Body::empty())
         .unwrap();
     let res = client.oneshot(req).await.unwrap();
+    let ids = *res
+        .extensions()
+        .get::<telltale_core::trace_ids::TraceIds>()
+        .expect("the response names its call's trace");
     let _ = res.into_body().collect().await.unwrap();
     let got = spans.spans();
     let server = got
@@ -380,6 +384,14 @@ async fn grpc_not_found_is_not_a_server_error_but_is_a_client_error() {
         .iter()
         .find(|s| s.span_kind == opentelemetry::trace::SpanKind::Client)
         .unwrap();
+    assert_eq!(
+        (ids.trace_id, ids.span_id, ids.sampled),
+        (
+            u128::from_be_bytes(client.span_context.trace_id().to_bytes()),
+            u64::from_be_bytes(client.span_context.span_id().to_bytes()),
+            true
+        )
+    );
     assert_eq!(server.status, Status::Unset);
     assert_eq!(attr(client, "error.type").as_deref(), Some("NOT_FOUND"));
     assert_eq!(

@@ -11,8 +11,8 @@
 //!   line gives the counts by outcome, the achieved rate, the error ratio and p50/p90/p99/
 //!   max. `load finished` gives the same for the whole run;
 //! - when it fails (5xx, or no response), is logged as `request failed` at WARN with its
-//!   `request_id`: the Orders API's access line for it has the same `request_id`, and its
-//!   `trace_id`.
+//!   `request_id`, and for a 5xx its `trace_id` (the ids its response carried): the
+//!   Orders API's access line for it has the same `request_id` and `trace_id`.
 //!
 //! The load is **open-loop**: requests start on a fixed schedule whether or not earlier
 //! ones have finished, as independent users do, so a slow server sees the queue build
@@ -56,6 +56,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest_middleware::ClientWithMiddleware;
+use telltale::core::trace_ids::TraceIds;
+use telltale::trace::client::call_span;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -504,12 +506,15 @@ pub async fn run(config: &Config, client: ClientWithMiddleware, stop: impl Futur
             telltale::request_id::generate::uuid_v7(),
             async move {
                 let began = Instant::now();
-                let (op, outcome) = send(&client, &target, op, &sku, quantity, &known).await;
+                let (op, outcome, ids) = send(&client, &target, op, &sku, quantity, &known).await;
                 let took = began.elapsed();
                 match &outcome {
-                    Outcome::Status(s) if *s >= 500 => {
-                        tracing::warn!(op = op.as_str(), status = s, "request failed");
-                    }
+                    // Inside the call's ids: the line's `trace_id` is the failed call's.
+                    Outcome::Status(s) if *s >= 500 => match ids {
+                        Some(ids) => call_span(ids)
+                            .in_scope(|| tracing::warn!(op = op.as_str(), status = s, "request failed")),
+                        None => tracing::warn!(op = op.as_str(), status = s, "request failed"),
+                    },
                     Outcome::Transport(error) => {
                         tracing::warn!(op = op.as_str(), error = %error, "request failed");
                     }
@@ -543,7 +548,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// One request; returns the operation actually sent (`get` falls back to `list` until an
-/// order exists) and how it ended.
+/// order exists), how it ended, and the trace ids its response carried.
 async fn send(
     client: &ClientWithMiddleware,
     target: &reqwest::Url,
@@ -551,7 +556,7 @@ async fn send(
     sku: &str,
     quantity: u32,
     known: &Mutex<VecDeque<String>>,
-) -> (Op, Outcome) {
+) -> (Op, Outcome, Option<TraceIds>) {
     let url = |path: &str| target.join(path).unwrap_or_else(|_| target.clone());
     let pick = || {
         let known = lock(known);
@@ -569,9 +574,10 @@ async fn send(
     };
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => return (op, Outcome::Transport(error_chain(&e))),
+        Err(e) => return (op, Outcome::Transport(error_chain(&e)), None),
     };
     let status = response.status().as_u16();
+    let ids = response.extensions().get::<TraceIds>().copied();
     // Read the whole body: the request is not over (nor its server span) until it is.
     match response.bytes().await {
         Ok(body) => {
@@ -586,9 +592,9 @@ async fn send(
                 }
                 known.push_back(id.to_owned());
             }
-            (op, Outcome::Status(status))
+            (op, Outcome::Status(status), ids)
         }
-        Err(e) => (op, Outcome::Transport(error_chain(&e))),
+        Err(e) => (op, Outcome::Transport(error_chain(&e)), ids),
     }
 }
 

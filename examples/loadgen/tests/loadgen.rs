@@ -1,6 +1,7 @@
 //! The loadgen binary against the real Orders API (served in this test process over real
 //! TCP, its logs captured): schedule, reports, failures that can be found in the API's
-//! access log by request id, SIGTERM, bad configuration, an unreachable target.
+//! access log by request id and trace id, SIGTERM, bad configuration, an unreachable
+//! target.
 
 use std::process::Command;
 use std::time::Duration;
@@ -30,7 +31,7 @@ fn finished(lg: &JsonLogProcess) -> Option<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loadgen_drives_the_orders_api_and_its_failures_are_found_by_request_id() {
+async fn loadgen_drives_the_orders_api_and_its_failures_are_found_by_request_and_trace_id() {
     // The Orders API, in process, 20% of /orders requests failing on purpose.
     let api_logs = CaptureWriter::new();
     let telemetry = Telemetry::builder("orders-api")
@@ -112,6 +113,10 @@ async fn loadgen_drives_the_orders_api_and_its_failures_are_found_by_request_id(
             .unwrap_or_else(|| panic!("no access line for {id}"));
         assert_eq!(line["status"], 500, "{line}");
         assert!(line["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{line}");
+        // The load generator's own line names the same trace, and the call's span (the
+        // parent of the API's server span).
+        assert_eq!(f["trace_id"], line["trace_id"], "{f}\n{line}");
+        assert!(f["span_id"].as_str().is_some_and(|s| s.len() == 16), "{f}");
     }
     // Every request reached the API: one access line (with its own request id) each.
     let ids: std::collections::HashSet<&str> =
