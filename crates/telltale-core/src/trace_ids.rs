@@ -14,6 +14,12 @@
 //! assert_eq!(ids.span_id_hex(&mut buf), "00f067aa0ba902b7");
 //! ```
 
+/// The `tracing` target of the spans telltale-trace makes to carry [`TraceIds`] (a
+/// request's, a job run's, a returned call's). They write no line of their own; telltale-log's
+/// filter keeps them at every level, so a WARN or ERROR line inside a request carries the
+/// request's `trace_id` even under `RUST_LOG=warn`.
+pub const SPAN_TARGET: &str = "telltale_trace";
+
 /// The ids of one span: W3C trace id (16 bytes) and span id (8 bytes), plus the sampled flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceIds {

@@ -29,6 +29,27 @@
 //! `EnvFilter` uses for them, so the two enable exactly the same events and spans. A
 //! filter with a span or field directive (`[span]`, `[{field=value}]`) gets `EnvFilter`,
 //! unchanged.
+//!
+//! # Trace ids at every level
+//!
+//! The spans that carry a request's, a job run's or a call's trace ids (target
+//! [`SPAN_TARGET`], made by telltale-trace at INFO) are kept whatever the directives say,
+//! unless they turn logging off altogether. They write no line of their own. Without them
+//! a filter such as `warn` would drop the request span, and every WARN and ERROR line of
+//! a request, its access line included, would have `trace_id: null`: the lines an on-call
+//! engineer most needs to follow to a trace.
+//!
+//! ```
+//! use telltale_core::trace_ids::SPAN_TARGET;
+//! use telltale_log::filter::LogFilter;
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let subscriber = tracing_subscriber::registry().with(LogFilter::parse("warn").unwrap());
+//! tracing::subscriber::with_default(subscriber, || {
+//!     assert!(tracing::info_span!(target: "app", "checkout").is_disabled());
+//!     assert!(!tracing::info_span!(target: SPAN_TARGET, "request").is_disabled());
+//! });
+//! ```
 
 use std::fmt;
 
@@ -39,6 +60,8 @@ use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, Layer};
+
+use telltale_core::trace_ids::SPAN_TARGET;
 
 /// A global filter layer built from `RUST_LOG` syntax; see the [module docs](self).
 pub struct LogFilter(Inner);
@@ -105,10 +128,29 @@ impl fmt::Display for LogFilter {
     }
 }
 
-/// Forwards to the chosen filter. `Targets` only filters (`register_callsite`, `enabled`,
+impl LogFilter {
+    /// Whether `metadata` is a span that carries trace ids (see "Trace ids at every level"),
+    /// kept unless the filter turns logging off.
+    fn keeps_ids_span(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.is_span() && metadata.target() == SPAN_TARGET && self.hint() != Some(LevelFilter::OFF)
+    }
+
+    fn hint(&self) -> Option<LevelFilter> {
+        match &self.0 {
+            Inner::Static(t) => <Targets as Layer<tracing_subscriber::Registry>>::max_level_hint(t),
+            Inner::Dynamic(e) => <EnvFilter as Layer<tracing_subscriber::Registry>>::max_level_hint(e),
+        }
+    }
+}
+
+/// Forwards to the chosen filter, but for the spans that carry trace ids (see "Trace ids
+/// at every level"). `Targets` only filters (`register_callsite`, `enabled`,
 /// `max_level_hint`); the span callbacks matter to `EnvFilter` alone.
 impl<S: Subscriber> Layer<S> for LogFilter {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if self.keeps_ids_span(metadata) {
+            return Interest::always();
+        }
         match &self.0 {
             Inner::Static(t) => <Targets as Layer<S>>::register_callsite(t, metadata),
             Inner::Dynamic(e) => <EnvFilter as Layer<S>>::register_callsite(e, metadata),
@@ -116,13 +158,20 @@ impl<S: Subscriber> Layer<S> for LogFilter {
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        match &self.0 {
-            Inner::Static(t) => <Targets as Layer<S>>::max_level_hint(t),
-            Inner::Dynamic(e) => <EnvFilter as Layer<S>>::max_level_hint(e),
+        // At least INFO, the spans' level, so their callsites are not turned off before
+        // `register_callsite` is asked. Other INFO callsites then cost one cached
+        // `Interest::never` check each.
+        match self.hint() {
+            Some(LevelFilter::OFF) => Some(LevelFilter::OFF),
+            Some(level) => Some(level.max(LevelFilter::INFO)),
+            None => None,
         }
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        if self.keeps_ids_span(metadata) {
+            return true;
+        }
         match &self.0 {
             Inner::Static(t) => Layer::<S>::enabled(t, metadata, ctx),
             Inner::Dynamic(e) => Layer::<S>::enabled(e, metadata, ctx),
@@ -240,5 +289,40 @@ mod tests {
         let again = LogFilter::parse(&filter.to_string()).unwrap();
         assert!(!again.is_dynamic());
         assert_eq!(seen(filter), seen(again));
+    }
+
+    #[test]
+    fn spans_that_carry_trace_ids_are_kept_at_every_level_but_off() {
+        for (directives, kept) in [
+            ("warn", true),
+            ("error,sqlx=off", true),
+            ("error,[checkout]=debug", true), // EnvFilter
+            ("info", true),
+            ("off", false),
+        ] {
+            let capture = CaptureWriter::new();
+            let layer = crate::LogConfig::new("svc").json_layer(capture.clone()).unwrap();
+            let filter = LogFilter::parse(directives).unwrap();
+            let subscriber = tracing_subscriber::registry().with(filter).with(layer);
+            tracing::subscriber::with_default(subscriber, || {
+                let ids = tracing::info_span!(target: SPAN_TARGET, "request", request_id = "r-1");
+                assert_eq!(!ids.is_disabled(), kept, "{directives}");
+                ids.in_scope(|| tracing::error!(target: "app", "failed"));
+                if directives != "info" {
+                    // Other spans still follow the directives.
+                    assert!(
+                        tracing::info_span!(target: "app", "other").is_disabled(),
+                        "{directives}"
+                    );
+                }
+            });
+            let lines = capture.json_lines().unwrap();
+            if kept {
+                assert_eq!(lines.len(), 1, "{directives}: {lines:?}");
+                assert_eq!(lines[0]["request_id"], "r-1", "{directives}");
+            } else {
+                assert!(lines.is_empty(), "{directives}: {lines:?}");
+            }
+        }
     }
 }

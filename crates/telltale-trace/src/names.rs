@@ -26,9 +26,10 @@ pub const EXPORT_SPANS: &str = "telltale_trace_export_spans_total";
 /// Label on [`TAIL_TRACES_KEPT`] and [`TAIL_SPANS_OVERFLOW`].
 pub const LABEL_REASON: &str = "reason";
 
-/// The `tracing` target of the server and client spans this crate creates (at INFO, so
-/// a plain `info` filter keeps them and logs inside a request carry its ids).
-pub const SPAN_TARGET: &str = "telltale_trace";
+/// The `tracing` target of the spans this crate creates to carry a request's, a job run's
+/// or a call's ids (at INFO; telltale-log's filter keeps them at every level, so lines
+/// inside a request carry its ids whatever `RUST_LOG` says).
+pub const SPAN_TARGET: &str = telltale_core::trace_ids::SPAN_TARGET;
 
 /// OpenTelemetry semantic-convention attribute keys used on spans.
 pub mod attr {

@@ -182,6 +182,47 @@ fn every_log_line_is_json_and_a_request_s_lines_share_its_id() {
 }
 
 #[test]
+fn under_a_warn_filter_error_lines_still_carry_their_trace_id() {
+    // `warn` for everything but the service's own start-up line: the request span is INFO,
+    // and dropping it would leave every error line of a request without its trace.
+    let api = OrdersApi::start(&[("RUST_LOG", "warn,orders_api=info"), ("FAULT_ERROR_RATE", "1")]);
+    let res = agent()
+        .get(&format!("{}/orders", api.base))
+        .header("x-request-id", "e2e-warn-1")
+        .call()
+        .expect("GET /orders");
+    assert_eq!(res.status().as_u16(), 500);
+
+    let access = wait_for(
+        Duration::from_secs(10),
+        "the access line of the failed request",
+        || {
+            api.json_lines()
+                .into_iter()
+                .find(|v| v["request_id"] == "e2e-warn-1" && v["target"] == "telltale::access")
+        },
+    );
+    assert_eq!(access["level"], "ERROR", "{access}");
+    assert!(
+        access["trace_id"].as_str().is_some_and(|t| t.len() == 32),
+        "{access}"
+    );
+    assert!(
+        access["span_id"].as_str().is_some_and(|s| s.len() == 16),
+        "{access}"
+    );
+    // The filter still filters: no INFO line but the service's own.
+    let lines = api.json_lines();
+    let info: Vec<&Value> = lines
+        .iter()
+        .filter(|v| {
+            v["level"] == "INFO" && !v["target"].as_str().is_some_and(|t| t.starts_with("orders_api"))
+        })
+        .collect();
+    assert!(info.is_empty(), "{info:?}");
+}
+
+#[test]
 fn ten_percent_injected_errors_fire_the_page_alert_in_a_real_prometheus() {
     let api = OrdersApi::start(&[("FAULT_ERROR_RATE", "0.1")]);
     let spec = telltale_slo::ServiceSpec::from_yaml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/slo.yaml"))
