@@ -37,9 +37,8 @@
 //! unless they turn logging off altogether. They write no line of their own. Without them
 //! a filter such as `warn` would drop the request span, and every WARN and ERROR line of
 //! a request, its access line included, would have `trace_id: null`: the lines an on-call
-//! engineer most needs to follow to a trace (and the metrics' exemplars, read from the same
-//! span, would be missing). With a filter of your own instead of `LogFilter`, add the
-//! directive `telltale_trace=info` for the same effect.
+//! engineer most needs to follow to a trace. With a filter of your own instead of
+//! `LogFilter`, add the directive `telltale_trace=info` for the same effect.
 //!
 //! ```
 //! use telltale_core::trace_ids::SPAN_TARGET;
