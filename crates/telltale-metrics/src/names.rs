@@ -138,7 +138,8 @@ pub mod client {
 pub mod meta {
     /// Build information, gauge = 1. Labels: `version`, `commit` (plus the global labels).
     pub const BUILD_INFO: &str = "build_info";
-    /// Label sets refused by the cardinality guard, counter. Label: `metric`.
+    /// Observations folded into the `overflow` series by the label-set cap (one per
+    /// observation whose label set found no room), counter. Label: `metric`.
     pub const CARDINALITY_OVERFLOW_TOTAL: &str = "telltale_metrics_cardinality_overflow_total";
     /// The label value that overflowing label sets are folded into.
     pub const OVERFLOW_LABEL_VALUE: &str = "overflow";

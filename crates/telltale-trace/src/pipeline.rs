@@ -233,11 +233,20 @@ impl SpanPipeline {
     /// A span of an unsampled trace that is not its local root: hold it for the tail decision.
     pub(crate) fn hold(&self, span: SpanData) {
         let Some(tail) = &self.0.tail else { return };
-        let (overflow, reason, held) = tail.hold(span);
-        metrics::gauge!(names::TAIL_TRACES_HELD).set(held as f64);
-        if overflow > 0 {
-            self.0.overflow.fetch_add(overflow, Ordering::Relaxed);
-            metrics::counter!(names::TAIL_SPANS_OVERFLOW, names::LABEL_REASON => reason).increment(overflow);
+        let held = tail.hold(span);
+        metrics::gauge!(names::TAIL_TRACES_HELD).set(held.traces as f64);
+        let lost = held.dropped + held.expired;
+        if lost > 0 {
+            self.0.overflow.fetch_add(lost, Ordering::Relaxed);
+        }
+        // Each lost span counted once, under the reason it was lost for.
+        if held.dropped > 0 {
+            metrics::counter!(names::TAIL_SPANS_OVERFLOW, names::LABEL_REASON => held.reason)
+                .increment(held.dropped);
+        }
+        if held.expired > 0 {
+            metrics::counter!(names::TAIL_SPANS_OVERFLOW, names::LABEL_REASON => "max_age")
+                .increment(held.expired);
         }
     }
 
@@ -251,6 +260,9 @@ impl SpanPipeline {
     ) {
         let Some(tail) = &self.0.tail else { return };
         let held = tail.take(trace_id);
+        if held.is_some() {
+            metrics::gauge!(names::TAIL_TRACES_HELD).set(tail.held.load(Ordering::Relaxed) as f64);
+        }
         match keep {
             Some(reason) => {
                 self.0.kept.fetch_add(1, Ordering::Relaxed);
@@ -299,6 +311,18 @@ fn mark_sampled(mut span: SpanData) -> SpanData {
 
 // === impl TailBuffer ===
 
+/// What [`TailBuffer::hold`] did.
+struct Held {
+    /// 1 if the span itself found no room, else 0.
+    dropped: u64,
+    /// Why it found no room (`max_traces` or `max_spans_per_trace`).
+    reason: &'static str,
+    /// Spans of traces that expired (`max_age`) in this call's sweep.
+    expired: u64,
+    /// Traces held after the call.
+    traces: usize,
+}
+
 struct TailBuffer {
     map: Mutex<TailMap>,
     /// Traces held, readable without the lock (fast path: nothing held).
@@ -329,8 +353,8 @@ impl TailBuffer {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Returns (spans dropped, reason, traces held now).
-    fn hold(&self, span: SpanData) -> (u64, &'static str, usize) {
+    /// Holds `span` if there is room, and sweeps out expired traces when due.
+    fn hold(&self, span: SpanData) -> Held {
         let now = Instant::now();
         let mut expired = 0u64;
         let mut m = self.lock();
@@ -367,18 +391,14 @@ impl TailBuffer {
             }
             None => (1, "max_traces"),
         };
-        let held = m.traces.len();
-        self.held.store(held, Ordering::Relaxed);
-        drop(m);
-        if expired > 0 {
-            metrics::counter!(names::TAIL_SPANS_OVERFLOW, names::LABEL_REASON => "max_age")
-                .increment(expired);
+        let traces = m.traces.len();
+        self.held.store(traces, Ordering::Relaxed);
+        Held {
+            dropped,
+            reason,
+            expired,
+            traces,
         }
-        (
-            dropped + expired,
-            if dropped > 0 { reason } else { "max_age" },
-            held,
-        )
     }
 
     fn take(&self, trace_id: TraceId) -> Option<Vec<SpanData>> {

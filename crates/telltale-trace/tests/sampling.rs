@@ -127,6 +127,66 @@ fn tail_buffer_stays_bounded_when_roots_never_end() {
     drop(roots);
 }
 
+/// The value of each `name` series in a Prometheus rendering, by its label text.
+fn series(rendered: &str, name: &str) -> Vec<(String, f64)> {
+    rendered
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key[name.len()..].to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn tail_metrics_count_each_lost_span_once_and_the_held_gauge_falls() {
+    use telltale_trace::names::{TAIL_SPANS_OVERFLOW, TAIL_TRACES_HELD};
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // The local recorder is per thread; the SDK ends spans on the thread that ends them.
+    metrics::with_local_recorder(&recorder, || {
+        // The gauge follows the buffer down as well as up.
+        let pipeline = SpanPipeline::new(&Sampling::never().keep_errors(), Collect::default()).unwrap();
+        let tracer = provider_for(&pipeline).tracer("test");
+        let cx = Context::new().with_span(tracer.start("root"));
+        tracer.start_with_context("child", &cx).end();
+        assert_eq!(series(&handle.render(), TAIL_TRACES_HELD), [(String::new(), 1.0)]);
+        cx.span().end(); // not an error: the trace is dropped, its child with it
+        assert_eq!(pipeline.stats().held_traces, 0);
+        assert_eq!(series(&handle.render(), TAIL_TRACES_HELD), [(String::new(), 0.0)]);
+
+        // Spans lost to a full buffer and to expiry: each counted once, under its reason.
+        let sampling = Sampling::never()
+            .keep_errors()
+            .max_traces_held(2)
+            .max_trace_age(Duration::from_millis(2));
+        let pipeline = SpanPipeline::new(&sampling, Collect::default()).unwrap();
+        let tracer = provider_for(&pipeline).tracer("test");
+        let mut roots = Vec::new();
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        let lost = |reason: &str| {
+            series(&handle.render(), TAIL_SPANS_OVERFLOW)
+                .into_iter()
+                .find(|(labels, _)| labels.contains(&format!("reason=\"{reason}\"")))
+                .map_or(0.0, |(_, v)| v)
+        };
+        while lost("max_age") == 0.0 || lost("max_traces") == 0.0 {
+            let cx = Context::new().with_span(tracer.start("root"));
+            tracer.start_with_context("child", &cx).end();
+            roots.push(cx);
+            assert!(std::time::Instant::now() < until, "no expiry and overflow");
+            std::thread::yield_now();
+        }
+        let counted: f64 = series(&handle.render(), TAIL_SPANS_OVERFLOW)
+            .iter()
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(counted, pipeline.stats().overflow_spans as f64);
+        drop(roots);
+    });
+}
+
 /// An exporter standing for a dead collector: every export hangs.
 #[derive(Debug)]
 struct DeadCollector;
