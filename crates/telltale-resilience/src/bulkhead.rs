@@ -18,6 +18,10 @@
 //! slot, back-off sleeps hold none), and a full bulkhead must be a typed
 //! [`ResilienceError::BulkheadFull`] after a bounded wait, where `ConcurrencyLimit`
 //! waits forever in `poll_ready` and `LoadShed` does not wait at all.
+//!
+//! Every rejection is counted (`telltale_bulkhead_rejected_total{peer_service}`); the
+//! `bulkhead full` WARN line is written at most once a second per bulkhead, with
+//! `suppressed`, the rejections not logged since the previous line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +30,7 @@ use telltale_metrics::names::{client as names, labels};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ConfigError, ResilienceError};
+use crate::throttle::LogThrottle;
 
 /// Bulkhead configuration.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +72,7 @@ impl Bulkhead {
             config: self,
             dependency: dependency.into(),
             rejected: metrics::counter!(names::BULKHEAD_REJECTED_TOTAL, labels::PEER_SERVICE => dependency.to_owned()),
+            rejected_log: Arc::new(LogThrottle::new()),
         })
     }
 }
@@ -78,6 +84,8 @@ pub struct BulkheadHandle {
     config: Bulkhead,
     dependency: Arc<str>,
     rejected: metrics::Counter,
+    /// One `bulkhead full` line a second at most (see `throttle`).
+    rejected_log: Arc<LogThrottle>,
 }
 
 impl BulkheadHandle {
@@ -100,7 +108,14 @@ impl BulkheadHandle {
             return Ok(p);
         }
         self.rejected.increment(1);
-        tracing::warn!(peer.service = %self.dependency, max_concurrent = self.config.max_concurrent, "bulkhead full: call rejected");
+        if let Some(suppressed) = self.rejected_log.admit() {
+            tracing::warn!(
+                peer.service = %self.dependency,
+                max_concurrent = self.config.max_concurrent,
+                suppressed,
+                "bulkhead full: call rejected (at most one line a second; `suppressed` were not logged)"
+            );
+        }
         Err(ResilienceError::BulkheadFull {
             dependency: self.dependency.clone(),
             max_concurrent: self.config.max_concurrent,

@@ -39,6 +39,7 @@ pub mod policy;
 pub mod reqwest;
 pub mod retry;
 pub mod server;
+mod throttle;
 pub mod tower;
 
 pub use breaker::{BreakerRegistry, CircuitBreaker, CircuitBreakerHandle, CircuitState, FailureClassifier};

@@ -23,7 +23,10 @@
 //! - [`ConcurrencyLimitLayer`] is written here rather than taken from tower: tower's
 //!   `ConcurrencyLimit` + `LoadShed` answer with an error (`Overloaded`) that axum cannot
 //!   serve without a `HandleErrorLayer`, and they do not add `Retry-After`. This one
-//!   answers 503 + `Retry-After` itself when shedding, and waits when limiting.
+//!   answers 503 + `Retry-After` itself when shedding, and waits when limiting. Every shed
+//!   request is counted (`telltale_server_shed_total`); the `overloaded` WARN line is
+//!   written at most once a second, with `suppressed`, the sheds not logged since the
+//!   previous line, so an overload does not also flood the logs.
 //! - [`CatchPanicLayer`] is written here rather than using tower-http's `CatchPanicLayer`:
 //!   that one's handler only receives the panic payload, not the request, so it cannot
 //!   put the request id (from the request's extensions) into the body and the log.
@@ -47,6 +50,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use crate::error::BoxError;
+use crate::throttle::LogThrottle;
 
 /// Panics caught by [`CatchPanicLayer`], counter (no labels but the global ones).
 pub const SERVER_PANICS_TOTAL: &str = "telltale_server_panics_total";
@@ -96,6 +100,8 @@ pub fn request_timeout(
 pub struct ConcurrencyLimitLayer {
     semaphore: Arc<Semaphore>,
     retry_after: Option<HeaderValue>,
+    /// One `overloaded` line a second at most (see `throttle`).
+    shed_log: Arc<LogThrottle>,
 }
 
 impl ConcurrencyLimitLayer {
@@ -106,15 +112,20 @@ impl ConcurrencyLimitLayer {
         Ok(ConcurrencyLimitLayer {
             semaphore: Arc::new(Semaphore::new(check_max(max)?)),
             retry_after: Some(HeaderValue::from(secs)),
+            shed_log: Arc::new(LogThrottle::new()),
         })
     }
 
-    /// Make requests beyond `max` wait for a slot (a plain concurrency limit; combine
-    /// with [`request_timeout`] so the wait is bounded). `max` must be at least 1.
+    /// Make requests beyond `max` wait for a slot (a plain concurrency limit). `max` must
+    /// be at least 1. The wait itself is not bounded: put [`request_timeout`] *outside*
+    /// this layer (with `Router::layer`, add it after this one) so that time spent waiting
+    /// for a slot counts against the timeout. With the timeout inside, as in the
+    /// shedding example of the [module docs](self), only the handler is timed.
     pub fn wait(max: usize) -> Result<Self, String> {
         Ok(ConcurrencyLimitLayer {
             semaphore: Arc::new(Semaphore::new(check_max(max)?)),
             retry_after: None,
+            shed_log: Arc::new(LogThrottle::new()),
         })
     }
 }
@@ -169,7 +180,13 @@ where
             && let Some(retry_after) = &self.layer.retry_after
         {
             metrics::counter!(SERVER_SHED_TOTAL).increment(1);
-            tracing::warn!(path = req.uri().path(), "overloaded: request shed with 503");
+            if let Some(suppressed) = self.layer.shed_log.admit() {
+                tracing::warn!(
+                    path = req.uri().path(),
+                    suppressed,
+                    "overloaded: request shed with 503 (at most one line a second; `suppressed` were not logged)"
+                );
+            }
             let mut resp = Response::new(full(&b"{\"error\":\"overloaded\"}"[..]));
             *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             resp.headers_mut()

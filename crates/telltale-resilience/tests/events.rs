@@ -4,47 +4,16 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{FlakyServer, Script};
+use common::{Captured, FlakyServer, Script};
 use telltale_resilience::{CircuitBreaker, ClientPolicy, Retry};
 use tracing::Instrument;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn decisions_and_transitions_are_events_on_the_client_span() {
     let out = Captured::default();
-    let w = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || w.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(out.subscriber());
 
     let server = FlakyServer::start(Script::FailFirst(1, 503)).await;
     let policy = ClientPolicy::builder("events")
@@ -99,13 +68,7 @@ async fn decisions_and_transitions_are_events_on_the_client_span() {
 #[tokio::test(flavor = "current_thread")]
 async fn refused_retries_say_why() {
     let out = Captured::default();
-    let w = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || w.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(out.subscriber());
 
     let server = FlakyServer::start(Script::Always(503)).await;
     let policy = ClientPolicy::builder("events-skip")

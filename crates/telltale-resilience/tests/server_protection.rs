@@ -139,3 +139,76 @@ async fn concurrency_limit_makes_excess_requests_wait_not_fail() {
     assert_eq!(in_app.load(std::sync::atomic::Ordering::SeqCst), 2);
     task.abort();
 }
+
+/// The events of one message and their `suppressed` counts, from plain-text lines.
+fn throttled(lines: &[String], message: &str) -> Vec<u64> {
+    lines
+        .iter()
+        .filter(|l| l.contains(message))
+        .map(|l| {
+            let at = l.find("suppressed=").expect("a suppressed count") + "suppressed=".len();
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_overload_logs_one_shed_line_a_second_and_counts_every_shed() {
+    use tower::{Layer, Service, ServiceExt};
+    metrics();
+    let out = common::Captured::default();
+    let _guard = tracing::subscriber::set_default(out.subscriber());
+    let mut svc = ConcurrencyLimitLayer::shed(1, Duration::from_secs(1))
+        .unwrap()
+        .layer(tower::service_fn(|_req: http::Request<String>| async {
+            std::future::pending::<Result<http::Response<String>, std::convert::Infallible>>().await
+        }));
+    let before = metric("telltale_server_shed_total", &[]);
+    let req = || http::Request::get("/orders").body(String::new()).unwrap();
+    // The first call takes the only slot and never finishes.
+    let _held = svc.ready().await.unwrap().call(req());
+    let mut shed = async |n: usize| {
+        for _ in 0..n {
+            let res = svc.ready().await.unwrap().call(req()).await.unwrap();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+    };
+    shed(50).await;
+    assert_eq!(throttled(&out.lines(), "overloaded"), [0], "{:#?}", out.lines());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    shed(1).await;
+    assert_eq!(throttled(&out.lines(), "overloaded"), [0, 49]);
+    assert_eq!(metric("telltale_server_shed_total", &[]) - before, 51.0);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_full_bulkhead_logs_one_line_a_second_and_counts_every_rejection() {
+    use telltale_resilience::bulkhead::Bulkhead;
+    metrics();
+    let out = common::Captured::default();
+    let _guard = tracing::subscriber::set_default(out.subscriber());
+    let bulkhead = Bulkhead::new(1).build("throttled-dep").unwrap();
+    let rejected = || {
+        metric(
+            "telltale_bulkhead_rejected_total",
+            &[("peer_service", "throttled-dep")],
+        )
+    };
+    let _slot = bulkhead.acquire().await.unwrap();
+    for _ in 0..30 {
+        assert!(bulkhead.acquire().await.is_err());
+    }
+    assert_eq!(throttled(&out.lines(), "bulkhead full"), [0]);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(
+        bulkhead.clone().acquire().await.is_err(),
+        "clones share the limit"
+    );
+    assert_eq!(throttled(&out.lines(), "bulkhead full"), [0, 29]);
+    assert_eq!(rejected(), 31.0);
+}
