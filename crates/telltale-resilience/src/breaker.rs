@@ -71,7 +71,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -1008,7 +1008,10 @@ impl Drop for Permit {
 
 /// One breaker per host for a client that talks to many hosts, bounded: past
 /// `max_hosts` distinct hosts, further hosts share one overflow breaker (host label
-/// `_overflow`) so a client fed arbitrary URLs cannot grow the map without limit.
+/// `_overflow`) so a client fed arbitrary URLs cannot grow the map without limit. A host
+/// keeps its breaker for the registry's life (hosts that went away are not evicted); the
+/// first host sent to `_overflow` is logged once at WARN (`per-host circuit breakers
+/// full`), naming the dependency, the host and `max_hosts`.
 ///
 /// ```
 /// use telltale_resilience::breaker::{BreakerRegistry, CircuitBreaker};
@@ -1029,6 +1032,8 @@ struct RegistryInner {
     max_hosts: usize,
     map: Mutex<HashMap<Box<str>, CircuitBreakerHandle>>,
     overflow: CircuitBreakerHandle,
+    /// Whether the WARN for the first host past the bound has been written.
+    overflowed: AtomicBool,
 }
 
 /// The host label of the shared breaker used past a registry's bound.
@@ -1050,6 +1055,7 @@ impl BreakerRegistry {
             max_hosts,
             map: Mutex::new(HashMap::new()),
             overflow,
+            overflowed: AtomicBool::new(false),
         })))
     }
 
@@ -1061,6 +1067,15 @@ impl BreakerRegistry {
             return b.clone();
         }
         if map.len() >= r.max_hosts {
+            drop(map);
+            if !r.overflowed.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    peer.service = %r.dependency,
+                    server.address = host,
+                    max_hosts = r.max_hosts,
+                    "per-host circuit breakers full: this and every later new host share the `_overflow` breaker (logged once)"
+                );
+            }
             return r.overflow.clone();
         }
         // Validated in `new`, so this cannot fail; fall back to the overflow breaker anyway.

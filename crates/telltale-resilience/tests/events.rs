@@ -89,3 +89,29 @@ async fn refused_retries_say_why() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn the_first_host_past_the_per_host_bound_is_logged_once() {
+    use telltale_resilience::breaker::{BreakerRegistry, OVERFLOW_HOST};
+    let out = Captured::default();
+    let _guard = tracing::subscriber::set_default(out.subscriber());
+    let registry = BreakerRegistry::new("search", CircuitBreaker::consecutive_failures(5), 2).unwrap();
+    for host in ["a:80", "b:80", "a:80"] {
+        assert_eq!(registry.get(host).host(), Some(host));
+    }
+    assert!(out.lines().is_empty(), "{:#?}", out.lines());
+    for host in ["c:80", "d:80", "c:80"] {
+        assert_eq!(registry.get(host).host(), Some(OVERFLOW_HOST));
+    }
+    let full: Vec<String> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("per-host circuit breakers full"))
+        .collect();
+    assert_eq!(full.len(), 1, "{full:#?}");
+    assert!(
+        full[0].contains("WARN") && full[0].contains("c:80") && full[0].contains("max_hosts=2"),
+        "{}",
+        full[0]
+    );
+}
