@@ -149,12 +149,16 @@ impl LogFilter {
 /// `max_level_hint`); the span callbacks matter to `EnvFilter` alone.
 impl<S: Subscriber> Layer<S> for LogFilter {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if self.keeps_ids_span(metadata) {
-            return Interest::always();
-        }
-        match &self.0 {
+        // Asked first even for the spans kept anyway: `EnvFilter` registers span
+        // callsites here, so a `[request]=debug` directive still matches inside them.
+        let interest = match &self.0 {
             Inner::Static(t) => <Targets as Layer<S>>::register_callsite(t, metadata),
             Inner::Dynamic(e) => <EnvFilter as Layer<S>>::register_callsite(e, metadata),
+        };
+        if self.keeps_ids_span(metadata) {
+            Interest::always()
+        } else {
+            interest
         }
     }
 
@@ -298,6 +302,7 @@ mod tests {
             ("warn", true),
             ("error,sqlx=off", true),
             ("error,[checkout]=debug", true), // EnvFilter
+            ("warn,[request]=debug", true),   // a directive naming the ids span itself
             ("info", true),
             ("off", false),
         ] {
@@ -308,7 +313,10 @@ mod tests {
             tracing::subscriber::with_default(subscriber, || {
                 let ids = tracing::info_span!(target: SPAN_TARGET, "request", request_id = "r-1");
                 assert_eq!(!ids.is_disabled(), kept, "{directives}");
-                ids.in_scope(|| tracing::error!(target: "app", "failed"));
+                ids.in_scope(|| {
+                    tracing::error!(target: "app", "failed");
+                    tracing::debug!(target: "app", "detail");
+                });
                 if directives != "info" {
                     // Other spans still follow the directives.
                     assert!(
@@ -319,7 +327,9 @@ mod tests {
             });
             let lines = capture.json_lines().unwrap();
             if kept {
-                assert_eq!(lines.len(), 1, "{directives}: {lines:?}");
+                // `[request]=debug` also lets the DEBUG line inside the span through.
+                let want = if directives.contains("[request]") { 2 } else { 1 };
+                assert_eq!(lines.len(), want, "{directives}: {lines:?}");
                 assert_eq!(lines[0]["request_id"], "r-1", "{directives}");
             } else {
                 assert!(lines.is_empty(), "{directives}: {lines:?}");

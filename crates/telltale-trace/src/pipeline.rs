@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanContext, Status, TraceId};
@@ -127,6 +127,7 @@ impl SpanPipeline {
                 spans: 0,
             }),
             held: AtomicUsize::new(0),
+            held_gauge: OnceLock::new(),
             max_traces: sampling.max_traces,
             max_spans: sampling.max_spans_per_trace,
             max_age: sampling.max_age,
@@ -234,7 +235,7 @@ impl SpanPipeline {
     pub(crate) fn hold(&self, span: SpanData) {
         let Some(tail) = &self.0.tail else { return };
         let held = tail.hold(span);
-        metrics::gauge!(names::TAIL_TRACES_HELD).set(held.traces as f64);
+        tail.report_held(held.traces);
         let lost = held.dropped + held.expired;
         if lost > 0 {
             self.0.overflow.fetch_add(lost, Ordering::Relaxed);
@@ -261,7 +262,7 @@ impl SpanPipeline {
         let Some(tail) = &self.0.tail else { return };
         let held = tail.take(trace_id);
         if held.is_some() {
-            metrics::gauge!(names::TAIL_TRACES_HELD).set(tail.held.load(Ordering::Relaxed) as f64);
+            tail.report_held(tail.held.load(Ordering::Relaxed));
         }
         match keep {
             Some(reason) => {
@@ -327,6 +328,8 @@ struct TailBuffer {
     map: Mutex<TailMap>,
     /// Traces held, readable without the lock (fast path: nothing held).
     held: AtomicUsize,
+    /// The `TAIL_TRACES_HELD` gauge, resolved on first use, not per span.
+    held_gauge: OnceLock<metrics::Gauge>,
     max_traces: usize,
     max_spans: usize,
     max_age: Duration,
@@ -348,6 +351,12 @@ fn key(trace_id: TraceId) -> u128 {
 }
 
 impl TailBuffer {
+    fn report_held(&self, traces: usize) {
+        self.held_gauge
+            .get_or_init(|| metrics::gauge!(names::TAIL_TRACES_HELD))
+            .set(traces as f64);
+    }
+
     fn lock(&self) -> MutexGuard<'_, TailMap> {
         // A panic while holding this lock leaves a consistent map; keep going.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
