@@ -321,7 +321,8 @@ impl LogConfig {
         })
     }
 
-    /// tracing-subscriber's human format, with the same redaction as the JSON format.
+    /// tracing-subscriber's human format, with the same redaction as the JSON format and
+    /// each traced line ending in its `trace_id` and `span_id` (see [`crate::pretty`]).
     fn pretty_layer<S, W>(&self, make_writer: W) -> impl Layer<S> + Send + Sync + 'static
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -338,8 +339,10 @@ impl LogConfig {
             }
         })
         .delimited(" ");
+        let ansi = std::io::stdout().is_terminal();
         tracing_subscriber::fmt::layer()
-            .with_ansi(std::io::stdout().is_terminal())
+            .with_ansi(ansi)
+            .event_format(crate::pretty::PrettyFormat::new(ansi))
             .fmt_fields(fields)
             .with_writer(make_writer)
     }

@@ -39,6 +39,7 @@ mod escape;
 pub mod filter;
 pub mod json;
 pub mod keys;
+mod pretty;
 pub mod redact;
 pub mod writer;
 

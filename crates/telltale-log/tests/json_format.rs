@@ -308,6 +308,41 @@ fn pretty_format_is_human_text() {
     assert!(serde_json::from_str::<serde_json::Value>(out.trim()).is_err());
 }
 
+#[test]
+fn pretty_format_ends_traced_lines_with_their_trace_and_span_ids() {
+    let capture = CaptureWriter::new();
+    let layer = LogConfig::new("svc")
+        .format(LogFormat::Pretty)
+        .layer(capture.clone())
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(TraceIdsLayer).with(layer);
+    let _g = tracing::subscriber::set_default(subscriber);
+    tracing::info!("outside");
+    tracing::info_span!("traced").in_scope(|| {
+        tracing::info!(answer = 42, "inside");
+        tracing::info_span!("inner").in_scope(|| tracing::warn!("two\nlines"));
+    });
+    let out = capture.contents();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].contains("outside") && !lines[0].contains("trace_id"),
+        "{out}"
+    );
+    let ids = " trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=0000000000000001";
+    // The ids end the line, after the event's fields.
+    assert!(lines[1].contains("answer=42"), "{out}");
+    assert!(lines[1].ends_with(ids), "{out}");
+    // A span without ids of its own inherits its parent's; a message's own line break
+    // is kept, and the ids go at the end of the event, not after the first line.
+    assert!(
+        lines[2].ends_with("two") && !lines[2].contains("trace_id"),
+        "{out}"
+    );
+    assert!(lines[3].ends_with(&format!("lines{ids}")), "{out}");
+    assert!(out.ends_with(&format!("{ids}\n")), "{out}");
+}
+
 /// A writer the test can read after the non-blocking writer's thread wrote to it.
 #[derive(Clone, Default)]
 struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
