@@ -87,8 +87,8 @@
 //! periodic reader collects and exports on its own thread; each export runs on a private
 //! single-thread tokio runtime (tonic and async reqwest need a reactor; the application's
 //! runtime is never borrowed, so a guard dropped at the end of `#[tokio::main]` cannot
-//! deadlock) with a 10 s timeout. A failed export is logged at most every 30 s and its
-//! data is dropped; the next export sends the cumulative totals again, so nothing is lost
+//! deadlock) with a 10 s timeout. A failed export is counted ([`EXPORT_FAILURES`]),
+//! logged at most every 30 s, and its data is dropped; the next export sends the cumulative totals again, so nothing is lost
 //! once the collector is back (with delta temporality, the failed interval's increments
 //! are lost: each delta is sent once).
 //!
@@ -133,6 +133,12 @@ pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// Counter: metric exports that failed or timed out (each one's data is dropped; see
+/// [A dead collector never slows a request](self#a-dead-collector-never-slows-a-request)).
+/// Recorded through the `metrics` facade, so it shows on `/metrics` while the collector
+/// is unreachable, and is pushed with the rest once it is back.
+pub const EXPORT_FAILURES: &str = "telltale_otlp_metrics_export_failures_total";
 
 /// The variable the OpenTelemetry specification names for the temporality preference.
 pub const TEMPORALITY_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
@@ -1072,6 +1078,7 @@ impl PushMetricExporter for OwnRuntimeExporter {
             None => Err(OTelSdkError::AlreadyShutdown),
         };
         if let Err(e) = &result {
+            metrics::counter!(EXPORT_FAILURES).increment(1);
             self.warn(e);
         }
         std::future::ready(result)
