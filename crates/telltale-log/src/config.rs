@@ -46,6 +46,15 @@ pub const FILTER_ENV: &str = "RUST_LOG";
 /// Default number of lines the non-blocking writer buffers before dropping.
 pub const DEFAULT_BUFFERED_LINES: usize = 16_384;
 
+/// Default number of bytes the non-blocking writer buffers before dropping (16 MiB): with
+/// lines of under a kilobyte the line limit is reached first; this one bounds the memory
+/// when lines are large (a huge field, an error with a long chain).
+pub const DEFAULT_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Smallest accepted [`LogConfig::buffered_bytes_limit`] (64 KiB): room for a burst of
+/// ordinary lines.
+pub const MIN_BUFFERED_BYTES: usize = 64 * 1024;
+
 /// Default minimum time between two stderr reports of dropped lines.
 pub const DEFAULT_DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -102,6 +111,8 @@ pub enum LogConfigError {
     },
     /// `buffered_lines_limit(0)`: every line would be dropped.
     ZeroBufferedLines,
+    /// `buffered_bytes_limit` below [`MIN_BUFFERED_BYTES`]: ordinary lines would be dropped.
+    TooFewBufferedBytes(usize),
     /// `drop_report_interval(0)`: would report on every dropped line.
     ZeroDropReportInterval,
     /// An access-log excluded path that does not start with `/` (it could never match).
@@ -133,6 +144,10 @@ impl fmt::Display for LogConfigError {
             LogConfigError::ZeroBufferedLines => {
                 f.write_str("buffered_lines_limit must be at least 1 (every line would be dropped)")
             }
+            LogConfigError::TooFewBufferedBytes(n) => write!(
+                f,
+                "buffered_bytes_limit({n}) is below the minimum of {MIN_BUFFERED_BYTES} bytes (ordinary lines would be dropped)"
+            ),
             LogConfigError::ZeroDropReportInterval => {
                 f.write_str("drop_report_interval must be greater than zero")
             }
@@ -154,7 +169,8 @@ impl std::error::Error for LogConfigError {}
 /// Defaults: no environment or version (`null` in lines), the
 /// [default redaction set](crate::redact::DEFAULT_REDACTED), format from
 /// `TELLTALE_LOG_FORMAT` (JSON when unset), filter from `RUST_LOG` (`info` when unset),
-/// [`DEFAULT_BUFFERED_LINES`] buffered lines, dropped lines reported at most every
+/// [`DEFAULT_BUFFERED_LINES`] buffered lines or [`DEFAULT_BUFFERED_BYTES`] buffered bytes,
+/// whichever is reached first, dropped lines reported at most every
 /// [`DEFAULT_DROP_REPORT_INTERVAL`].
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -165,6 +181,7 @@ pub struct LogConfig {
     format: Option<LogFormat>,
     default_filter: String,
     buffered_lines: usize,
+    buffered_bytes: usize,
     drop_report_interval: Duration,
 }
 
@@ -179,6 +196,7 @@ impl LogConfig {
             format: None,
             default_filter: "info".to_owned(),
             buffered_lines: DEFAULT_BUFFERED_LINES,
+            buffered_bytes: DEFAULT_BUFFERED_BYTES,
             drop_report_interval: DEFAULT_DROP_REPORT_INTERVAL,
         }
     }
@@ -223,6 +241,16 @@ impl LogConfig {
         self
     }
 
+    /// Bytes the non-blocking writer buffers before it drops (and counts) new lines (default
+    /// [`DEFAULT_BUFFERED_BYTES`]; at least [`MIN_BUFFERED_BYTES`]). Whichever of this and
+    /// [`buffered_lines_limit`](LogConfig::buffered_lines_limit) is reached first applies, so
+    /// a burst of very large lines cannot take unbounded memory. A single line longer than
+    /// this is dropped and counted, not cut (a cut line would not be valid JSON).
+    pub fn buffered_bytes_limit(mut self, bytes: usize) -> Self {
+        self.buffered_bytes = bytes;
+        self
+    }
+
     /// Minimum time between two stderr reports of dropped lines.
     pub fn drop_report_interval(mut self, interval: Duration) -> Self {
         self.drop_report_interval = interval;
@@ -240,6 +268,9 @@ impl LogConfig {
         }
         if self.buffered_lines == 0 {
             return Err(LogConfigError::ZeroBufferedLines);
+        }
+        if self.buffered_bytes < MIN_BUFFERED_BYTES {
+            return Err(LogConfigError::TooFewBufferedBytes(self.buffered_bytes));
         }
         if self.drop_report_interval.is_zero() {
             return Err(LogConfigError::ZeroDropReportInterval);
@@ -357,6 +388,7 @@ impl LogConfig {
         Ok(LogWriter::new(
             writer,
             self.buffered_lines,
+            self.buffered_bytes,
             self.drop_report_interval,
         ))
     }
@@ -401,6 +433,18 @@ mod tests {
                 .non_blocking(std::io::sink())
                 .unwrap_err(),
             LogConfigError::ZeroBufferedLines
+        );
+        let tiny = LogConfig::new("s")
+            .buffered_bytes_limit(1000)
+            .non_blocking(std::io::sink())
+            .unwrap_err();
+        assert_eq!(tiny, LogConfigError::TooFewBufferedBytes(1000));
+        assert!(tiny.to_string().contains("65536"), "{tiny}");
+        assert!(
+            LogConfig::new("s")
+                .buffered_bytes_limit(MIN_BUFFERED_BYTES)
+                .non_blocking(std::io::sink())
+                .is_ok()
         );
         assert_eq!(
             LogConfig::new("s")

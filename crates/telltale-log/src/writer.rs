@@ -22,7 +22,8 @@
 //! line to one shared buffer under a short lock (no allocation once the buffer has grown,
 //! no system call); a background thread swaps that buffer for an empty one about every
 //! millisecond — at once when it is half full — and writes the whole batch with one call.
-//! When [`buffered_lines_limit`](crate::LogConfig::buffered_lines_limit) lines are waiting,
+//! When [`buffered_lines_limit`](crate::LogConfig::buffered_lines_limit) lines or
+//! [`buffered_bytes_limit`](crate::LogConfig::buffered_bytes_limit) bytes are waiting,
 //! further lines are dropped, never blocking the caller, and counted: the
 //! `telltale_log_dropped_lines_total` counter (the `metrics` facade) and one line on
 //! stderr at most once per [`drop_report_interval`](crate::LogConfig::drop_report_interval).
@@ -70,6 +71,7 @@ struct Queue {
     pending: Mutex<Pending>,
     wake: Condvar,
     limit: usize,
+    byte_limit: usize,
     dropped: AtomicUsize,
     drops: DropReporter,
 }
@@ -100,17 +102,22 @@ impl Queue {
     #[inline]
     fn push(&self, line: &[u8]) -> bool {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if p.lines >= self.limit {
+        let before = p.buf.len();
+        if p.lines >= self.limit || line.len() > self.byte_limit - before {
             drop(p);
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            self.drops.account(dropped, self.limit);
+            self.drops.account(dropped, self.limit, self.byte_limit);
             return false;
         }
         p.buf.extend_from_slice(line);
         p.lines += 1;
         // No system call per line: the writer thread is woken only from idle sleep or when
-        // the buffer is half full (so a burst cannot fill it while it waits for a tick).
-        let wake = (p.idle && p.lines == 1) || p.lines == self.limit / 2 + 1;
+        // the buffer is half full, in lines or in bytes (so a burst cannot fill it while it
+        // waits for a tick).
+        let half_bytes = self.byte_limit / 2;
+        let wake = (p.idle && p.lines == 1)
+            || p.lines == self.limit / 2 + 1
+            || (before <= half_bytes && p.buf.len() > half_bytes);
         if wake {
             p.idle = false;
         }
@@ -127,7 +134,7 @@ impl Queue {
         loop {
             let closing = {
                 let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                if !p.closing && p.lines <= self.limit / 2 {
+                if !p.closing && p.lines <= self.limit / 2 && p.buf.len() <= self.byte_limit / 2 {
                     p.idle = was_empty;
                     let wait = if was_empty { IDLE } else { TICK };
                     p = self
@@ -169,7 +176,7 @@ impl Queue {
 
 impl DropReporter {
     #[cold]
-    fn account(&self, dropped: usize, limit: usize) {
+    fn account(&self, dropped: usize, limit: usize, byte_limit: usize) {
         let accounted = self.accounted.load(Ordering::Relaxed);
         if dropped <= accounted
             || self
@@ -192,7 +199,7 @@ impl DropReporter {
             // Straight to stderr: the log pipeline is the thing that is full.
             eprintln!(
                 "telltale-log: {dropped} log lines dropped so far: the writer could not keep up \
-                 (buffer of {limit} lines full); see metric {}",
+                 (buffer full: {limit} lines or {byte_limit} bytes); see metric {}",
                 keys::DROPPED_LINES_TOTAL
             );
         }
@@ -203,6 +210,7 @@ impl LogWriter {
     pub(crate) fn new<T: Write + Send + 'static>(
         writer: T,
         limit: usize,
+        byte_limit: usize,
         report_interval: Duration,
     ) -> (LogWriter, LogGuard) {
         // Make the counter visible at 0 (when a recorder is already installed), so a
@@ -217,6 +225,7 @@ impl LogWriter {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             limit: limit.max(1),
+            byte_limit: byte_limit.max(1),
             dropped: AtomicUsize::new(0),
             drops: DropReporter {
                 accounted: AtomicUsize::new(0),
@@ -297,7 +306,9 @@ impl Drop for LogGuard {
             let _ = worker.join();
         }
         let total = self.dropped_lines();
-        self.queue.drops.account(total, self.queue.limit);
+        self.queue
+            .drops
+            .account(total, self.queue.limit, self.queue.byte_limit);
         if total > 0 {
             eprintln!(
                 "telltale-log: {total} log lines were dropped in total because the writer could \
@@ -411,7 +422,7 @@ mod tests {
     #[test]
     fn lines_dropped_when_full_are_counted_and_reported() {
         let (tx, rx) = mpsc::channel();
-        let (writer, guard) = LogWriter::new(Gate(rx), 2, Duration::from_secs(3600));
+        let (writer, guard) = LogWriter::new(Gate(rx), 2, usize::MAX, Duration::from_secs(3600));
         let recorder = metrics_util_free::Counting::default();
         metrics::with_local_recorder(&recorder, || {
             for _ in 0..50 {
@@ -429,6 +440,53 @@ mod tests {
         }
         drop(tx);
         drop(guard);
+    }
+
+    /// A [`Gate`] that keeps what it writes.
+    struct GateInto(mpsc::Receiver<()>, Arc<Mutex<Vec<u8>>>);
+    impl Write for GateInto {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _ = self.0.recv();
+            self.1.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_byte_limit_bounds_the_buffer_when_lines_are_large() {
+        let (tx, rx) = mpsc::channel();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        // Room for 1,000 lines but only 100 bytes: ten of the 10-byte lines below.
+        let (writer, guard) = LogWriter::new(GateInto(rx, out.clone()), 1000, 100, Duration::from_secs(3600));
+        // A line longer than the whole buffer is dropped, even into an empty buffer.
+        writer.make_writer().write_all(&[b'x'; 101]).unwrap();
+        assert_eq!(guard.dropped_lines(), 1);
+        for i in 0..50 {
+            writer
+                .make_writer()
+                .write_all(format!("line-{i:04}\n").as_bytes())
+                .unwrap();
+        }
+        // At most ten lines wait in the buffer and ten in the batch the worker holds at
+        // the gate; at least ten wait in one or the other.
+        let dropped = guard.dropped_lines();
+        assert!((31..=41).contains(&dropped), "dropped {dropped}");
+        for _ in 0..10 {
+            let _ = tx.send(());
+        }
+        drop(tx);
+        drop(guard);
+        // Every kept line is written whole; the dropped ones are missing, not cut.
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 50 - (dropped - 1), "{text}");
+        assert!(
+            lines.iter().all(|l| l.len() == 9 && l.starts_with("line-")),
+            "{text}"
+        );
     }
 
     /// A minimal `metrics` recorder summing one counter, to avoid a dev-dependency.
