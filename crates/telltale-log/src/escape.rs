@@ -44,16 +44,14 @@ fn may_need_escape(b: u8) -> bool {
 /// instructions with it (callgrind).
 #[inline]
 fn plain_prefix(bytes: &[u8]) -> usize {
-    let (words, tail) = bytes.as_chunks::<8>();
+    let (words, _) = bytes.as_chunks::<8>();
     for (i, word) in words.iter().enumerate() {
         if !plain_word(*word) {
             return i * 8;
         }
     }
-    // The last 1-7 bytes, padded with a plain byte.
-    let mut last = [b'a'; 8];
-    last[..tail.len()].copy_from_slice(tail);
-    if plain_word(last) {
+    // The last 1-7 bytes: the last eight (overlapping), or padded with a plain byte.
+    if plain_word(telltale_core::ascii::last_word(bytes, b'a')) {
         bytes.len()
     } else {
         words.len() * 8

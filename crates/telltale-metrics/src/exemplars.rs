@@ -19,8 +19,10 @@
 //! and no Rust metrics crate offers them for this stack. The smallest sound way:
 //!
 //! 1. **Capture**: when a request starts, [`MetricsLayer`](crate::MetricsLayer) takes the
-//!    [`TraceIds`] of the request — from the request extensions, or from the current
-//!    `tracing` span's extensions, where telltale-trace puts them — and keeps them only
+//!    [`TraceIds`] of the request — from the request extensions, from the server span
+//!    telltale-trace's layer is calling this one in
+//!    ([`in_call`](telltale_core::trace_ids::in_call)), or from the current `tracing`
+//!    span's extensions, where telltale-trace puts them — and keeps them only
 //!    if the trace is sampled (an exemplar must point at a trace that exists).
 //! 2. **Store**: each duration-histogram series owns one slot holding its *latest*
 //!    exemplar (trace id, span id, value, timestamp). Slots are created with the series,
@@ -232,8 +234,12 @@ fn label_key<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
 /// to drop it again, closing bookkeeping included. With telltale-log's `LogFilter`, this
 /// took 55–70 ns per request off `server_layer()` (docs/performance.md, session 5).
 pub(crate) fn current_trace_ids(ext: &http::Extensions) -> Option<TraceIds> {
-    let ids = match ext.get::<TraceIds>() {
-        Some(ids) => *ids,
+    let ids = match ext
+        .get::<TraceIds>()
+        .copied()
+        .or_else(telltale_core::trace_ids::in_call)
+    {
+        Some(ids) => ids,
         None => tracing::dispatcher::get_default(|dispatch| {
             use tracing_subscriber::registry::LookupSpan;
             let current = dispatch.current_span();

@@ -402,6 +402,66 @@ async fn exemplar_trace_id_comes_from_the_current_span_when_sampled() {
     assert!(!om.contains("bbbb"), "{om}");
 }
 
+/// Stands in for telltale-trace's server layer: sets the ids of "its span" (sampled for
+/// `/c`, not for `/d`) while it calls the service inside it.
+#[derive(Clone)]
+struct CallingIds<S>(S);
+
+impl<S: tower::Service<Request<Body>>> tower::Service<Request<Body>> for CallingIds<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+    fn call(&mut self, req: Request<Body>) -> S::Future {
+        use telltale_core::trace_ids::{self, TraceIds};
+        let ids = match req.uri().path() {
+            "/c" => TraceIds::new(0xcccc, 0x3, true),
+            _ => TraceIds::new(0xdddd, 0x4, false),
+        };
+        let _call = trace_ids::calling(ids);
+        self.0.call(req)
+    }
+}
+
+#[tokio::test]
+async fn exemplar_trace_id_comes_from_the_server_span_being_called() {
+    // No `tracing` span at all: only what telltale-trace's layer sets around its inner
+    // call (the fast path; the span lookup above is the fallback).
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+    let prom = PrometheusConfig::new("svc").exemplars(true).build().unwrap();
+    let layer = MetricsLayer::builder()
+        .recorder(prom.recorder())
+        .exemplars(prom.handle().exemplars().unwrap())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/c", get(|| async { "c" }))
+        .route("/d", get(|| async { "d" }))
+        // One `Router::layer`, as `server_layer()` is: axum defers the `call` of what an
+        // earlier `Router::layer` wrapped to the first poll.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(tower::layer::layer_fn(CallingIds))
+                .layer(layer),
+        );
+    for path in ["/c", "/d"] {
+        let res = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let om = prom.handle().render_openmetrics();
+    assert!(
+        om.contains("trace_id=\"0000000000000000000000000000cccc\",span_id=\"0000000000000003\""),
+        "{om}"
+    );
+    assert!(!om.contains("dddd"), "{om}");
+}
+
 #[tokio::test]
 async fn an_http2_stream_reset_mid_body_is_counted_once_as_499() {
     let prom = prom();

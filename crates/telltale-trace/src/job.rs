@@ -255,7 +255,7 @@ impl JobTrace {
         let request_id = cx.request_id();
         let tracing_span = match &request_id {
             Some(id) => {
-                tracing::info_span!(target: names::SPAN_TARGET, "job", job = %self.inner.queue, request_id = %id)
+                tracing::info_span!(target: names::SPAN_TARGET, "job", job = %self.inner.queue, request_id = id.as_str())
             }
             None => tracing::info_span!(target: names::SPAN_TARGET, "job", job = %self.inner.queue),
         };

@@ -161,7 +161,9 @@ where
         let start = SpanStart::begin(&config.pipeline, &parent);
         let request_id = req.extensions().get::<RequestId>();
         let tracing_span = match request_id {
-            Some(id) => tracing::info_span!(target: names::SPAN_TARGET, "request", request_id = %id),
+            // As `&str`, not `%id`: a subscriber that stores the field (telltale-log's JSON
+            // layer) copies the string instead of running the formatter.
+            Some(id) => tracing::info_span!(target: names::SPAN_TARGET, "request", request_id = id.as_str()),
             None => {
                 tracing::info_span!(target: names::SPAN_TARGET, "request", request_id = tracing::field::Empty)
             }
@@ -177,6 +179,7 @@ where
         let future = {
             let _entered = tracing_span.enter();
             let _attached = cx.clone().attach();
+            let _ids = telltale_core::trace_ids::calling(start.trace_ids());
             self.inner.call(req)
         };
         ResponseFuture {

@@ -542,3 +542,47 @@ async fn a_request_dropped_before_its_response_is_recorded_as_disconnected() {
     );
     assert_eq!(got[0].status, Status::Unset, "a hang-up is not a server error");
 }
+
+#[tokio::test]
+async fn inner_layers_read_the_server_span_ids_while_it_calls_them() {
+    use telltale_core::trace_ids;
+
+    let (p, spans) = pipeline(Sampling::always());
+    let seen = Arc::new(Mutex::new(None));
+    let inner = {
+        let seen = seen.clone();
+        tower::service_fn(move |_req: Request<Body>| {
+            // What the RED metrics layer reads for its exemplar, in its `call`.
+            *seen.lock().unwrap() = Some(trace_ids::in_call());
+            async { Ok::<_, Infallible>(http::Response::new(Body::from("ok"))) }
+        })
+    };
+    let svc = tower::Layer::layer(&TraceLayer::new(p), inner);
+    let req = Request::get("/")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+
+    let got = seen.lock().unwrap().take().expect("inner service called");
+    let got = got.expect("the ids are set during the inner call");
+    let span = spans.spans().pop().expect("the server span was exported");
+    assert_eq!(
+        got,
+        TraceIds::new(
+            0x4bf92f3577b34da6a3ce929d0e0e4736,
+            u64::from_be_bytes(span.span_context.span_id().to_bytes()),
+            true
+        )
+    );
+    assert_ne!(
+        got.span_id, 0x00f067aa0ba902b7,
+        "the server span's id, not the caller's"
+    );
+    // Only during the call.
+    assert_eq!(trace_ids::in_call(), None);
+}
