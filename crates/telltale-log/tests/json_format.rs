@@ -288,6 +288,39 @@ fn errors_are_written_with_their_sources() {
 }
 
 #[test]
+fn layers_with_different_redaction_sets_on_one_thread_each_apply_their_own() {
+    // Field names are worked out once per thread and cached: the cache must not carry
+    // one layer's redaction decision over to another's.
+    fn emit(card: &str) {
+        tracing::info!(card, plain = "shown", "pay");
+    }
+    let strict = CaptureWriter::new();
+    let lax = CaptureWriter::new();
+    let strict_layer = LogConfig::new("svc")
+        .redact(["card"])
+        .json_layer(strict.clone())
+        .unwrap();
+    let lax_layer = LogConfig::new("svc").json_layer(lax.clone()).unwrap();
+    let strict_sub = tracing::Dispatch::new(tracing_subscriber::registry().with(strict_layer));
+    let lax_sub = tracing::Dispatch::new(tracing_subscriber::registry().with(lax_layer));
+    for _ in 0..3 {
+        tracing::dispatcher::with_default(&strict_sub, || emit("4111"));
+        tracing::dispatcher::with_default(&lax_sub, || emit("4111"));
+    }
+    let strict_lines = strict.json_lines().unwrap();
+    assert_eq!(strict_lines.len(), 3);
+    for line in strict_lines {
+        assert_eq!(line["card"], keys::REDACTED, "{line}");
+        assert_eq!(line["plain"], "shown", "{line}");
+    }
+    let lax_lines = lax.json_lines().unwrap();
+    assert_eq!(lax_lines.len(), 3);
+    for line in lax_lines {
+        assert_eq!(line["card"], "4111", "{line}");
+    }
+}
+
+#[test]
 fn pretty_format_is_human_text() {
     let capture = CaptureWriter::new();
     let layer = LogConfig::new("svc")
