@@ -38,7 +38,8 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-/// How a body ended.
+/// How a body ended. `Copy`, so one end can be told to several observers.
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum BodyEnd<'a> {
     /// The body was sent to the end.

@@ -198,7 +198,77 @@ impl<S> Layer<S> for AccessLogLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AccessLog {
             inner,
+            part: self.part(),
+        }
+    }
+}
+
+impl AccessLogLayer {
+    /// What this layer does for each request, without a service or future of its own:
+    /// for composing several server layers into one service (as
+    /// `telltale::Telemetry::server_layer` does), so a request pays for one response
+    /// future and one body wrapper instead of one per layer.
+    pub fn part(&self) -> AccessPart {
+        AccessPart {
             config: self.config.clone(),
+        }
+    }
+}
+
+/// [`AccessLogLayer`]'s work on one request, for a composed service (see
+/// [`AccessLogLayer::part`]): [`on_request`](AccessPart::on_request) captures what the
+/// line needs when the request enters; the service then hands the [`AccessRequest`] the
+/// response status (getting the [`AccessObserver`] that writes the line when the body
+/// ends), or tells it the service failed or the request was abandoned. Exactly one event
+/// per request, as with the layer.
+#[derive(Clone, Debug)]
+pub struct AccessPart {
+    config: Arc<AccessConfig>,
+}
+
+impl AccessPart {
+    /// Captures the request now; `None` when it is not logged (excluded path, or the
+    /// access target disabled by the filter). Call it inside the request's trace span:
+    /// the event's parent is the span current now.
+    pub fn on_request<B>(&self, req: &Request<B>) -> Option<AccessRequest> {
+        self.on_request_at(req, Instant::now())
+    }
+
+    /// [`on_request`](Self::on_request) with the request's arrival time given (a composed
+    /// service reads the clock once for all its parts).
+    pub fn on_request_at<B>(&self, req: &Request<B>, start: Instant) -> Option<AccessRequest> {
+        self.config.start(req, start).map(AccessRequest)
+    }
+}
+
+/// One request on its way through an [`AccessPart`] (opaque). Exactly one of its methods
+/// is called; each ends with the event written or handed to the body.
+#[derive(Debug)]
+pub struct AccessRequest(Pending);
+
+impl AccessRequest {
+    /// The response head: the returned observer writes the event when the body ends.
+    pub fn on_response(self, status: u16) -> AccessObserver {
+        AccessObserver {
+            pending: self.0,
+            status,
+        }
+    }
+
+    /// The service returned an error instead of a response: written now, as status 500,
+    /// `end = "error"`, at ERROR.
+    pub fn on_service_error(self) {
+        self.0.emit(500, END_ERROR, 0);
+    }
+
+    /// The response future was dropped before the head: a panic while it was polled
+    /// (`panicking`: status 500, `end = "error"`), else the client went away (status 499,
+    /// `end = "aborted"`).
+    pub fn on_abandoned(self, panicking: bool) {
+        if panicking {
+            self.0.emit(500, END_ERROR, 0);
+        } else {
+            self.0.emit(CLIENT_CLOSED_REQUEST, END_ABORTED, 0);
         }
     }
 }
@@ -207,7 +277,7 @@ impl<S> Layer<S> for AccessLogLayer {
 #[derive(Clone, Debug)]
 pub struct AccessLog<S> {
     inner: S,
-    config: Arc<AccessConfig>,
+    part: AccessPart,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AccessLog<S>
@@ -225,7 +295,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let pending = self.config.start(&req);
+        let pending = self.part.on_request(&req);
         ResponseFuture {
             inner: self.inner.call(req),
             pending,
@@ -249,7 +319,7 @@ struct Pending {
 }
 
 impl AccessConfig {
-    fn start<B>(&self, req: &Request<B>) -> Option<Pending> {
+    fn start<B>(&self, req: &Request<B>, start: Instant) -> Option<Pending> {
         if !tracing::enabled!(target: keys::ACCESS_TARGET, Level::ERROR) {
             return None;
         }
@@ -265,7 +335,7 @@ impl AccessConfig {
             }
         }
         Some(Pending {
-            start: Instant::now(),
+            start,
             method: telltale_core::method::normalize(req.method()),
             route: telltale_core::route::from_extensions(req.extensions()),
             path: req.uri().path_and_query().cloned(),
@@ -365,7 +435,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        pending: Option<Pending>,
+        pending: Option<AccessRequest>,
         in_poll: bool,
     }
 
@@ -373,13 +443,9 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(pending) = this.pending.take() {
-                if *this.in_poll {
-                    // The inner future panicked while polled (the flag was never cleared):
-                    // a server failure, not a hang-up.
-                    pending.emit(500, END_ERROR, 0);
-                } else {
-                    pending.emit(CLIENT_CLOSED_REQUEST, END_ABORTED, 0);
-                }
+                // Still in poll (the flag was never cleared): the inner future panicked,
+                // a server failure, not a hang-up.
+                pending.on_abandoned(*this.in_poll);
             }
         }
     }
@@ -409,13 +475,13 @@ where
             Ok(res) => {
                 let status = res.status().as_u16();
                 Ok(res.map(|body| match pending {
-                    Some(pending) => ObservedBody::new(body, AccessObserver { pending, status }),
+                    Some(pending) => ObservedBody::new(body, pending.on_response(status)),
                     None => ObservedBody::unobserved(body),
                 }))
             }
             Err(e) => {
                 if let Some(pending) = pending {
-                    pending.emit(500, END_ERROR, 0);
+                    pending.on_service_error();
                 }
                 Err(e)
             }

@@ -43,7 +43,7 @@ mod pretty;
 pub mod redact;
 pub mod writer;
 
-pub use access::{AccessLog, AccessLogBuilder, AccessLogLayer};
+pub use access::{AccessLog, AccessLogBuilder, AccessLogLayer, AccessObserver, AccessPart, AccessRequest};
 pub use config::{LogConfig, LogConfigError, LogFormat};
 pub use filter::LogFilter;
 pub use json::JsonLayer;

@@ -67,7 +67,7 @@ pub use observe::{MetricsBody, RequestObservation, ResponseFuture};
 #[cfg(feature = "layers")]
 pub use recorder::RecorderRef;
 #[cfg(feature = "layers")]
-pub use server::{MetricsLayer, MetricsLayerBuilder, MetricsService};
+pub use server::{MetricsLayer, MetricsLayerBuilder, MetricsPart, MetricsService};
 
 #[cfg(feature = "prometheus")]
 pub use prometheus::{MetricsHandle, Prometheus, PrometheusConfig, PrometheusError, metrics_router};

@@ -34,21 +34,36 @@ impl RequestObservation {
         RequestObservation(Kind::Grpc(o))
     }
 
-    fn on_head(&mut self, status: StatusCode, headers: &HeaderMap) {
+    /// The response head: its status, and for gRPC its headers (`grpc-status` in a
+    /// trailers-only response).
+    pub fn on_head(&mut self, status: StatusCode, headers: &HeaderMap) {
         match &mut self.0 {
             Kind::Http(o) => o.on_head(status),
             Kind::Grpc(o) => o.on_head(headers),
         }
     }
 
-    fn on_service_error(self) {
+    /// The service returned an error instead of a response: recorded as a 500.
+    pub fn on_service_error(self) {
         match self.0 {
             Kind::Http(o) => o.on_service_error(),
             Kind::Grpc(o) => o.on_service_error(),
         }
     }
 
-    fn on_cancel(self) {
+    /// The service panicked before its response head (a composed service that catches
+    /// the panic knows it; a lone metrics layer only sees its future dropped, and counts a
+    /// cancelled request): recorded as a 500 with `error_type="panic"` (gRPC: `UNKNOWN`).
+    pub fn on_panic(self) {
+        match self.0 {
+            Kind::Http(o) => o.on_panic(),
+            Kind::Grpc(o) => o.on_service_error(),
+        }
+    }
+
+    /// The request was abandoned before its response head (the client went away, or a
+    /// timeout above gave up): recorded with status 499.
+    pub fn on_cancel(self) {
         match self.0 {
             Kind::Http(o) => o.on_cancel(),
             Kind::Grpc(o) => o.on_cancel(),

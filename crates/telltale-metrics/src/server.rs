@@ -176,8 +176,74 @@ impl<S> Layer<S> for MetricsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         MetricsService {
             inner,
+            part: self.part(),
+        }
+    }
+}
+
+impl MetricsLayer {
+    /// What this layer does for each request, without a service or future of its own:
+    /// for composing several server layers into one service (as
+    /// `telltale::Telemetry::server_layer` does), so a request pays for one response
+    /// future and one body wrapper instead of one per layer.
+    pub fn part(&self) -> MetricsPart {
+        MetricsPart {
             shared: self.shared.clone(),
         }
+    }
+}
+
+/// [`MetricsLayer`]'s work on one request, for a composed service (see
+/// [`MetricsLayer::part`]): [`on_request`](MetricsPart::on_request) starts the
+/// [`RequestObservation`]; the service then tells it the response head
+/// ([`RequestObservation::on_head`]) and the end of the body (it is a
+/// [`BodyObserver`](telltale_core::body::BodyObserver)), or that the service failed or the
+/// request was abandoned. It records exactly once.
+#[derive(Clone)]
+pub struct MetricsPart {
+    shared: Arc<HttpShared>,
+}
+
+impl std::fmt::Debug for MetricsPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsPart").finish_non_exhaustive()
+    }
+}
+
+impl MetricsPart {
+    /// Starts measuring `req` now; `None` for an excluded path.
+    pub fn on_request<B: http_body::Body>(&self, req: &Request<B>) -> Option<RequestObservation> {
+        self.on_request_at(req, Instant::now())
+    }
+
+    /// Starts measuring `req` as if it arrived at `start` (a composed service reads the
+    /// clock once for all its parts); `None` for an excluded path.
+    pub fn on_request_at<B: http_body::Body>(
+        &self,
+        req: &Request<B>,
+        start: Instant,
+    ) -> Option<RequestObservation> {
+        let shared = &self.shared;
+        if shared.is_excluded(req.uri().path()) {
+            return None;
+        }
+        let request_bytes = if shared.body_sizes { request_size(req) } else { 0 };
+        let group = shared.cache.group(route::template_str(req.extensions()));
+        shared.in_flight().increment(1.0);
+        Some(RequestObservation::http(HttpObservation {
+            shared: shared.clone(),
+            group,
+            method: method::normalize(req.method()),
+            start,
+            request_bytes,
+            status: 0,
+            body_expected: req.method() != Method::HEAD,
+            #[cfg(feature = "prometheus")]
+            trace: shared
+                .exemplars
+                .as_ref()
+                .and_then(|_| crate::exemplars::current_trace_ids(req.extensions())),
+        }))
     }
 }
 
@@ -351,7 +417,7 @@ fn series(recorder: &RecorderRef, names: LabelNames, body_sizes: bool, labels: V
 #[derive(Clone)]
 pub struct MetricsService<S> {
     inner: S,
-    shared: Arc<HttpShared>,
+    part: MetricsPart,
 }
 
 impl<S> std::fmt::Debug for MetricsService<S> {
@@ -375,28 +441,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let shared = &self.shared;
-        let observation = if shared.is_excluded(req.uri().path()) {
-            None
-        } else {
-            let request_bytes = if shared.body_sizes { request_size(&req) } else { 0 };
-            let group = shared.cache.group(route::template_str(req.extensions()));
-            shared.in_flight().increment(1.0);
-            Some(RequestObservation::http(HttpObservation {
-                shared: shared.clone(),
-                group,
-                method: method::normalize(req.method()),
-                start: Instant::now(),
-                request_bytes,
-                status: 0,
-                body_expected: req.method() != Method::HEAD,
-                #[cfg(feature = "prometheus")]
-                trace: shared
-                    .exemplars
-                    .as_ref()
-                    .and_then(|_| crate::exemplars::current_trace_ids(req.extensions())),
-            }))
-        };
+        let observation = self.part.on_request(&req);
         ResponseFuture {
             inner: self.inner.call(req),
             observation,
@@ -443,6 +488,10 @@ impl HttpObservation {
 
     pub(crate) fn on_cancel(self) {
         self.finish(status::CLIENT_CLOSED_REQUEST, None, 0);
+    }
+
+    pub(crate) fn on_panic(self) {
+        self.finish(500, Some(ErrorType::Panic), 0);
     }
 
     pub(crate) fn on_body_end(self, end: &BodyEnd<'_>) {

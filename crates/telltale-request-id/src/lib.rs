@@ -105,7 +105,7 @@ pub mod server;
 pub use client::{PropagateRequestId, PropagateRequestIdLayer};
 #[cfg(feature = "reqwest")]
 pub use middleware::RequestIdMiddleware;
-pub use server::{RequestIdLayer, RequestIdService, ResponseFuture};
+pub use server::{RequestIdLayer, RequestIdPart, RequestIdService, ResponseFuture};
 #[cfg(feature = "axum")]
 pub use telltale_core::extract::MissingRequestId;
 pub use telltale_core::headers::X_REQUEST_ID;

@@ -144,12 +144,96 @@ impl<S> Layer<S> for RequestIdLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RequestIdService {
             inner,
+            part: self.part(),
+        }
+    }
+}
+
+impl RequestIdLayer {
+    /// What this layer does to each request and response, without a service or future of
+    /// its own: for composing several server layers into one service (as
+    /// `telltale::Telemetry::server_layer` does), so a request pays for one response
+    /// future instead of one per layer. Each call makes a part with its own rejection
+    /// counter handles, as [`layer`](Layer::layer) does.
+    pub fn part(&self) -> RequestIdPart {
+        RequestIdPart {
             shared: Arc::new(Shared {
                 header: self.header.clone(),
                 generator: self.generator.clone(),
                 rejected: Default::default(),
             }),
         }
+    }
+}
+
+// === impl RequestIdPart ===
+
+/// [`RequestIdLayer`]'s work on one request, for a composed service (see
+/// [`RequestIdLayer::part`]). A service using it must also run the response future inside
+/// [`with_request_id`] with the returned id, as [`RequestIdService`] does.
+///
+/// ```
+/// use http::{Request, Response};
+/// use telltale_request_id::RequestIdLayer;
+///
+/// let part = RequestIdLayer::new().part();
+/// let mut req = Request::get("/").header("x-request-id", "abc-123").body(()).unwrap();
+/// let id = part.on_request(&mut req);
+/// assert_eq!(req.extensions().get::<telltale_core::RequestId>(), Some(&id));
+///
+/// let mut res = Response::new(());
+/// part.on_response(&mut res, id);
+/// assert_eq!(res.headers()["x-request-id"], "abc-123");
+/// ```
+#[derive(Clone)]
+pub struct RequestIdPart {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RequestIdPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestIdPart")
+            .field("header", &self.shared.header)
+            .field("generator", &self.shared.generator)
+            .finish()
+    }
+}
+
+impl RequestIdPart {
+    /// Keeps the request's valid id or makes a new one (recording a rejection), puts it in
+    /// the request's extensions and returns it.
+    #[inline]
+    pub fn on_request<B>(&self, req: &mut Request<B>) -> RequestId {
+        let id = self.shared.resolve(req.headers());
+        req.extensions_mut().insert(id.clone());
+        id
+    }
+
+    /// The header this part reads and writes.
+    pub fn header(&self) -> &HeaderName {
+        &self.shared.header
+    }
+
+    /// Puts `id` on the response unless the handler set the header itself.
+    #[inline]
+    pub fn on_response<B>(&self, res: &mut Response<B>, id: RequestId) {
+        set_unless_present(res, self.shared.header.clone(), id);
+    }
+
+    /// [`on_response`](Self::on_response) for a service that kept only the
+    /// [`header`](Self::header) name in its per-request state, not the part.
+    #[inline]
+    pub fn on_response_with_header<B>(res: &mut Response<B>, header: HeaderName, id: RequestId) {
+        set_unless_present(res, header, id);
+    }
+}
+
+/// Never overwrite: a handler that set the header (e.g. echoing an upstream id on
+/// purpose) wins.
+#[inline]
+fn set_unless_present<B>(res: &mut Response<B>, header: HeaderName, id: RequestId) {
+    if let Entry::Vacant(slot) = res.headers_mut().entry(header) {
+        slot.insert(id.into());
     }
 }
 
@@ -188,7 +272,7 @@ impl fmt::Debug for Generator {
 /// Service made by [`RequestIdLayer`]; see the [module docs](self).
 pub struct RequestIdService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    part: RequestIdPart,
 }
 
 /// Configuration and metric handles shared by the clones of one service.
@@ -281,7 +365,7 @@ impl<S: Clone> Clone for RequestIdService<S> {
     fn clone(&self) -> Self {
         RequestIdService {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            part: self.part.clone(),
         }
     }
 }
@@ -290,8 +374,8 @@ impl<S: fmt::Debug> fmt::Debug for RequestIdService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestIdService")
             .field("inner", &self.inner)
-            .field("header", &self.shared.header)
-            .field("generator", &self.shared.generator)
+            .field("header", &self.part.shared.header)
+            .field("generator", &self.part.shared.generator)
             .finish()
     }
 }
@@ -332,14 +416,13 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let id = self.shared.resolve(req.headers());
-        req.extensions_mut().insert(id.clone());
+        let id = self.part.on_request(&mut req);
         // The id is current while the response future is polled, not during the inner
         // `call` below: code that runs in `call` (inner layers) reads it from the request
         // extensions set just above, which saves a second scope entry per request.
         ResponseFuture {
             inner: with_request_id(id, self.inner.call(req)),
-            header: Some(self.shared.header.clone()),
+            header: Some(self.part.shared.header.clone()),
         }
     }
 }
@@ -369,11 +452,8 @@ where
         let mut res = ready!(this.inner.as_mut().poll(cx))?;
         if let Some(header) = this.header.take()
             && let Some(id) = this.inner.as_mut().take_id()
-            && let Entry::Vacant(slot) = res.headers_mut().entry(header)
         {
-            // Never overwrite: a handler that set the header (e.g. echoing an upstream
-            // id on purpose) wins.
-            slot.insert(id.into());
+            set_unless_present(&mut res, header, id);
         }
         Poll::Ready(Ok(res))
     }

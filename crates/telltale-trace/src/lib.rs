@@ -75,7 +75,7 @@ pub use client::ClientTraceLayer;
 pub use export::{TraceConfigError, TraceGuard, Tracing, TracingConfig};
 pub use pipeline::SpanPipeline;
 pub use sampling::Sampling;
-pub use server::TraceLayer;
+pub use server::{TraceLayer, TracePart, TracedRequest};
 
 /// The OpenTelemetry API crate telltale was built with: use this one, not another
 /// version, or spans silently go to a second, unconfigured global provider.

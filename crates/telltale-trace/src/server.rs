@@ -156,7 +156,46 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let config = &self.config;
+        let traced = TracePart::on_request_with(&self.config, &req);
+        let future = traced.in_call(|| self.inner.call(req));
+        ResponseFuture {
+            inner: future,
+            state: Some(traced),
+        }
+    }
+}
+
+impl TraceLayer {
+    /// What this layer does for each request, without a service or future of its own:
+    /// for composing several server layers into one service (as
+    /// `telltale::Telemetry::server_layer` does), so a request pays for one response
+    /// future and one body wrapper instead of one per layer.
+    pub fn part(&self) -> TracePart {
+        TracePart {
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// [`TraceLayer`]'s work on one request, for a composed service (see
+/// [`TraceLayer::part`]). [`on_request`](TracePart::on_request) opens the span; the
+/// service calls its inner service inside [`TracedRequest::in_call`] and polls the response
+/// future inside [`TracedRequest::in_poll`] (catching a panic there, to report it with
+/// [`TracedRequest::on_panic`] before resuming it); then exactly one of the
+/// `TracedRequest`'s `on_*` methods ends it or hands it to the body.
+#[derive(Debug, Clone)]
+pub struct TracePart {
+    config: Arc<Config>,
+}
+
+impl TracePart {
+    /// Extracts the incoming context and opens the server span and the request's `tracing`
+    /// span (read the request id from the extensions: run the request-id part first).
+    pub fn on_request<B>(&self, req: &Request<B>) -> TracedRequest {
+        Self::on_request_with(&self.config, req)
+    }
+
+    fn on_request_with<B>(config: &Arc<Config>, req: &Request<B>) -> TracedRequest {
         let (parent, base_cx) = span::extract(req.headers());
         let start = SpanStart::begin(&config.pipeline, &parent);
         let request_id = req.extensions().get::<RequestId>();
@@ -171,27 +210,125 @@ where
         span::attach_ids(&tracing_span, start.trace_ids());
         let rec = start.recording().then(|| {
             Box::new(Recording {
-                info: RequestInfo::capture(&req, config.protocol),
+                info: RequestInfo::capture(req, config.protocol),
                 body: None,
             })
         });
         let cx = span::child_context(&base_cx, &start);
-        let future = {
-            let _entered = tracing_span.enter();
-            let _attached = cx.clone().attach();
-            let _ids = telltale_core::trace_ids::calling(start.trace_ids());
-            self.inner.call(req)
-        };
-        ResponseFuture {
-            inner: future,
-            state: Some(State {
-                start,
-                rec,
-                config: self.config.clone(),
-                cx,
-                span: tracing_span,
-            }),
+        TracedRequest(State {
+            start,
+            rec,
+            config: config.clone(),
+            cx,
+            span: tracing_span,
+        })
+    }
+}
+
+/// One request's server span, from [`TracePart::on_request`] to one of its `on_*` methods
+/// (opaque). Dropped without one, the span is ended as if the client went away.
+pub struct TracedRequest(State);
+
+impl fmt::Debug for TracedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracedRequest")
+            .field("ids", &self.0.start.trace_ids())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TracedRequest {
+    /// The ids of the server span (also those of the request's `tracing` span).
+    pub fn trace_ids(&self) -> telltale_core::trace_ids::TraceIds {
+        self.0.start.trace_ids()
+    }
+
+    /// Runs `f` (the inner service's `call`) inside the request: its `tracing` span
+    /// entered, its OpenTelemetry context attached, and its ids those of
+    /// [`in_call`](telltale_core::trace_ids::in_call).
+    #[inline]
+    pub fn in_call<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.0.span.enter();
+        let _attached = self.0.cx.clone().attach();
+        let _ids = telltale_core::trace_ids::calling(self.0.start.trace_ids());
+        f()
+    }
+
+    /// Runs `f` (a poll of the response future) with the request's `tracing` span entered
+    /// and its OpenTelemetry context attached.
+    #[inline]
+    pub fn in_poll<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.0.span.enter();
+        let _attached = self.0.cx.clone().attach();
+        f()
+    }
+
+    /// The inner service panicked (`payload` is what `catch_unwind` returned): the span
+    /// records an `exception` event, status 500 and `error.type=panic`.
+    pub fn on_panic(self, payload: &(dyn std::any::Any + Send)) {
+        let message = span::panic_message(payload);
+        self.0.finish(EndInfo {
+            status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+            error: Some(ErrorType::Panic),
+            description: Some(message.clone()),
+            exception: Some(message),
+            ..EndInfo::default()
+        });
+    }
+
+    /// The inner service returned an error instead of a response.
+    pub fn on_service_error(self, error: &dyn fmt::Display) {
+        self.0.finish(EndInfo {
+            error: Some(ErrorType::Other),
+            description: Some(error.to_string()),
+            ..EndInfo::default()
+        });
+    }
+
+    /// The response future was dropped before the response head: the client went away
+    /// (or the server gave up). Recorded, not an error.
+    pub fn on_abandoned(self) {
+        self.0.finish(EndInfo {
+            disconnected: true,
+            ..EndInfo::default()
+        });
+    }
+
+    /// The response head: adds `traceresponse` when configured and returns what ends the
+    /// span with the body, or `None` when the span is not recorded (nothing left to do).
+    pub fn on_response<B>(self, res: &mut Response<B>) -> Option<ServerSpanEnd> {
+        let State {
+            start,
+            rec,
+            config,
+            span,
+            cx: _,
+        } = self.0;
+        if config.traceresponse
+            && let Some(v) = traceresponse(&start)
+        {
+            res.headers_mut().insert(telltale_core::headers::TRACERESPONSE, v);
         }
+        // Not recorded: nothing to do at the end of the body.
+        let mut rec = rec?;
+        let status = res.status();
+        let grpc_in_headers = match config.protocol {
+            Protocol::Grpc => GrpcCode::from_headers(res.headers()),
+            Protocol::Http => None,
+        };
+        let panic = res
+            .extensions()
+            .get::<HandlerPanic>()
+            .map(|p| p.0.clone().into_owned());
+        rec.body = Some(BodyPhase {
+            start,
+            config,
+            span,
+            status,
+            grpc_in_headers,
+            panic,
+        });
+        Some(ServerSpanEnd(rec))
     }
 }
 
@@ -479,14 +616,14 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        state: Option<State>,
+        state: Option<TracedRequest>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before the response head: the client went away (or the server gave up).
             if let Some(state) = this.project().state.take() {
-                state.finish(EndInfo { disconnected: true, ..EndInfo::default() });
+                state.on_abandoned();
             }
         }
     }
@@ -517,75 +654,29 @@ where
                     .poll(cx)
                     .map(|r| r.map(|res| res.map(ObservedBody::unobserved)));
             };
-            let _entered = state.span.enter();
-            let _attached = state.cx.clone().attach();
             let inner = this.inner.as_mut();
-            std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+            state.in_poll(|| std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
         };
         match polled {
             Err(payload) => {
                 if let Some(state) = this.state.take() {
-                    let message = span::panic_message(payload.as_ref());
-                    state.finish(EndInfo {
-                        status: Some(StatusCode::INTERNAL_SERVER_ERROR),
-                        error: Some(ErrorType::Panic),
-                        description: Some(message.clone()),
-                        exception: Some(message),
-                        ..EndInfo::default()
-                    });
+                    state.on_panic(payload.as_ref());
                 }
                 std::panic::resume_unwind(payload)
             }
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(Err(e))) => {
                 if let Some(state) = this.state.take() {
-                    state.finish(EndInfo {
-                        error: Some(ErrorType::Other),
-                        description: Some(e.to_string()),
-                        ..EndInfo::default()
-                    });
+                    state.on_service_error(&e);
                 }
                 Poll::Ready(Err(e))
             }
             Ok(Poll::Ready(Ok(mut res))) => {
-                let Some(state) = this.state.take() else {
-                    return Poll::Ready(Ok(res.map(ObservedBody::unobserved)));
-                };
-                if state.config.traceresponse
-                    && let Some(v) = traceresponse(&state.start)
-                {
-                    res.headers_mut().insert(telltale_core::headers::TRACERESPONSE, v);
-                }
-                let State {
-                    start,
-                    rec,
-                    config,
-                    span,
-                    cx: _,
-                } = state;
-                let Some(mut rec) = rec else {
-                    // Not recorded: nothing to do at the end of the body.
-                    return Poll::Ready(Ok(res.map(ObservedBody::unobserved)));
-                };
-                let status = res.status();
-                let grpc_in_headers = match config.protocol {
-                    Protocol::Grpc => GrpcCode::from_headers(res.headers()),
-                    Protocol::Http => None,
-                };
-                let panic = res
-                    .extensions()
-                    .get::<HandlerPanic>()
-                    .map(|p| p.0.clone().into_owned());
-                rec.body = Some(BodyPhase {
-                    start,
-                    config,
-                    span,
-                    status,
-                    grpc_in_headers,
-                    panic,
-                });
-                let observer = ServerSpanEnd(rec);
-                Poll::Ready(Ok(res.map(|b| ObservedBody::new(b, observer))))
+                let end = this.state.take().and_then(|state| state.on_response(&mut res));
+                Poll::Ready(Ok(res.map(|b| match end {
+                    Some(end) => ObservedBody::new(b, end),
+                    None => ObservedBody::unobserved(b),
+                })))
             }
         }
     }

@@ -1,0 +1,230 @@
+//! `server_layer()` as one service: each way a request can end — a response whose body is
+//! sent, a handler that panics through the layer, a service error, a request abandoned
+//! before its response — gives exactly one access line, one metric observation and one
+//! span, consistent with each other (the same trace id in the line and the span), with a
+//! real OTLP/gRPC receiver for the spans and the Prometheus recorder for the metrics.
+//!
+//! The facade installs global state (tracing subscriber, metrics recorder), so this binary
+//! has one test.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use telltale::trace::export::OtlpProtocol;
+use telltale::{Sampling, Telemetry};
+use telltale_test_support::otlp::{OtlpReceiver, ReceivedSpan};
+use tower::{Layer, ServiceExt};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// A request on `path` in its own trace: the trace id is [`TRACE`] with the last two hex
+/// digits replaced by `n`.
+fn request(path: &str, n: u8) -> Request<Body> {
+    Request::get(path)
+        .header(
+            "traceparent",
+            format!("00-{}{n:02x}-00f067aa0ba902b7-01", &TRACE[..30]),
+        )
+        .header("x-request-id", format!("req-{n}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn trace_of(n: u8) -> String {
+    format!("{}{n:02x}", &TRACE[..30])
+}
+
+/// The only access line of request `req-n`.
+fn access_line(logs: &telltale::log::CaptureWriter, n: u8) -> Value {
+    let id = format!("req-{n}");
+    let lines: Vec<Value> = logs
+        .json_lines()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l["target"] == "telltale::access" && l["request_id"] == id.as_str())
+        .collect();
+    assert_eq!(lines.len(), 1, "one access line for {id}: {lines:#?}");
+    lines.into_iter().next().unwrap()
+}
+
+fn span_of(spans: &[ReceivedSpan], n: u8) -> ReceivedSpan {
+    let trace = trace_of(n);
+    let found: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.trace_id() == trace).collect();
+    assert_eq!(found.len(), 1, "one span in trace {trace}: {found:#?}");
+    found[0].clone()
+}
+
+/// The `http_server_request_duration_seconds` count whose labels contain all of `labels`.
+fn count(text: &str, labels: &[&str]) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with("http_server_request_duration_seconds_count{"))
+        .filter(|l| labels.iter().all(|c| l.contains(c)))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let logs = telltale::log::CaptureWriter::new();
+    let telemetry = Telemetry::builder("fused")
+        .log_writer(logs.clone())
+        .log_format(telltale::log::LogFormat::Json)
+        .prometheus()
+        .otlp(receiver.endpoint(), OtlpProtocol::Grpc)
+        .sampling(Sampling::always())
+        .init()
+        .unwrap();
+    let layer = telemetry.server_layer();
+
+    // 1. A response whose body is read to the end.
+    let app = axum::Router::new()
+        .route("/ok", axum::routing::get(|| async { "fine" }))
+        .route(
+            "/panic",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("handler panicked on purpose");
+                }
+                "unreachable"
+            }),
+        )
+        .route("/hang", axum::routing::get(std::future::pending::<&'static str>))
+        .layer(layer.clone());
+    let res = app.clone().oneshot(request("/ok", 1)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-request-id"], "req-1");
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "fine");
+
+    // 2. A handler that panics through the layer (no catch-panic layer inside it).
+    let panicked = tokio::spawn(app.clone().oneshot(request("/panic", 2))).await;
+    assert!(panicked.unwrap_err().is_panic(), "the panic goes on");
+
+    // 3. A service that fails instead of answering.
+    let failing = layer.layer(tower::service_fn(|_req: Request<Body>| async {
+        Err::<Response<Body>, _>(std::io::Error::other("backend refused"))
+    }));
+    let err = failing.oneshot(request("/fail", 3)).await.unwrap_err();
+    assert_eq!(err.to_string(), "backend refused");
+
+    // 4. A request abandoned before its response: polled once, then dropped.
+    {
+        let mut future = std::pin::pin!(app.clone().oneshot(request("/hang", 4)));
+        let waker = std::task::Waker::noop();
+        assert!(
+            future
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(waker))
+                .is_pending()
+        );
+    } // dropped here
+
+    // The lines: one each, with the span's trace id. The log writer is non-blocking: wait
+    // (bounded) until its thread has written all four.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while logs
+        .json_lines()
+        .unwrap()
+        .iter()
+        .filter(|l| l["target"] == "telltale::access")
+        .count()
+        < 4
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", logs.contents());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ok = access_line(&logs, 1);
+    assert_eq!(
+        (ok["status"].as_u64(), ok["level"].as_str()),
+        (Some(200), Some("INFO")),
+        "{ok}"
+    );
+    assert_eq!(
+        (ok["end"].as_str(), ok["bytes"].as_u64()),
+        (Some("complete"), Some(4)),
+        "{ok}"
+    );
+    assert_eq!(ok["route"], "/ok", "{ok}");
+    let panic = access_line(&logs, 2);
+    assert_eq!(
+        (panic["status"].as_u64(), panic["level"].as_str()),
+        (Some(500), Some("ERROR")),
+        "{panic}"
+    );
+    assert_eq!(panic["end"], "error", "{panic}");
+    let failed = access_line(&logs, 3);
+    assert_eq!(
+        (failed["status"].as_u64(), failed["end"].as_str()),
+        (Some(500), Some("error")),
+        "{failed}"
+    );
+    let gone = access_line(&logs, 4);
+    assert_eq!(
+        (gone["status"].as_u64(), gone["end"].as_str()),
+        (Some(499), Some("aborted")),
+        "{gone}"
+    );
+    assert_eq!(gone["level"], "INFO", "{gone}");
+    for (n, line) in [(1, &ok), (2, &panic), (3, &failed), (4, &gone)] {
+        assert_eq!(line["trace_id"], trace_of(n).as_str(), "{line}");
+    }
+
+    // The metrics: one observation each, under the status the line has.
+    let text = telemetry.metrics_handle().unwrap().render();
+    assert_eq!(
+        count(&text, &["http_route=\"/ok\"", "status_code=\"200\""]),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        count(
+            &text,
+            &[
+                "http_route=\"/panic\"",
+                "status_code=\"500\"",
+                "error_type=\"panic\""
+            ]
+        ),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        count(&text, &["status_code=\"500\"", "error_type=\"_OTHER\""]),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        count(&text, &["http_route=\"/hang\"", "status_code=\"499\""]),
+        1,
+        "{text}"
+    );
+    assert_eq!(count(&text, &[]), 4, "{text}");
+
+    // The spans: one each, ended the way the request ended.
+    telemetry.tracing().pipeline().force_flush().unwrap();
+    let spans = receiver
+        .wait_for_spans(|s| s.len() >= 4, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|s| panic!("4 server spans, got {s:#?}"));
+    let ok = span_of(&spans, 1);
+    assert!(!ok.is_error(), "{ok:#?}");
+    assert_eq!(ok.attr("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(ok.attr("request_id").as_deref(), Some("req-1"));
+    let panic = span_of(&spans, 2);
+    assert!(panic.is_error(), "{panic:#?}");
+    assert_eq!(panic.attr("error.type").as_deref(), Some("panic"));
+    assert!(
+        panic.span.events.iter().any(|e| e.name == "exception"),
+        "{panic:#?}"
+    );
+    let failed = span_of(&spans, 3);
+    assert!(failed.is_error(), "{failed:#?}");
+    assert_eq!(failed.span.status.as_ref().unwrap().message, "backend refused");
+    let gone = span_of(&spans, 4);
+    assert!(!gone.is_error(), "{gone:#?}");
+    assert_eq!(gone.attr("telltale.client_disconnected").as_deref(), Some("true"));
+    telemetry.shutdown();
+}
