@@ -231,13 +231,19 @@ impl AccessPart {
     /// access target disabled by the filter). Call it inside the request's trace span:
     /// the event's parent is the span current now.
     pub fn on_request<B>(&self, req: &Request<B>) -> Option<AccessRequest> {
-        self.on_request_at(req, Instant::now())
+        self.config
+            .start(req, Instant::now(), Span::current)
+            .map(AccessRequest)
     }
 
-    /// [`on_request`](Self::on_request) with the request's arrival time given (a composed
-    /// service reads the clock once for all its parts).
-    pub fn on_request_at<B>(&self, req: &Request<B>, start: Instant) -> Option<AccessRequest> {
-        self.config.start(req, start).map(AccessRequest)
+    /// [`on_request`](Self::on_request) with the request's arrival time and the event's
+    /// parent span given: a composed service reads the clock once for all its parts, and
+    /// holds the request's span already (asking `tracing` for the current span costs a
+    /// registry lookup).
+    pub fn on_request_at<B>(&self, req: &Request<B>, start: Instant, parent: &Span) -> Option<AccessRequest> {
+        self.config
+            .start(req, start, || parent.clone())
+            .map(AccessRequest)
     }
 }
 
@@ -319,7 +325,7 @@ struct Pending {
 }
 
 impl AccessConfig {
-    fn start<B>(&self, req: &Request<B>, start: Instant) -> Option<Pending> {
+    fn start<B>(&self, req: &Request<B>, start: Instant, parent: impl FnOnce() -> Span) -> Option<Pending> {
         if !tracing::enabled!(target: keys::ACCESS_TARGET, Level::ERROR) {
             return None;
         }
@@ -345,7 +351,7 @@ impl AccessConfig {
                 .cloned()
                 .or_else(telltale_core::current_request_id),
             headers,
-            parent: Span::current(),
+            parent: parent(),
         })
     }
 }
@@ -369,13 +375,22 @@ impl fmt::Debug for HeadersDebug<'_> {
     }
 }
 
+/// The access event's message. Passed as a `&str` field rather than the macro's format
+/// string, which would reach the JSON layer as `fmt::Arguments` and go through the
+/// formatter (about 400 instructions per request).
+const MESSAGE: &str = "request completed";
+
 const END_COMPLETE: &str = "complete";
 const END_ERROR: &str = "error";
 const END_ABORTED: &str = "aborted";
 
 impl Pending {
     fn emit(self, status: u16, end: &'static str, bytes: u64) {
-        let duration_ms = self.start.elapsed().as_micros() as f64 / 1000.0;
+        self.emit_at(status, end, bytes, Instant::now());
+    }
+
+    fn emit_at(self, status: u16, end: &'static str, bytes: u64, now: Instant) {
+        let duration_ms = now.saturating_duration_since(self.start).as_micros() as f64 / 1000.0;
         let path = self.path.as_ref().map_or("/", PathAndQuery::path);
         let request_id = self.request_id.as_ref().map(RequestId::as_str);
         let request_headers =
@@ -397,7 +412,7 @@ impl Pending {
                     end,
                     request_id,
                     request_headers,
-                    "request completed"
+                    message = MESSAGE
                 )
             };
         }
@@ -417,15 +432,23 @@ pub struct AccessObserver {
     status: u16,
 }
 
-impl BodyObserver for AccessObserver {
-    fn on_end(self, end: BodyEnd<'_>) {
+impl AccessObserver {
+    /// The end of the response body, at `now` (a composed service reads the clock once for
+    /// all its parts); the same as [`BodyObserver::on_end`] otherwise.
+    pub fn on_end_at(self, end: BodyEnd<'_>, now: Instant) {
         let label = match end {
             BodyEnd::Complete { .. } => END_COMPLETE,
             BodyEnd::Error { .. } => END_ERROR,
             BodyEnd::Dropped { .. } => END_ABORTED,
             _ => END_COMPLETE,
         };
-        self.pending.emit(self.status, label, end.bytes());
+        self.pending.emit_at(self.status, label, end.bytes(), now);
+    }
+}
+
+impl BodyObserver for AccessObserver {
+    fn on_end(self, end: BodyEnd<'_>) {
+        self.on_end_at(end, Instant::now());
     }
 }
 

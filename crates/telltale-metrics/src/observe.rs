@@ -71,12 +71,20 @@ impl RequestObservation {
     }
 }
 
-impl BodyObserver for RequestObservation {
-    fn on_end(self, end: BodyEnd<'_>) {
+impl RequestObservation {
+    /// The end of the response body, at `now` (a composed service reads the clock once for
+    /// all its parts); the same as [`BodyObserver::on_end`] otherwise.
+    pub fn on_end_at(self, end: BodyEnd<'_>, now: std::time::Instant) {
         match self.0 {
-            Kind::Http(o) => o.on_body_end(&end),
+            Kind::Http(o) => o.on_body_end(&end, now),
             Kind::Grpc(o) => o.on_body_end(&end),
         }
+    }
+}
+
+impl BodyObserver for RequestObservation {
+    fn on_end(self, end: BodyEnd<'_>) {
+        self.on_end_at(end, std::time::Instant::now());
     }
 }
 

@@ -483,18 +483,19 @@ impl HttpObservation {
     }
 
     pub(crate) fn on_service_error(self) {
-        self.finish(500, Some(ErrorType::Other), 0);
+        self.finish(500, Some(ErrorType::Other), 0, Instant::now());
     }
 
     pub(crate) fn on_cancel(self) {
-        self.finish(status::CLIENT_CLOSED_REQUEST, None, 0);
+        self.finish(status::CLIENT_CLOSED_REQUEST, None, 0, Instant::now());
     }
 
     pub(crate) fn on_panic(self) {
-        self.finish(500, Some(ErrorType::Panic), 0);
+        self.finish(500, Some(ErrorType::Panic), 0, Instant::now());
     }
 
-    pub(crate) fn on_body_end(self, end: &BodyEnd<'_>) {
+    /// The end of the body, at `now`.
+    pub(crate) fn on_body_end(self, end: &BodyEnd<'_>, now: Instant) {
         let status = self.status;
         let ok_error = || {
             StatusCode::from_u16(status)
@@ -502,18 +503,18 @@ impl HttpObservation {
                 .and_then(|s| outcome::server_http(s).error_type())
         };
         match end {
-            BodyEnd::Complete { bytes, .. } => self.finish(status, ok_error(), *bytes),
-            BodyEnd::Error { bytes, .. } => self.finish(status, Some(ErrorType::Body), *bytes),
-            BodyEnd::Dropped { bytes } if !self.body_expected => self.finish(status, ok_error(), *bytes),
-            BodyEnd::Dropped { bytes } => self.finish(status::CLIENT_CLOSED_REQUEST, None, *bytes),
+            BodyEnd::Complete { bytes, .. } => self.finish(status, ok_error(), *bytes, now),
+            BodyEnd::Error { bytes, .. } => self.finish(status, Some(ErrorType::Body), *bytes, now),
+            BodyEnd::Dropped { bytes } if !self.body_expected => self.finish(status, ok_error(), *bytes, now),
+            BodyEnd::Dropped { bytes } => self.finish(status::CLIENT_CLOSED_REQUEST, None, *bytes, now),
             // `BodyEnd` is non-exhaustive: count unknown ends as their status.
             #[allow(unreachable_patterns)]
-            _ => self.finish(status, ok_error(), end.bytes()),
+            _ => self.finish(status, ok_error(), end.bytes(), now),
         }
     }
 
-    fn finish(self, status: u16, error: Option<ErrorType>, response_bytes: u64) {
-        let elapsed = self.start.elapsed().as_secs_f64();
+    fn finish(self, status: u16, error: Option<ErrorType>, response_bytes: u64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.start).as_secs_f64();
         let shared = &self.shared;
         let request_bytes = self.request_bytes;
         #[cfg(feature = "prometheus")]

@@ -243,6 +243,12 @@ impl TracedRequest {
         self.0.start.trace_ids()
     }
 
+    /// The request's `tracing` span (target `telltale_trace`, name `request`), which
+    /// carries the ids for log lines.
+    pub fn span(&self) -> &tracing::Span {
+        &self.0.span
+    }
+
     /// Runs `f` (the inner service's `call`) inside the request: its `tracing` span
     /// entered, its OpenTelemetry context attached, and its ids those of
     /// [`in_call`](telltale_core::trace_ids::in_call).

@@ -31,10 +31,12 @@
 //! body: the future grew to about 900 bytes and the body to 350, and both were copied from
 //! layer to layer on the way in and out (`memmove` was 11% of the layer's time), and each
 //! layer read the clock for itself. Here the per-request state is one allocation that moves
-//! from the future to the body as a pointer, and the clock is read once when the request
-//! enters. One thing is more precise than with nested layers: a handler that panics
-//! through the layer is counted in the metrics as a 500 with `error_type="panic"` (a lone
-//! metrics layer only sees its future dropped, and counts a 499).
+//! from the future to the body as a pointer, and the metrics and the access line share one
+//! clock read when the request enters and one when the body ends.
+//!
+//! One thing is more precise than with nested layers: a handler that panics through the
+//! layer is counted in the metrics as a 500 with `error_type="panic"` (a lone metrics
+//! layer only sees its future dropped, and counts a 499).
 
 use std::fmt;
 use std::future::Future;
@@ -139,7 +141,7 @@ where
         // line takes it as its parent.
         let (future, metrics, access) = traced.in_call(|| {
             let metrics = parts.metrics.on_request_at(&req, start);
-            let access = parts.access.on_request_at(&req, start);
+            let access = parts.access.on_request_at(&req, start, traced.span());
             (self.inner.call(req), metrics, access)
         });
         ResponseFuture {
@@ -324,11 +326,13 @@ impl BodyObserver for RequestEnd {
             access,
             ..
         } = *self.0;
+        // One clock read for the line's duration and the metrics'.
+        let now = Instant::now();
         if let AccessState::Body(Some(access)) = access {
-            access.on_end(end);
+            access.on_end_at(end, now);
         }
         if let Some(metrics) = metrics {
-            metrics.on_end(end);
+            metrics.on_end_at(end, now);
         }
         if let TraceState::Body(Some(trace)) = trace {
             trace.on_end(end);
