@@ -66,6 +66,8 @@
 //! per-thread buffer; the line reaches the writer in a single `write_all`.
 
 use std::cell::RefCell;
+
+use smallvec::SmallVec;
 use std::fmt;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -152,9 +154,56 @@ impl<W> JsonLayer<W> {
 
 // === span field storage ===
 
-/// A span's fields as typed values, kept in its extensions.
+/// A span's fields as typed values, kept in its extensions. The first two are held
+/// inline, and so is short text: recording a request span's `request_id` (or a user span's
+/// id or name) allocates nothing beyond the extension's own box. Each request's span used
+/// to cost two more allocations and frees here (the field list and the id's `String`).
 #[derive(Debug, Default)]
-pub(crate) struct SpanFields(Vec<(&'static str, SpanValue)>);
+pub(crate) struct SpanFields(SmallVec<[(&'static str, SpanValue); 2]>);
+
+/// Longest text a span field holds inline (a UUID request id is 36 bytes).
+const INLINE_TEXT: usize = 46;
+
+/// A span field's text: inline when short, else on the heap.
+enum SpanText {
+    Inline(u8, [u8; INLINE_TEXT]),
+    Heap(String),
+}
+
+impl SpanText {
+    fn new(s: &str) -> Self {
+        match u8::try_from(s.len()) {
+            Ok(n) if s.len() <= INLINE_TEXT => {
+                let mut buf = [0u8; INLINE_TEXT];
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                SpanText::Inline(n, buf)
+            }
+            _ => SpanText::Heap(s.to_owned()),
+        }
+    }
+
+    fn from_string(s: String) -> Self {
+        if s.len() <= INLINE_TEXT {
+            SpanText::new(&s)
+        } else {
+            SpanText::Heap(s)
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole, so always UTF-8; the fallback is never taken.
+            SpanText::Inline(n, buf) => std::str::from_utf8(&buf[..usize::from(*n)]).unwrap_or_default(),
+            SpanText::Heap(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for SpanText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 #[derive(Debug)]
 enum SpanValue {
@@ -164,7 +213,7 @@ enum SpanValue {
     U128(u128),
     F64(f64),
     Bool(bool),
-    Str(String),
+    Str(SpanText),
     Redacted,
 }
 
@@ -214,13 +263,17 @@ impl Visit for SpanRecorder<'_> {
         self.put(field, || SpanValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, || SpanValue::Str(value.to_owned()));
+        self.put(field, || SpanValue::Str(SpanText::new(value)));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, || SpanValue::Str(ErrorChain(value).to_string()));
+        self.put(field, || {
+            SpanValue::Str(SpanText::from_string(ErrorChain(value).to_string()))
+        });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, || SpanValue::Str(format!("{value:?}")));
+        self.put(field, || {
+            SpanValue::Str(SpanText::from_string(format!("{value:?}")))
+        });
     }
 }
 
@@ -416,7 +469,7 @@ impl<'a> From<&'a SpanValue> for Val<'a> {
             SpanValue::U128(v) => Val::U128(*v),
             SpanValue::F64(v) => Val::F64(*v),
             SpanValue::Bool(v) => Val::Bool(*v),
-            SpanValue::Str(s) => Val::Str(s),
+            SpanValue::Str(s) => Val::Str(s.as_str()),
             SpanValue::Redacted => Val::Redacted,
         }
     }
@@ -616,7 +669,7 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields(Vec::with_capacity(attrs.values().len()));
+        let mut fields = SpanFields::default();
         attrs.record(&mut SpanRecorder {
             fields: &mut fields,
             redaction: &self.inner.redaction,

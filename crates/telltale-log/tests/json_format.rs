@@ -288,6 +288,26 @@ fn errors_are_written_with_their_sources() {
 }
 
 #[test]
+fn span_text_fields_of_every_length_are_written_whole() {
+    // Short text is held inline in the span, longer text on the heap: both are the same
+    // on the line, at the boundary too, and multi-byte characters stay whole.
+    let (capture, _g) = capture();
+    let lengths = [0, 1, 36, 45, 46, 47, 100, 5000];
+    for n in lengths {
+        let text = "é".repeat(n / 2) + &"x".repeat(n % 2);
+        let span = tracing::info_span!("work", text = text.as_str(), shown = %format_args!("{n}:{text}"));
+        span.in_scope(|| tracing::info!("inside"));
+    }
+    let lines = capture.json_lines().unwrap();
+    assert_eq!(lines.len(), lengths.len());
+    for (line, n) in lines.iter().zip(lengths) {
+        let text = "é".repeat(n / 2) + &"x".repeat(n % 2);
+        assert_eq!(line["text"], text.as_str(), "{n}");
+        assert_eq!(line["shown"], format!("{n}:{text}").as_str(), "{n}");
+    }
+}
+
+#[test]
 fn layers_with_different_redaction_sets_on_one_thread_each_apply_their_own() {
     // Field names are worked out once per thread and cached: the cache must not carry
     // one layer's redaction decision over to another's.
