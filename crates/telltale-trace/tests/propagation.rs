@@ -1135,3 +1135,40 @@ async fn extraction_over_a_real_tcp_listener() {
     server.abort();
     let _ = server.await;
 }
+
+#[test]
+fn extraction_is_the_same_in_small_and_large_header_maps() {
+    // Up to eight names the extractor compares names in order; above, it hashes. Both
+    // must find the same headers, repeated ones included.
+    let fillers: Vec<String> = (0..20).map(|i| format!("x-filler-{i}")).collect();
+    for extra in [0, 3, 7, 20] {
+        let with = |pairs: &[(&str, &[u8])]| {
+            let mut all: Vec<(&str, &[u8])> = fillers[..extra]
+                .iter()
+                .map(|n| (n.as_str(), b"v".as_slice()))
+                .collect();
+            all.extend_from_slice(pairs);
+            headers(&all)
+        };
+        let p = TelltalePropagator::new();
+        let map = with(&[
+            ("traceparent", VALID_TP.as_bytes()),
+            ("tracestate", b"a=1"),
+            ("tracestate", b"b=2"),
+            ("baggage", b"k=v"),
+        ]);
+        let cx = p.extract_headers(&map);
+        let sc = cx.span().span_context().clone();
+        assert_eq!(sc.trace_id().to_string(), TRACE_ID, "{extra} fillers");
+        assert_eq!(sc.trace_state().header(), "a=1,b=2", "{extra} fillers");
+        assert_eq!(cx.baggage().get("k").map(|v| v.to_string()).as_deref(), Some("v"));
+        // Two traceparent headers: invalid, whatever the map's size.
+        let twice = with(&[
+            ("traceparent", VALID_TP.as_bytes()),
+            ("traceparent", VALID_TP.as_bytes()),
+        ]);
+        assert!(p.extract_span_context(&twice).is_none(), "{extra} fillers");
+        // None at all.
+        assert!(p.extract_span_context(&with(&[])).is_none(), "{extra} fillers");
+    }
+}
