@@ -355,6 +355,17 @@ fn nonsense_configuration_is_an_error() {
     assert!(PrometheusConfig::new("s").size_buckets(&[]).build().is_err());
 }
 
+/// A Prometheus recorder with exemplars on, and a metrics layer recording into it.
+fn exemplar_layer() -> (Prometheus, MetricsLayer) {
+    let prom = PrometheusConfig::new("svc").exemplars(true).build().unwrap();
+    let layer = MetricsLayer::builder()
+        .recorder(prom.recorder())
+        .exemplars(prom.handle().exemplars().unwrap())
+        .build()
+        .unwrap();
+    (prom, layer)
+}
+
 #[tokio::test]
 async fn exemplar_trace_id_comes_from_the_current_span_when_sampled() {
     use telltale_core::trace_ids::TraceIds;
@@ -362,12 +373,7 @@ async fn exemplar_trace_id_comes_from_the_current_span_when_sampled() {
     use tracing_subscriber::registry::LookupSpan;
 
     let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
-    let prom = PrometheusConfig::new("svc").exemplars(true).build().unwrap();
-    let layer = MetricsLayer::builder()
-        .recorder(prom.recorder())
-        .exemplars(prom.handle().exemplars().unwrap())
-        .build()
-        .unwrap();
+    let (prom, layer) = exemplar_layer();
     let app = Router::new()
         .route("/a", get(|| async { "a" }))
         .route("/b", get(|| async { "b" }))
@@ -430,12 +436,7 @@ async fn exemplar_trace_id_comes_from_the_server_span_being_called() {
     // No `tracing` span at all: only what telltale-trace's layer sets around its inner
     // call (the fast path; the span lookup above is the fallback).
     let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
-    let prom = PrometheusConfig::new("svc").exemplars(true).build().unwrap();
-    let layer = MetricsLayer::builder()
-        .recorder(prom.recorder())
-        .exemplars(prom.handle().exemplars().unwrap())
-        .build()
-        .unwrap();
+    let (prom, layer) = exemplar_layer();
     let app = Router::new()
         .route("/c", get(|| async { "c" }))
         .route("/d", get(|| async { "d" }))
