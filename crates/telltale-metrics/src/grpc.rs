@@ -232,31 +232,32 @@ impl GrpcObservation {
     pub(crate) fn on_service_error(self) {
         if self.shared.client {
             // No response at all: the channel failed (connect, timeout, transport).
-            self.record((None, Some(ErrorType::Transport)));
+            self.record((None, Some(ErrorType::Transport)), Instant::now());
         } else {
-            self.finish(GrpcCode::Unknown);
+            self.finish(GrpcCode::Unknown, Instant::now());
         }
     }
 
     pub(crate) fn on_cancel(self) {
-        self.finish(GrpcCode::Cancelled);
+        self.finish(GrpcCode::Cancelled, Instant::now());
     }
 
-    pub(crate) fn on_body_end(self, end: &BodyEnd<'_>) {
+    /// The end of the body, at `now`.
+    pub(crate) fn on_body_end(self, end: &BodyEnd<'_>, now: Instant) {
         let from_trailers = end.trailers().and_then(GrpcCode::from_headers);
         let code = match end {
             BodyEnd::Dropped { .. } => self.header_code.unwrap_or(GrpcCode::Cancelled),
             _ => self.header_code.or(from_trailers).unwrap_or(GrpcCode::Unknown),
         };
-        self.finish(code);
+        self.finish(code, now);
     }
 
-    fn finish(self, code: GrpcCode) {
-        self.record((Some(code), None));
+    fn finish(self, code: GrpcCode, now: Instant) {
+        self.record((Some(code), None), now);
     }
 
-    fn record(self, key: GrpcKey) {
-        let elapsed = self.start.elapsed().as_secs_f64();
+    fn record(self, key: GrpcKey, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.start).as_secs_f64();
         self.shared
             .cache
             .with(self.group.as_deref(), key, |h| h.record(elapsed));

@@ -77,7 +77,7 @@ impl RequestObservation {
     pub fn on_end_at(self, end: BodyEnd<'_>, now: std::time::Instant) {
         match self.0 {
             Kind::Http(o) => o.on_body_end(&end, now),
-            Kind::Grpc(o) => o.on_body_end(&end),
+            Kind::Grpc(o) => o.on_body_end(&end, now),
         }
     }
 }
