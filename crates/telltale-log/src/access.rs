@@ -247,8 +247,9 @@ impl AccessPart {
     }
 }
 
-/// One request on its way through an [`AccessPart`] (opaque). Exactly one of its methods
-/// is called; each ends with the event written or handed to the body.
+/// One request on its way through an [`AccessPart`] (opaque). Call exactly one of its
+/// methods: each ends with the event written or handed to the body; dropped without one,
+/// no line is written.
 #[derive(Debug)]
 pub struct AccessRequest(Pending);
 

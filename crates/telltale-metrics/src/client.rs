@@ -1,6 +1,6 @@
 //! Dependency (outbound) RED metrics: [`ClientMetrics`], a tower layer for HTTP clients
 //! ([`HttpClientMetricsLayer`]) and, with feature `reqwest`, a reqwest-middleware
-//! [`ClientMetricsMiddleware`].
+//! `ClientMetricsMiddleware`.
 //!
 //! ```
 //! use telltale_core::outcome::Outcome;

@@ -27,7 +27,7 @@
 //! [`telltale_core::outcome`]). The span ends when the response body ends, so gRPC
 //! trailers are read.
 //!
-//! Every response carries the call's [`TraceIds`](telltale_core::trace_ids::TraceIds) in
+//! Every response carries the call's [`TraceIds`] in
 //! its extensions, sampled or not, so a caller can log the `trace_id` of a failed call
 //! (through a tonic channel, a successful call's `tonic::Response::extensions()` has them;
 //! a gRPC error becomes a `tonic::Status`, which has no extensions). Log inside

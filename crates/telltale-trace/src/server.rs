@@ -226,7 +226,9 @@ impl TracePart {
 }
 
 /// One request's server span, from [`TracePart::on_request`] to one of its `on_*` methods
-/// (opaque). Dropped without one, the span is ended as if the client went away.
+/// (opaque). Call exactly one of them: dropped without one, the span is never ended nor
+/// exported (only its `tracing` span closes). A response future dropped early should call
+/// [`on_abandoned`](Self::on_abandoned), as [`TraceLayer`]'s does.
 pub struct TracedRequest(State);
 
 impl fmt::Debug for TracedRequest {
