@@ -66,6 +66,42 @@ fn count(text: &str, labels: &[&str]) -> u64 {
         .sum()
 }
 
+/// A body of two 3-byte frames with a pause between them: the request is not over until
+/// the second is sent.
+struct SlowBody {
+    pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+    sent: u8,
+}
+
+const PAUSE: Duration = Duration::from_millis(60);
+
+impl http_body::Body for SlowBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<axum::body::Bytes>, Self::Error>>> {
+        match self.sent {
+            0 => {
+                self.sent = 1;
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(axum::body::Bytes::from_static(
+                    b"abc",
+                )))))
+            }
+            1 => {
+                std::task::ready!(self.pause.as_mut().poll(cx));
+                self.sent = 2;
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(axum::body::Bytes::from_static(
+                    b"def",
+                )))))
+            }
+            _ => std::task::Poll::Ready(None),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() {
     let receiver = OtlpReceiver::start().await.unwrap();
@@ -93,6 +129,16 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
             }),
         )
         .route("/hang", axum::routing::get(std::future::pending::<&'static str>))
+        .route(
+            "/stream",
+            axum::routing::get(|| async {
+                Body::new(SlowBody {
+                    pause: Box::pin(tokio::time::sleep(PAUSE)),
+                    sent: 0,
+                })
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "up" }))
         .layer(layer.clone());
     let res = app.clone().oneshot(request("/ok", 1)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -122,6 +168,15 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         );
     } // dropped here
 
+    // 5. A streamed body: the request ends when its last frame is sent, not at the head.
+    let res = app.clone().oneshot(request("/stream", 5)).await.unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "abcdef");
+
+    // 6. An excluded path: no line and no metrics, but still a span and the id.
+    let res = app.clone().oneshot(request("/healthz", 6)).await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "req-6");
+    res.into_body().collect().await.unwrap();
+
     // The lines: one each, with the span's trace id. The log writer is non-blocking: wait
     // (bounded) until its thread has written all four.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -131,7 +186,7 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         .iter()
         .filter(|l| l["target"] == "telltale::access")
         .count()
-        < 4
+        < 5
     {
         assert!(std::time::Instant::now() < deadline, "{}", logs.contents());
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -168,7 +223,26 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         "{gone}"
     );
     assert_eq!(gone["level"], "INFO", "{gone}");
-    for (n, line) in [(1, &ok), (2, &panic), (3, &failed), (4, &gone)] {
+    let streamed = access_line(&logs, 5);
+    assert_eq!(
+        (streamed["bytes"].as_u64(), streamed["end"].as_str()),
+        (Some(6), Some("complete")),
+        "{streamed}"
+    );
+    let ms = streamed["duration_ms"].as_f64().unwrap();
+    assert!(
+        ms >= PAUSE.as_millis() as f64,
+        "the pause is inside the duration: {streamed}"
+    );
+    assert!(
+        !logs
+            .json_lines()
+            .unwrap()
+            .iter()
+            .any(|l| l["request_id"] == "req-6"),
+        "no line for an excluded path"
+    );
+    for (n, line) in [(1, &ok), (2, &panic), (3, &failed), (4, &gone), (5, &streamed)] {
         assert_eq!(line["trace_id"], trace_of(n).as_str(), "{line}");
     }
 
@@ -201,14 +275,20 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         1,
         "{text}"
     );
-    assert_eq!(count(&text, &[]), 4, "{text}");
+    assert_eq!(
+        count(&text, &["http_route=\"/stream\"", "status_code=\"200\""]),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("/healthz"), "{text}");
+    assert_eq!(count(&text, &[]), 5, "{text}");
 
     // The spans: one each, ended the way the request ended.
     telemetry.tracing().pipeline().force_flush().unwrap();
     let spans = receiver
-        .wait_for_spans(|s| s.len() >= 4, Duration::from_secs(30))
+        .wait_for_spans(|s| s.len() >= 6, Duration::from_secs(30))
         .await
-        .unwrap_or_else(|s| panic!("4 server spans, got {s:#?}"));
+        .unwrap_or_else(|s| panic!("6 server spans, got {s:#?}"));
     let ok = span_of(&spans, 1);
     assert!(!ok.is_error(), "{ok:#?}");
     assert_eq!(ok.attr("http.response.status_code").as_deref(), Some("200"));
@@ -226,5 +306,14 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
     let gone = span_of(&spans, 4);
     assert!(!gone.is_error(), "{gone:#?}");
     assert_eq!(gone.attr("telltale.client_disconnected").as_deref(), Some("true"));
+    let streamed = span_of(&spans, 5);
+    let lasted = streamed.span.end_time_unix_nano - streamed.span.start_time_unix_nano;
+    assert!(
+        lasted >= PAUSE.as_nanos() as u64,
+        "the span ends with the body: {lasted} ns"
+    );
+    assert_eq!(streamed.attr("http.response.body.size").as_deref(), Some("6"));
+    let health = span_of(&spans, 6);
+    assert!(!health.is_error(), "{health:#?}");
     telemetry.shutdown();
 }
