@@ -23,8 +23,13 @@
 //! - [`QUEUE_WAIT`] answers "are jobs slow, or waiting?": a growing wait with a flat
 //!   run duration means too few workers.
 //! - Handles are resolved once per outcome and reused. `error_type` values should be a
-//!   few fixed words; past [`MAX_ERROR_TYPES`] distinct ones a run is labelled `_OTHER`,
-//!   so a message-derived value cannot explode the series count.
+//!   few fixed words; past [`MAX_ERROR_TYPES`] distinct ones per queue a run is labelled
+//!   `_OTHER`, so a message-derived value cannot explode the series count.
+//! - Queue names should be fixed too. Both bounds are per process, not per
+//!   [`JobMetrics`] value: past [`MAX_QUEUES`] distinct queue names a new one is recorded
+//!   as [`OTHER_QUEUE`] (with one WARN), and every `JobMetrics` of one queue shares its
+//!   [`MAX_ERROR_TYPES`]. Making a `JobMetrics` per job instead of per queue, or naming a
+//!   queue after data, cannot grow the series count without limit.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -43,6 +48,61 @@ pub const MAX_ERROR_TYPES: usize = 16;
 
 /// The `error_type` recorded past [`MAX_ERROR_TYPES`].
 pub const OTHER_ERROR_TYPE: &str = "_OTHER";
+
+/// Most distinct queue names recorded per process; others become [`OTHER_QUEUE`].
+pub const MAX_QUEUES: usize = 128;
+
+/// The `messaging_destination_name` recorded past [`MAX_QUEUES`].
+pub const OTHER_QUEUE: &str = "_OTHER";
+
+/// The queues seen by this process, each with the `error_type` values admitted for it.
+/// A linear list: at most [`MAX_QUEUES`] entries, looked up when a [`JobMetrics`] is made
+/// and on an error type's first use by it, never per run.
+static QUEUES: Mutex<Vec<(String, Vec<&'static str>)>> = Mutex::new(Vec::new());
+
+/// The queue name to record for `queue`: itself while fewer than [`MAX_QUEUES`] are known.
+fn admit_queue(queue: String) -> String {
+    // A poisoned lock only means another thread panicked while holding it: the list is
+    // still sound.
+    let mut queues = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+    if queue == OTHER_QUEUE || queues.iter().any(|(q, _)| *q == queue) {
+        return queue;
+    }
+    if queues.len() < MAX_QUEUES {
+        queues.push((queue.clone(), Vec::new()));
+        return queue;
+    }
+    let first = !queues.iter().any(|(q, _)| q == OTHER_QUEUE);
+    if first {
+        queues.push((OTHER_QUEUE.to_owned(), Vec::new()));
+        drop(queues);
+        tracing::warn!(
+            target: "telltale_metrics",
+            queue = %queue,
+            max = MAX_QUEUES,
+            "too many job queue names: this one and later new ones are recorded as messaging_destination_name=\"_OTHER\" (logged once)"
+        );
+    }
+    OTHER_QUEUE.to_owned()
+}
+
+/// The `error_type` to record for `kind` on `queue`: itself when already admitted for the
+/// queue or while fewer than [`MAX_ERROR_TYPES`] are, else [`OTHER_ERROR_TYPE`].
+fn admit_error_type(queue: &str, kind: &'static str) -> &'static str {
+    let mut queues = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, kinds)) = queues.iter_mut().find(|(q, _)| q == queue) else {
+        // Only admitted queues make `JobMetrics`; unreachable, and harmless if not.
+        return OTHER_ERROR_TYPE;
+    };
+    if kinds.contains(&kind) {
+        kind
+    } else if kinds.len() < MAX_ERROR_TYPES {
+        kinds.push(kind);
+        kind
+    } else {
+        OTHER_ERROR_TYPE
+    }
+}
 
 /// Metric handles for one queue's jobs. Cheap to clone; clones share the handles.
 #[derive(Clone, Debug)]
@@ -67,7 +127,7 @@ impl JobMetrics {
         JobMetrics {
             inner: Arc::new(Inner {
                 recorder: RecorderRef::global(),
-                queue: queue.into(),
+                queue: admit_queue(queue.into()),
                 system: Cow::Borrowed("telltale"),
                 ok: OnceLock::new(),
                 wait: OnceLock::new(),
@@ -153,15 +213,15 @@ impl JobMetrics {
         if let Some((_, h)) = errors.iter().find(|(k, _)| *k == kind) {
             return h.clone();
         }
-        let kind = if errors.len() < MAX_ERROR_TYPES {
-            kind
-        } else if let Some((_, h)) = errors.iter().find(|(k, _)| *k == OTHER_ERROR_TYPE) {
+        // Not yet used by this value: the process-wide list for the queue decides. A kind
+        // past the cap is not cached under its own name (the list stays bounded); it asks
+        // again on each use, which only an overflowing queue does.
+        let label = admit_error_type(&i.queue, kind);
+        if let Some((_, h)) = errors.iter().find(|(k, _)| *k == label) {
             return h.clone();
-        } else {
-            OTHER_ERROR_TYPE
-        };
-        let h = self.histogram(MESSAGING_PROCESS_DURATION, Some(kind));
-        errors.push((kind, h.clone()));
+        }
+        let h = self.histogram(MESSAGING_PROCESS_DURATION, Some(label));
+        errors.push((label, h.clone()));
         h
     }
 }

@@ -57,7 +57,9 @@ pub const LOG_TARGET: &str = "telltale::job";
 
 impl Telemetry {
     /// Instrumentation for jobs from `queue` (see [`crate::job`]). Make it once per queue
-    /// and reuse it: it holds the queue's metric handles.
+    /// and reuse it: it holds the queue's metric handles. Queue names are a metric label:
+    /// keep them fixed (past [`MAX_QUEUES`](telltale_metrics::job::MAX_QUEUES) per process,
+    /// new names are recorded as `_OTHER`).
     pub fn job(&self, queue: &str) -> Job {
         Job {
             trace: self.tracing().job(queue),
