@@ -7,6 +7,8 @@
 //! The facade installs global state (tracing subscriber, metrics recorder), so this binary
 //! has one test.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,9 +16,8 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde_json::Value;
+use telltale::Telemetry;
 use telltale::job::JobContext;
-use telltale::trace::export::OtlpProtocol;
-use telltale::{Sampling, Telemetry};
 use telltale_test_support::otlp::{OtlpReceiver, ReceivedSpan};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -64,14 +65,7 @@ fn count(text: &str, metric: &str, labels_contain: &[&str], exclude: &str) -> Op
 async fn a_job_continues_the_trace_and_request_id_of_the_request_that_enqueued_it() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let logs = telltale::log::CaptureWriter::new();
-    let telemetry = Telemetry::builder("orders-worker")
-        .log_writer(logs.clone())
-        .log_format(telltale::log::LogFormat::Json)
-        .prometheus()
-        .otlp(receiver.endpoint(), OtlpProtocol::Grpc)
-        .sampling(Sampling::always())
-        .init()
-        .unwrap();
+    let telemetry = support::traced_telemetry("orders-worker", &logs, &receiver);
     let addr = serve(&telemetry).await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 

@@ -7,14 +7,14 @@
 //! The facade installs global state (tracing subscriber, metrics recorder), so this binary
 //! has one test.
 
+mod support;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use telltale::trace::export::OtlpProtocol;
-use telltale::{Sampling, Telemetry};
 use telltale_test_support::otlp::{OtlpReceiver, ReceivedSpan};
 use tower::{Layer, ServiceExt};
 
@@ -106,14 +106,7 @@ impl http_body::Body for SlowBody {
 async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let logs = telltale::log::CaptureWriter::new();
-    let telemetry = Telemetry::builder("fused")
-        .log_writer(logs.clone())
-        .log_format(telltale::log::LogFormat::Json)
-        .prometheus()
-        .otlp(receiver.endpoint(), OtlpProtocol::Grpc)
-        .sampling(Sampling::always())
-        .init()
-        .unwrap();
+    let telemetry = support::traced_telemetry("fused", &logs, &receiver);
     let layer = telemetry.server_layer();
 
     // 1. A response whose body is read to the end.

@@ -163,3 +163,20 @@ pub fn assert_process_metrics(metrics: &[ReceivedMetric]) {
 fn names(metrics: &[ReceivedMetric]) -> std::collections::BTreeSet<&str> {
     metrics.iter().map(|m| m.name()).collect()
 }
+
+/// Telemetry for the end-to-end facade tests: JSON log lines into `logs`, Prometheus, and
+/// every span exported to `receiver` over OTLP/gRPC.
+pub fn traced_telemetry(
+    service: &str,
+    logs: &telltale::log::CaptureWriter,
+    receiver: &telltale_test_support::otlp::OtlpReceiver,
+) -> Telemetry {
+    Telemetry::builder(service)
+        .log_writer(logs.clone())
+        .log_format(telltale::log::LogFormat::Json)
+        .prometheus()
+        .otlp(receiver.endpoint(), telltale::trace::export::OtlpProtocol::Grpc)
+        .sampling(telltale::Sampling::always())
+        .init()
+        .unwrap()
+}
