@@ -286,8 +286,8 @@ struct Shared {
 impl Shared {
     #[inline]
     fn resolve(&self, headers: &HeaderMap) -> RequestId {
-        // A scan for small maps, not always `headers.get`: see `find_first`.
-        match find_first(headers, &self.header) {
+        // A scan for small maps, not always `headers.get`: see `headers::SCAN_UP_TO`.
+        match telltale_core::headers::first(headers, &self.header) {
             None => self.generator.generate(),
             Some(value) => match RequestId::from_header(value) {
                 Ok(id) => id,
@@ -320,30 +320,6 @@ impl Shared {
         );
         fresh
     }
-}
-
-/// Most distinct header names for which [`find_first`] scans instead of hashing.
-const SCAN_UP_TO: usize = 8;
-
-/// The first value of `name` in `headers`, as `HeaderMap::get` returns it.
-///
-/// `get` hashes the name with FNV one byte at a time (for `x-request-id`, 20 bytes with
-/// the enum discriminant) before it probes: about 11 ns on the machine of
-/// docs/perf/request-id.md, whatever the map's size. Comparing names in order costs
-/// about 1.2 ns per name, since the enum discriminant is compared first (a standard
-/// header is passed over at once) and custom names of another length are never compared
-/// byte by byte. So small maps are scanned; the crossover measured there is at eight
-/// names. Requests between services (host, content type and length, trace context, the
-/// id) are usually that small; a browser's, behind a proxy, usually is not, and gets
-/// `get`, so a request with many headers never pays for a long scan.
-#[inline]
-fn find_first<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
-    if headers.keys_len() > SCAN_UP_TO {
-        return headers.get(name);
-    }
-    headers
-        .iter()
-        .find_map(|(have, value)| (have == name).then_some(value))
 }
 
 /// A header value for a log line: ASCII-escaped (`\n`, `\"`, `\\`, `\xNN`), never raw,
@@ -556,47 +532,6 @@ mod tests {
         let res = svc.oneshot(r).await.unwrap();
         assert_eq!(res.headers()["x-correlation-id"], "corr-1");
         assert!(!res.headers().contains_key("x-request-id"));
-    }
-
-    #[test]
-    fn find_first_agrees_with_header_map_get() {
-        let name = HeaderName::from_static("x-request-id");
-        let mut headers = HeaderMap::new();
-        assert_eq!(find_first(&headers, &name), None);
-        headers.append(http::header::HOST, HeaderValue::from_static("h"));
-        headers.append("x-request-ix", HeaderValue::from_static("same length"));
-        headers.append("x-request-id-2", HeaderValue::from_static("longer"));
-        assert_eq!(find_first(&headers, &name), None);
-        // Repeated: the first value, as `get` returns it, also when other names'
-        // extra values come between.
-        headers.append("x-request-id", HeaderValue::from_static("first"));
-        headers.append(http::header::HOST, HeaderValue::from_static("second host"));
-        headers.append("x-request-id", HeaderValue::from_static("second"));
-        assert_eq!(find_first(&headers, &name), headers.get(&name));
-        assert_eq!(find_first(&headers, &name).unwrap(), "first");
-        // Exactly `SCAN_UP_TO` names (scanned), the id last, and absent.
-        let mut small = HeaderMap::new();
-        for i in 1..SCAN_UP_TO {
-            small.append(
-                HeaderName::try_from(format!("x-h{i}")).unwrap(),
-                HeaderValue::from(i),
-            );
-        }
-        assert_eq!(find_first(&small, &name), None);
-        small.append(&name, HeaderValue::from_static("at the limit"));
-        assert_eq!(small.keys_len(), SCAN_UP_TO);
-        assert_eq!(find_first(&small, &name).unwrap(), "at the limit");
-        // Many headers (more than `SCAN_UP_TO`: looked up by hash), the id last.
-        let mut many = HeaderMap::new();
-        for i in 0..99 {
-            many.append(
-                HeaderName::try_from(format!("x-h{i}")).unwrap(),
-                HeaderValue::from(i),
-            );
-        }
-        many.append(&name, HeaderValue::from_static("last"));
-        assert_eq!(find_first(&many, &name).unwrap(), "last");
-        assert_eq!(find_first(&many, &name), many.get(&name));
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ fn propagator() -> crate::propagation::TelltalePropagator {
 /// context of its own: the request's context is then one allocation.
 pub(crate) fn extract(headers: &HeaderMap) -> (SpanContext, Context) {
     let p = propagator();
-    if crate::propagation::has_header(headers, &telltale_core::headers::BAGGAGE) {
+    if telltale_core::headers::contains(headers, &telltale_core::headers::BAGGAGE) {
         let cx = p.extract_headers(headers);
         let sc = cx.span().span_context().clone();
         (sc, cx)

@@ -188,57 +188,12 @@ trait HeaderLookup {
 
 type AsBytes<'a> = fn(&'a HeaderValue) -> &'a [u8];
 
-/// Most distinct header names for which a lookup compares names in order instead of
-/// hashing the wanted one. `HeaderMap::get_all` hashes a custom name such as `traceparent`
-/// byte by byte before it probes (about 110 instructions); comparing names costs a few
-/// instructions each, since a standard header's name is told apart by its enum tag. The
-/// crossover is at eight names (measured for telltale-request-id, docs/perf/request-id.md);
-/// a call between services usually has fewer, so extracting `traceparent`, `tracestate`
-/// and `baggage` hashes nothing.
-const SCAN_UP_TO: usize = 8;
-
-/// The values of one header name, found by hashing or by a scan (see [`SCAN_UP_TO`]).
-pub(crate) enum HeaderValues<'a> {
-    Hashed(std::iter::Map<http::header::ValueIter<'a, HeaderValue>, AsBytes<'a>>),
-    Scanned(http::header::Iter<'a, HeaderValue>, HeaderName),
-}
-
-impl<'a> Iterator for HeaderValues<'a> {
-    type Item = &'a [u8];
-
-    #[inline]
-    fn next(&mut self) -> Option<&'a [u8]> {
-        match self {
-            HeaderValues::Hashed(values) => values.next(),
-            HeaderValues::Scanned(all, name) => all.find(|(n, _)| *n == name).map(|(_, v)| v.as_bytes()),
-        }
-    }
-}
-
-/// Whether `headers` holds `name` (a scan for small maps, see [`SCAN_UP_TO`]).
-#[inline]
-pub(crate) fn has_header(headers: &HeaderMap, name: &HeaderName) -> bool {
-    if headers.keys_len() > SCAN_UP_TO {
-        headers.contains_key(name)
-    } else {
-        headers.keys().any(|n| n == name)
-    }
-}
-
 impl HeaderLookup for HeaderMap {
-    type Values<'a> = HeaderValues<'a>;
+    // A scan for small maps, not a hash of each wanted name: `headers::SCAN_UP_TO`.
+    type Values<'a> = std::iter::Map<telltale_core::headers::Values<'a>, AsBytes<'a>>;
     #[inline]
     fn values(&self, name: &HeaderName) -> Self::Values<'_> {
-        if self.keys_len() > SCAN_UP_TO {
-            HeaderValues::Hashed(
-                self.get_all(name)
-                    .iter()
-                    .map(HeaderValue::as_bytes as AsBytes<'_>),
-            )
-        } else {
-            // A clone of a constant name: a static `Bytes`, no reference count.
-            HeaderValues::Scanned(self.iter(), name.clone())
-        }
+        telltale_core::headers::values(self, name).map(HeaderValue::as_bytes as AsBytes<'_>)
     }
 }
 
