@@ -60,22 +60,28 @@ pub const OTHER_QUEUE: &str = "_OTHER";
 /// and on an error type's first use by it, never per run.
 static QUEUES: Mutex<Vec<(String, Vec<&'static str>)>> = Mutex::new(Vec::new());
 
+/// Whether the queue-name overflow has been logged (once per process).
+static OVERFLOW_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The queue name to record for `queue`: itself while fewer than [`MAX_QUEUES`] are known.
 fn admit_queue(queue: String) -> String {
     // A poisoned lock only means another thread panicked while holding it: the list is
     // still sound.
     let mut queues = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
-    if queue == OTHER_QUEUE || queues.iter().any(|(q, _)| *q == queue) {
+    if queues.iter().any(|(q, _)| *q == queue) {
         return queue;
     }
-    if queues.len() < MAX_QUEUES {
+    // `_OTHER` named outright takes no place among the MAX_QUEUES, but gets its list.
+    let named = queues.iter().filter(|(q, _)| q != OTHER_QUEUE).count();
+    if queue == OTHER_QUEUE || named < MAX_QUEUES {
         queues.push((queue.clone(), Vec::new()));
         return queue;
     }
-    let first = !queues.iter().any(|(q, _)| q == OTHER_QUEUE);
-    if first {
+    if !queues.iter().any(|(q, _)| q == OTHER_QUEUE) {
         queues.push((OTHER_QUEUE.to_owned(), Vec::new()));
-        drop(queues);
+    }
+    drop(queues);
+    if !OVERFLOW_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(
             target: "telltale_metrics",
             queue = %queue,
