@@ -1,5 +1,6 @@
 //! Per-request cost of `RequestIdLayer` over a bare `tower::service_fn` and inside a real
-//! axum router (against the bare router and a no-op layer).
+//! axum router (against the bare router and a no-op layer), with tower-http's
+//! `SetRequestId` + `PropagateRequestId` measured alongside for comparison.
 //!
 //! Run: `cargo bench -p telltale-request-id --bench request_id -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -28,6 +29,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
 use telltale_request_id::{RequestId, RequestIdLayer};
 use tower::{Layer, Service, service_fn};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const INVALID_ID: HeaderValue = HeaderValue::from_static("has space");
@@ -174,6 +176,20 @@ enum Wrap {
     Extension,
     /// `RequestIdLayer`.
     RequestId,
+    /// The peer: tower-http's `SetRequestId` (any incoming value kept, else a UUIDv4)
+    /// and `PropagateRequestId`, as its docs compose them.
+    TowerHttp,
+}
+
+/// tower-http's request-id pair, for comparison: it keeps whatever value arrives (no
+/// validation), generates UUIDv4s through `uuid` (here with `fast-rng`, so no system
+/// call), has no current-id scope, and copies the id from the request headers to the
+/// response.
+fn tower_http_pair() -> (SetRequestIdLayer<MakeRequestUuid>, PropagateRequestIdLayer) {
+    (
+        SetRequestIdLayer::x_request_id(MakeRequestUuid),
+        PropagateRequestIdLayer::x_request_id(),
+    )
 }
 
 /// A real axum `Router` (one route, a handler answering with a content-type header),
@@ -196,6 +212,7 @@ fn axum_router(wrap: Wrap) -> axum::Router {
             },
         )),
         Wrap::RequestId => router.layer(RequestIdLayer::new()),
+        Wrap::TowerHttp => router.layer(tower_http_pair()),
     };
     router.with_state(())
 }
@@ -256,6 +273,16 @@ fn cases() -> Vec<Case> {
             RequestIdLayer::new().with_uuid_v4().layer(plain_handler()),
             vec![],
         ),
+        case(
+            "tower_http/valid_id",
+            tower_http_pair().layer(plain_handler()),
+            valid(),
+        ),
+        case(
+            "tower_http/no_id_uuid_v4",
+            tower_http_pair().layer(plain_handler()),
+            vec![],
+        ),
         case("axum_like/bare/valid_id", axum_like_handler(), valid()),
         case(
             "axum_like/layer/valid_id",
@@ -290,6 +317,12 @@ fn cases() -> Vec<Case> {
         axum_case("axum/noop_layer/no_id", axum_router(Wrap::Noop), vec![]),
         axum_case("axum/ext_layer/no_id", axum_router(Wrap::Extension), vec![]),
         axum_case("axum/layer/no_id_uuid_v7", axum_router(Wrap::RequestId), vec![]),
+        axum_case("axum/tower_http/valid_id", axum_router(Wrap::TowerHttp), valid()),
+        axum_case(
+            "axum/tower_http/no_id_uuid_v4",
+            axum_router(Wrap::TowerHttp),
+            vec![],
+        ),
     ]
 }
 
@@ -388,8 +421,8 @@ fn interleaved_minimum() {
         let baseline = &format!("{family}bare/{id_case}");
         if name.contains("/bare/") || name.starts_with("bare/") {
             println!("  {name:<32} {own:>8.1}");
-        } else if let Some(rest) = name.strip_prefix("axum/layer/") {
-            let (noop, ext) = if rest.starts_with("no_id") {
+        } else if name.starts_with("axum/layer/") || name.starts_with("axum/tower_http/") {
+            let (noop, ext) = if name.contains("no_id") {
                 ("axum/noop_layer/no_id", "axum/ext_layer/no_id")
             } else {
                 ("axum/noop_layer/valid_id", "axum/ext_layer/valid_id")
