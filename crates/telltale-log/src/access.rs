@@ -33,6 +33,8 @@
 //! - **Trace context.** The event's parent is the span that was current when the request
 //!   entered this layer, so it carries that span's `trace_id`, `span_id` and fields even
 //!   though the body is polled outside it. Put this layer inside the trace layer.
+//!   (`telltale::Telemetry::server_layer` gives the line the request's ids directly
+//!   instead, see [`AccessPart::on_request_at`].)
 //! - **Request id.** From the [`RequestId`] in the request extensions, else the current
 //!   one ([`telltale_core::current_request_id`]). Put this layer inside the request-id layer.
 //! - **Excluded paths.** `/healthz`, `/livez`, `/readyz`, `/startupz` and `/metrics` are
@@ -57,6 +59,7 @@ use pin_project_lite::pin_project;
 use telltale_core::RequestId;
 use telltale_core::body::{BodyEnd, BodyObserver, ObservedBody};
 use telltale_core::route::RouteLabel;
+use telltale_core::trace_ids::TraceIds;
 use tower::{Layer, Service};
 use tracing::{Level, Span};
 
@@ -232,17 +235,28 @@ impl AccessPart {
     /// the event's parent is the span current now.
     pub fn on_request<B>(&self, req: &Request<B>) -> Option<AccessRequest> {
         self.config
-            .start(req, Instant::now(), Span::current)
+            .start(req, Instant::now(), || Parent::Span(Span::current()))
             .map(AccessRequest)
     }
 
-    /// [`on_request`](Self::on_request) with the request's arrival time and the event's
-    /// parent span given: a composed service reads the clock once for all its parts, and
-    /// holds the request's span already (asking `tracing` for the current span costs a
-    /// registry lookup).
-    pub fn on_request_at<B>(&self, req: &Request<B>, start: Instant, parent: &Span) -> Option<AccessRequest> {
+    /// [`on_request`](Self::on_request) for a composed service that knows the request's
+    /// arrival time and trace ids: it reads the clock once for all its parts, and the line
+    /// is written without a parent span, carrying `ids` instead (the JSON and pretty
+    /// formats read them through [`telltale_core::trace_ids::in_call`], set while the line
+    /// is written).
+    ///
+    /// Holding the request's span until the end of the body, and the JSON layer looking it
+    /// up there, cost about 100 ns each per request (`tracing`'s registry counts references
+    /// with atomic operations; see docs/performance.md, session 10). The line is the same,
+    /// less the fields of spans that enclose the request's own.
+    pub fn on_request_at<B>(
+        &self,
+        req: &Request<B>,
+        start: Instant,
+        ids: Option<TraceIds>,
+    ) -> Option<AccessRequest> {
         self.config
-            .start(req, start, || parent.clone())
+            .start(req, start, || Parent::Ids(ids))
             .map(AccessRequest)
     }
 }
@@ -322,11 +336,20 @@ struct Pending {
     request_id: Option<RequestId>,
     /// Allow-listed headers present on the request; `None` value = redacted.
     headers: Vec<(HeaderName, Option<HeaderValue>)>,
-    parent: Span,
+    parent: Parent,
+}
+
+/// Where the event takes its trace context from.
+#[derive(Debug)]
+enum Parent {
+    /// The span current when the request entered the layer: the event's parent.
+    Span(Span),
+    /// No parent span; these ids, through `trace_ids::calling`, while the event is written.
+    Ids(Option<TraceIds>),
 }
 
 impl AccessConfig {
-    fn start<B>(&self, req: &Request<B>, start: Instant, parent: impl FnOnce() -> Span) -> Option<Pending> {
+    fn start<B>(&self, req: &Request<B>, start: Instant, parent: impl FnOnce() -> Parent) -> Option<Pending> {
         if !tracing::enabled!(target: keys::ACCESS_TARGET, Level::ERROR) {
             return None;
         }
@@ -398,11 +421,15 @@ impl Pending {
             (!self.headers.is_empty()).then(|| tracing::field::debug(HeadersDebug(&self.headers)));
         let method = self.method;
         let route = self.route.as_str();
+        let (parent, _ids) = match &self.parent {
+            Parent::Span(span) => (span.id(), None),
+            Parent::Ids(ids) => (None, ids.map(telltale_core::trace_ids::calling)),
+        };
         macro_rules! access_event {
             ($level:expr) => {
                 tracing::event!(
                     target: keys::ACCESS_TARGET,
-                    parent: &self.parent,
+                    parent: parent.clone(),
                     $level,
                     method,
                     route,

@@ -42,9 +42,11 @@
 //!   [`telltale_core::current_request_id`]. Span `request_id` fields are not repeated
 //!   among the other fields.
 //! - **trace_id / span_id** come from the innermost span in scope whose extensions hold a
-//!   [`TraceIds`] (telltale-trace puts one there), written as 32 and 16 lowercase hex
-//!   digits; `null` when there is none. Events with an explicit parent use that parent's
-//!   scope.
+//!   [`TraceIds`] (telltale-trace puts one there), else from
+//!   [`telltale_core::trace_ids::in_call`] (how `telltale::Telemetry::server_layer` gives
+//!   its access line the request's ids without a parent span), written as 32 and 16
+//!   lowercase hex digits; `null` when there is none. Events with an explicit parent use
+//!   that parent's scope.
 //! - **Values**: integers and finite floats are JSON numbers, bools are bools, NaN and
 //!   infinities are the strings `"NaN"`, `"inf"`, `"-inf"`, everything else is a string
 //!   (`Debug`/`Display` output, errors with their sources joined by `": "`).
@@ -725,6 +727,12 @@ where
                         }
                     }
                 }
+            }
+
+            if ids.is_none() {
+                // A line written for a request without its span in scope (the server
+                // layer's access line): the ids the server layer set for it.
+                ids = telltale_core::trace_ids::in_call();
             }
 
             let line = &mut bufs.line;

@@ -44,11 +44,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let ids = ctx.event_scope().and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<TraceIds>().copied())
-        });
+        let ids = ctx
+            .event_scope()
+            .and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|span| span.extensions().get::<TraceIds>().copied())
+            })
+            // As the JSON format: the ids a server layer set for its access line.
+            .or_else(telltale_core::trace_ids::in_call);
         let Some(ids) = ids else {
             return self.inner.format_event(ctx, writer, event);
         };

@@ -404,3 +404,45 @@ async fn a_panicking_service_is_logged_once_as_500() {
         (&500.into(), &"ERROR".into())
     );
 }
+
+#[test]
+fn a_part_given_trace_ids_writes_them_without_a_parent_span() {
+    use telltale_core::body::BodyEnd;
+    use telltale_core::trace_ids::{self, TraceIds};
+
+    let (capture, _g) = capture();
+    let part = AccessLogLayer::new().part();
+    let ids = TraceIds::new(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f0_67aa_0ba9_02b7, false);
+    let mut req = Request::get("/orders/7").body(Body::empty()).unwrap();
+    req.extensions_mut().insert(RequestId::parse("req-ids").unwrap());
+    // No span is entered, at the request or at its end: the ids come from the part.
+    let pending = part
+        .on_request_at(&req, Instant::now(), Some(ids))
+        .expect("logged");
+    pending.on_response(200).on_end_at(
+        BodyEnd::Complete {
+            trailers: None,
+            bytes: 3,
+        },
+        Instant::now(),
+    );
+    // Without ids: nulls, as for any line outside a traced request.
+    part.on_request_at(&req, Instant::now(), None)
+        .expect("logged")
+        .on_service_error();
+
+    let lines = access_lines(&capture);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(lines[0]["span_id"], "00f067aa0ba902b7");
+    assert_eq!(lines[0]["request_id"], "req-ids");
+    assert_eq!(lines[0]["status"], 200);
+    assert!(
+        lines[1]["trace_id"].is_null() && lines[1]["span_id"].is_null(),
+        "{:#?}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["status"], 500);
+    // The ids were current only while the line was written.
+    assert_eq!(trace_ids::in_call(), None);
+}

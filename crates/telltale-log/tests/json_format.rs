@@ -396,6 +396,45 @@ fn pretty_format_ends_traced_lines_with_their_trace_and_span_ids() {
     assert!(out.ends_with(&format!("{ids}\n")), "{out}");
 }
 
+#[test]
+fn a_line_outside_any_span_takes_the_ids_a_server_layer_set_for_it() {
+    use telltale_core::trace_ids;
+
+    let (capture, _g) = capture();
+    let ids = TraceIds::new(0xabc, 0xdef, true);
+    {
+        let _ids = trace_ids::calling(ids);
+        tracing::info!(parent: None, "access line");
+        // A span in scope with ids of its own wins.
+        tracing::info_span!("traced").in_scope(|| tracing::info!("inside"));
+    }
+    tracing::info!(parent: None, "after");
+    let lines = capture.json_lines().unwrap();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines[0]["trace_id"], format!("{:032x}", 0xabc));
+    assert_eq!(lines[0]["span_id"], format!("{:016x}", 0xdef));
+    assert_eq!(lines[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(lines[1]["span_id"], "0000000000000001");
+    assert!(lines[2]["trace_id"].is_null(), "{:#?}", lines[2]);
+
+    // The pretty format reads them the same way.
+    let pretty = CaptureWriter::new();
+    let layer = LogConfig::new("svc")
+        .format(LogFormat::Pretty)
+        .layer(pretty.clone())
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let _ids = trace_ids::calling(ids);
+        tracing::info!(parent: None, "access line");
+    });
+    let out = pretty.contents();
+    assert!(
+        out.trim_end()
+            .ends_with(&format!(" trace_id={:032x} span_id={:016x}", 0xabc, 0xdef)),
+        "{out}"
+    );
+}
+
 /// A writer the test can read after the non-blocking writer's thread wrote to it.
 #[derive(Clone, Default)]
 struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

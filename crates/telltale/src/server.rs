@@ -34,6 +34,13 @@
 //! from the future to the body as a pointer, and the metrics and the access line share one
 //! clock read when the request enters and one when the body ends.
 //!
+//! One difference from the nested layers: the access line is given the request's trace
+//! ids directly ([`AccessPart::on_request_at`]) instead of holding the request's `tracing`
+//! span as its parent until the body ends. Keeping that span alive and looking it up again
+//! in `tracing`'s registry for the line cost about 100 ns each per request (reference
+//! counts are atomic operations). The line's keys are the same; the fields of spans that
+//! enclose the request's own span are not repeated on it.
+//!
 //! One thing is more precise than with nested layers: a handler that panics through the
 //! layer is counted in the metrics as a 500 with `error_type="panic"` (a lone metrics
 //! layer only sees its future dropped, and counts a 499).
@@ -137,11 +144,11 @@ where
         let id = parts.request_id.on_request(&mut req);
         let traced = parts.trace.on_request(&req);
         let start = Instant::now();
-        // Inside the request's span: the metrics exemplar takes its ids, and the access
-        // line takes it as its parent.
+        // Inside the request's span: the metrics exemplar takes its ids; the access line is
+        // given them (it is written without a parent span, see the module docs).
         let (future, metrics, access) = traced.in_call(|| {
             let metrics = parts.metrics.on_request_at(&req, start);
-            let access = parts.access.on_request_at(&req, start, traced.span());
+            let access = parts.access.on_request_at(&req, start, Some(traced.trace_ids()));
             (self.inner.call(req), metrics, access)
         });
         ResponseFuture {

@@ -33,6 +33,19 @@ fn request(path: &str, n: u8) -> Request<Body> {
         .unwrap()
 }
 
+/// As [`request`], but its caller did not sample the trace (flags `00`): no span is
+/// recorded, and the request's `tracing` span closes at the response head.
+fn unsampled_request(path: &str, n: u8) -> Request<Body> {
+    let mut req = request(path, n);
+    req.headers_mut().insert(
+        "traceparent",
+        format!("00-{}{n:02x}-00f067aa0ba902b7-00", &TRACE[..30])
+            .parse()
+            .unwrap(),
+    );
+    req
+}
+
 fn trace_of(n: u8) -> String {
     format!("{}{n:02x}", &TRACE[..30])
 }
@@ -131,6 +144,16 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
                 })
             }),
         )
+        .route(
+            "/logged",
+            axum::routing::get(|| async {
+                tracing::info!("inside handler");
+                Body::new(SlowBody {
+                    pause: Box::pin(tokio::time::sleep(PAUSE)),
+                    sent: 0,
+                })
+            }),
+        )
         .route("/healthz", axum::routing::get(|| async { "up" }))
         .layer(layer.clone());
     let res = app.clone().oneshot(request("/ok", 1)).await.unwrap();
@@ -170,8 +193,17 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
     assert_eq!(res.headers()["x-request-id"], "req-6");
     res.into_body().collect().await.unwrap();
 
+    // 7. A request its caller did not sample, with a streamed body: its `tracing` span is
+    // closed at the head, long before the line is written at the end of the body.
+    let res = app
+        .clone()
+        .oneshot(unsampled_request("/logged", 7))
+        .await
+        .unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "abcdef");
+
     // The lines: one each, with the span's trace id. The log writer is non-blocking: wait
-    // (bounded) until its thread has written all four.
+    // (bounded) until its thread has written all of them.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while logs
         .json_lines()
@@ -179,7 +211,7 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         .iter()
         .filter(|l| l["target"] == "telltale::access")
         .count()
-        < 5
+        < 6
     {
         assert!(std::time::Instant::now() < deadline, "{}", logs.contents());
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -238,6 +270,26 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
     for (n, line) in [(1, &ok), (2, &panic), (3, &failed), (4, &gone), (5, &streamed)] {
         assert_eq!(line["trace_id"], trace_of(n).as_str(), "{line}");
     }
+    // The unsampled request's line has its trace and span ids all the same: those of the
+    // line its handler wrote inside the request's span.
+    let unsampled = access_line(&logs, 7);
+    let inside: Vec<Value> = logs
+        .json_lines()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l["message"] == "inside handler")
+        .collect();
+    assert_eq!(inside.len(), 1, "{inside:#?}");
+    assert_eq!(inside[0]["trace_id"], trace_of(7).as_str(), "{:#?}", inside[0]);
+    assert_eq!(
+        (&unsampled["trace_id"], &unsampled["span_id"]),
+        (&inside[0]["trace_id"], &inside[0]["span_id"]),
+        "{unsampled}"
+    );
+    assert_ne!(
+        unsampled["span_id"], "00f067aa0ba902b7",
+        "the server span's own id"
+    );
 
     // The metrics: one observation each, under the status the line has.
     let text = telemetry.metrics_handle().unwrap().render();
@@ -274,7 +326,7 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         "{text}"
     );
     assert!(!text.contains("/healthz"), "{text}");
-    assert_eq!(count(&text, &[]), 5, "{text}");
+    assert_eq!(count(&text, &[]), 6, "{text}");
 
     // The spans: one each, ended the way the request ended.
     telemetry.tracing().pipeline().force_flush().unwrap();
