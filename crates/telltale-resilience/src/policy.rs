@@ -56,7 +56,9 @@
 //! A half-open trial call is judged at its headers, as before: a long-lived stream must
 //! not hold a trial slot, and the breaker half-open, for as long as it lasts.
 //! Other response bodies (e.g. hyper's `Incoming`) cannot be wrapped without changing
-//! the service's response type, so there the attempt is classified at the headers.
+//! the service's response type, so there the attempt is classified at the headers; for a
+//! gRPC client over raw hyper, map the response body into `tonic::body::Body` inside the
+//! policy layer (see [`tower`](crate::tower#grpc)) and the trailers are seen as above.
 //! Retries are unaffected: gRFC A6 commits a call once headers arrive.
 //!
 //! The per-attempt timeout and the deadline cover the call up to the response *headers*

@@ -41,8 +41,38 @@
 //! circuit breaker and the attempt counter still see it: the response body is wrapped
 //! (it stays a `tonic::body::Body`) and classifies the attempt when the trailers arrive
 //! (see [`policy`](crate::policy#grpc-status-in-trailers)). Other response body types
-//! are classified at the headers. The client metrics and spans see the trailers status
-//! either way (they end at the body's end).
+//! are classified at the headers: for gRPC over a raw hyper client, map its `Incoming`
+//! body into `tonic::body::Body` (one box per response) inside the policy layer, and the
+//! trailers reach the breaker too (feature `tonic`):
+//!
+//! ```
+//! # #[cfg(feature = "tonic")] {
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use telltale_resilience::{CircuitBreaker, ClientPolicy};
+//! use tower::ServiceBuilder;
+//! use tower::util::MapResponseLayer;
+//!
+//! let policy = ClientPolicy::builder("inventory-grpc")
+//!     .circuit_breaker(CircuitBreaker::consecutive_failures(5))
+//!     .build()
+//!     .unwrap();
+//! let h2 = Client::builder(TokioExecutor::new())
+//!     .http2_only(true)
+//!     .build_http::<Full<Bytes>>();
+//! let client = ServiceBuilder::new()
+//!     .layer(policy.layer())
+//!     .layer(MapResponseLayer::new(|res: http::Response<hyper::body::Incoming>| {
+//!         res.map(tonic::body::Body::new)
+//!     }))
+//!     .service(h2);
+//! # let _ = client;
+//! # }
+//! ```
+//!
+//! The client metrics and spans see the trailers status either way (they end at the
+//! body's end).
 //!
 //! The service's future is boxed (the retry loop is an `async fn`): one allocation per
 //! logical call.

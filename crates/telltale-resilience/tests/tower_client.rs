@@ -327,3 +327,54 @@ async fn a_half_open_trial_stream_is_judged_at_its_headers() {
     drop(stream);
     assert_eq!(breaker.state(), CircuitState::Closed);
 }
+
+/// A raw hyper client speaking gRPC: its `Incoming` response body cannot carry the
+/// attempt's verdict to the trailers, but mapped into `tonic::body::Body` inside the
+/// policy layer (as the module docs say) it can, and the breaker sees the trailers.
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn a_hyper_grpc_client_whose_body_is_mapped_to_tonics_sees_trailers() {
+    use http_body_util::BodyExt;
+    use telltale_resilience::{CircuitBreaker, CircuitState};
+
+    let _ = common::metrics();
+    let server = FlakyServer::start(Script::GrpcTrailers(14)).await;
+    let p = ClientPolicy::builder("hyper-grpc-trailers")
+        .timeout(Duration::from_secs(2))
+        .circuit_breaker(CircuitBreaker::consecutive_failures(3).open_for(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let breaker = p.circuit_breaker().unwrap().clone();
+    let h2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let mut svc = ServiceBuilder::new()
+        .layer(p.layer())
+        .layer(tower::util::MapResponseLayer::new(
+            |res: http::Response<hyper::body::Incoming>| res.map(tonic::body::Body::new),
+        ))
+        .service(h2);
+    let call = || {
+        Request::post(server.url("/grpc.health.v1.Health/Check"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            // One empty, uncompressed message.
+            .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+            .unwrap()
+    };
+    for n in 1..=3 {
+        let res = svc.ready().await.unwrap().call(call()).await.unwrap();
+        assert_eq!(res.status(), 200, "call {n}: headers first, status later");
+        let trailers = res.into_body().collect().await.unwrap().trailers().cloned();
+        assert_eq!(trailers.unwrap()["grpc-status"], "14", "call {n}");
+    }
+    assert_eq!(server.calls(), 3);
+    assert_eq!(breaker.state(), CircuitState::Open);
+    // Open: the fourth call is refused without reaching the server.
+    let refused = svc.ready().await.unwrap().call(call()).await;
+    assert!(
+        matches!(refused, Err(ResilienceError::CircuitOpen { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(server.calls(), 3);
+}
