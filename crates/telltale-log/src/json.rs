@@ -368,6 +368,8 @@ const NAME_SETS: usize = 128;
 /// in five, by the birthday bound, depending only on where the linker put the names; each
 /// line then rebuilt both names' entries, about 300 instructions and two allocations.)
 const NAME_WAYS: usize = 2;
+// `NameCache::get` matches a set as `[a, b]` and `fill` swaps its two ways.
+const _: () = assert!(NAME_WAYS == 2, "the name cache is written for two ways");
 
 /// One cached name: (layer, name address, name length) and what it means.
 type NameSlot = Option<(u64, usize, usize, NameInfo)>;
