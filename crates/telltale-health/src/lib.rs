@@ -43,7 +43,8 @@
 //!   `[-]cache failed: <reason>`); `?exclude=name` (repeatable) ignores a check, an
 //!   unknown name is reported as a warning, not a failure; `/readyz/{name}` answers for
 //!   one check (404 for an unknown one). With `Accept: application/json` the answer is
-//!   JSON: overall status and, per check, status, critical, duration_ms, error,
+//!   JSON: overall status and, per check, status, critical, duration_ms, error (the
+//!   reason with `?verbose`, else `"reason withheld"`; `null` when the check passed),
 //!   last_success (RFC 3339).
 //! - `/startupz`: 503 until every startup check has passed once, then 200 for good.
 //!
@@ -191,6 +192,40 @@ pub(crate) struct Paths {
     pub(crate) startup: String,
 }
 
+impl Paths {
+    /// What axum would refuse (it panics when the router is built) or route elsewhere:
+    /// route syntax, a segment starting with `:` (axum 0.7's syntax, refused by 0.8), a
+    /// path used twice, a path under the readiness path (its `/{name}` answers per check).
+    fn validate(&self) -> Result<(), HealthConfigError> {
+        let all: Vec<&String> = self
+            .liveness
+            .iter()
+            .chain([&self.readiness, &self.startup])
+            .collect();
+        for path in &all {
+            if !path.starts_with('/')
+                || path.len() < 2
+                || path.contains(['{', '}', '*', '?'])
+                || path.split('/').any(|segment| segment.starts_with(':'))
+            {
+                return Err(HealthConfigError::InvalidPath(path.to_string()));
+            }
+        }
+        let readiness_one = format!("{}/", self.readiness.trim_end_matches('/'));
+        for (i, path) in all.iter().enumerate() {
+            if all[..i].contains(path) || (*path != &self.readiness && path.starts_with(&readiness_one)) {
+                return Err(HealthConfigError::PathClash(path.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Longest `cache_for`, `refresh_every` and check timeout accepted: a day. Longer, and
+/// readiness would no longer say anything about the present (and a refresh period near
+/// `Duration::MAX` overflows the clock).
+pub const MAX_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl Default for Paths {
     fn default() -> Self {
         Self {
@@ -253,14 +288,15 @@ impl HealthBuilder {
         self
     }
 
-    /// Default timeout of each check (default 500 ms). Must be non-zero.
+    /// Default timeout of each check (default 500 ms). Must be non-zero and at most
+    /// [`MAX_REFRESH`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Runs the checks on demand and caches the results for `ttl` (default 1 s).
-    /// Must be non-zero.
+    /// Must be non-zero and at most [`MAX_REFRESH`].
     pub fn cache_for(mut self, ttl: Duration) -> Self {
         self.refresh = Refresh::OnDemand(ttl);
         self
@@ -269,6 +305,12 @@ impl HealthBuilder {
     /// Runs the checks in a background task every `interval` instead; probes only read
     /// the latest results. [`build`](Self::build) must then be called inside a Tokio
     /// runtime. The task ends when the last `Health` clone (and router) is dropped.
+    /// Must be non-zero and at most [`MAX_REFRESH`].
+    ///
+    /// Should the task stop early (its runtime was dropped, say `build` ran in a
+    /// set-up runtime), readiness does not freeze at its last answer: once the results
+    /// are older than two intervals plus the longest check timeout, probes run the
+    /// checks themselves.
     pub fn refresh_every(mut self, interval: Duration) -> Self {
         self.refresh = Refresh::Background(interval);
         self
@@ -328,12 +370,21 @@ impl HealthBuilder {
         if self.timeout.is_zero() {
             return Err(HealthConfigError::ZeroDuration("timeout"));
         }
+        if self.timeout > MAX_REFRESH {
+            return Err(HealthConfigError::TooLong("timeout", MAX_REFRESH));
+        }
         let interval = match self.refresh {
             Refresh::OnDemand(d) if d.is_zero() => {
                 return Err(HealthConfigError::ZeroDuration("cache_for"));
             }
             Refresh::Background(d) if d.is_zero() => {
                 return Err(HealthConfigError::ZeroDuration("refresh_every"));
+            }
+            Refresh::OnDemand(d) if d > MAX_REFRESH => {
+                return Err(HealthConfigError::TooLong("cache_for", MAX_REFRESH));
+            }
+            Refresh::Background(d) if d > MAX_REFRESH => {
+                return Err(HealthConfigError::TooLong("refresh_every", MAX_REFRESH));
             }
             Refresh::Background(d) => Some(d),
             Refresh::OnDemand(d) => {
@@ -359,6 +410,9 @@ impl HealthBuilder {
                     if timeout.is_zero() {
                         return Err(HealthConfigError::ZeroDuration("check timeout"));
                     }
+                    if timeout > MAX_REFRESH {
+                        return Err(HealthConfigError::TooLong("check timeout", MAX_REFRESH));
+                    }
                     Ok(Entry {
                         name: name.into(),
                         check: spec.check,
@@ -370,16 +424,7 @@ impl HealthBuilder {
         };
         let checks = entries(self.checks)?;
         let startup = entries(self.startup)?;
-        for path in self
-            .paths
-            .liveness
-            .iter()
-            .chain([&self.paths.readiness, &self.paths.startup])
-        {
-            if !path.starts_with('/') || path.len() < 2 || path.contains(['{', '}', '*', '?']) {
-                return Err(HealthConfigError::InvalidPath(path.clone()));
-            }
-        }
+        self.paths.validate()?;
         let handle = match interval {
             Some(_) => Some(tokio::runtime::Handle::try_current().map_err(|_| HealthConfigError::NoRuntime)?),
             None => None,
@@ -425,8 +470,14 @@ pub enum HealthConfigError {
     InvalidName(String),
     /// Two checks share a name.
     DuplicateName(String),
-    /// A path does not start with `/` or has route syntax in it.
+    /// A path does not start with `/` or has route syntax in it (`{ } * ?`, or a segment
+    /// starting with `:`).
     InvalidPath(String),
+    /// A path is used twice, or lies under the readiness path, whose `/{name}` answers
+    /// for one check.
+    PathClash(String),
+    /// A duration is longer than [`MAX_REFRESH`].
+    TooLong(&'static str, Duration),
     /// `refresh_every` or a gRPC reporter needs a background task, but `build` was not
     /// called inside a Tokio runtime.
     NoRuntime,
@@ -444,7 +495,16 @@ impl fmt::Display for HealthConfigError {
             Self::DuplicateName(n) => write!(f, "health: two checks are named {n:?}; names must be unique"),
             Self::InvalidPath(p) => write!(
                 f,
-                "health: path {p:?} must start with '/' and must not contain route syntax ({{ }} * ?)"
+                "health: path {p:?} must start with '/' and must not contain route syntax ({{ }} * ? or a segment starting with ':')"
+            ),
+            Self::PathClash(p) => write!(
+                f,
+                "health: path {p:?} is used twice, or lies under the readiness path (whose /{{name}} answers for one check); give each endpoint its own path"
+            ),
+            Self::TooLong(what, max) => write!(
+                f,
+                "health: {what} must be at most {}s (readiness older than that says nothing about now)",
+                max.as_secs()
             ),
             Self::NoRuntime => f.write_str(
                 "health: refresh_every and grpc_reporter start a background task; call build() inside a Tokio runtime",

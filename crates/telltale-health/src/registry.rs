@@ -15,7 +15,8 @@ use crate::names;
 pub(crate) enum Refresh {
     /// Run on a probe when the last results are older than this.
     OnDemand(Duration),
-    /// A background task runs every interval; probes only read.
+    /// A background task runs every interval; probes only read (and run the checks
+    /// themselves if its results are older than two intervals and the longest timeout).
     Background(Duration),
 }
 
@@ -75,14 +76,19 @@ impl Verdict {
 pub(crate) struct Inner {
     pub(crate) entries: Vec<Entry>,
     pub(crate) startup: Vec<Entry>,
-    pub(crate) refresh: Refresh,
     pub(crate) paths: crate::Paths,
     snapshot: Mutex<Option<Arc<Snapshot>>>,
-    /// Held while a run is under way: concurrent probes wait for it, then read its
-    /// results, instead of starting runs of their own.
-    run_lock: tokio::sync::Mutex<()>,
+    /// With a background refresh: a snapshot older than this means the refresher has
+    /// stopped (its runtime was dropped), and probes run the checks themselves.
+    stale_after: Duration,
+    /// Held while a run is under way, by the run's own task: concurrent probes wait for
+    /// it, then read its results, instead of starting runs of their own.
+    run_lock: Arc<tokio::sync::Mutex<()>>,
     startup_passed: AtomicBool,
-    startup_lock: tokio::sync::Mutex<()>,
+    /// As `run_lock`, for the startup checks.
+    startup_lock: Arc<tokio::sync::Mutex<()>>,
+    /// How many startup runs have finished, and the failures of the last one.
+    startup_last: Mutex<(u64, Vec<(usize, CheckError)>)>,
     pub(crate) draining: watch::Sender<bool>,
     last_verdict: Mutex<Option<Verdict>>,
     #[cfg(feature = "tonic")]
@@ -97,15 +103,21 @@ impl Inner {
         paths: crate::Paths,
         #[cfg(feature = "tonic")] grpc: Option<crate::grpc::GrpcReporter>,
     ) -> Self {
+        let longest_check = entries.iter().map(|e| e.timeout).max().unwrap_or_default();
+        let stale_after = match refresh {
+            Refresh::Background(every) => every.saturating_mul(2).saturating_add(longest_check),
+            Refresh::OnDemand(ttl) => ttl,
+        };
         Self {
+            stale_after,
             startup_passed: AtomicBool::new(startup.is_empty()),
             entries,
             startup,
-            refresh,
             paths,
             snapshot: Mutex::new(None),
-            run_lock: tokio::sync::Mutex::new(()),
-            startup_lock: tokio::sync::Mutex::new(()),
+            run_lock: Arc::new(tokio::sync::Mutex::new(())),
+            startup_lock: Arc::new(tokio::sync::Mutex::new(())),
+            startup_last: Mutex::new((0, Vec::new())),
             draining: watch::Sender::new(false),
             last_verdict: Mutex::new(None),
             #[cfg(feature = "tonic")]
@@ -120,10 +132,9 @@ impl Inner {
     fn fresh(&self) -> Option<Arc<Snapshot>> {
         let guard = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
         let snap = guard.as_ref()?;
-        match self.refresh {
-            Refresh::OnDemand(ttl) if snap.taken.elapsed() >= ttl => None,
-            _ => Some(snap.clone()),
-        }
+        // On demand, `stale_after` is the TTL. In the background, a refresher that has
+        // stopped must not freeze readiness at its last answer.
+        (snap.taken.elapsed() < self.stale_after).then(|| snap.clone())
     }
 
     /// Current results: cached when fresh, else from one run shared by every caller
@@ -132,14 +143,20 @@ impl Inner {
         if let Some(s) = self.fresh() {
             return s;
         }
-        let _guard = self.run_lock.lock().await;
+        let guard = self.run_lock.clone().lock_owned().await;
         if let Some(s) = self.fresh() {
             return s;
         }
-        // Run in a task of its own: a probe whose client hangs up must not cancel the
-        // run the other probes are waiting for.
+        // Run in a task of its own, which holds the lock until the results are stored: a
+        // probe whose client hangs up (this future dropped) cancels neither the run nor
+        // the wait of the probes behind it, which then read this run's results instead of
+        // starting runs of their own.
         let inner = self.clone();
-        match tokio::spawn(async move { inner.run_and_store().await }).await {
+        let run = async move {
+            let _guard = guard;
+            inner.run_and_store().await
+        };
+        match tokio::spawn(run).await {
             Ok(s) => s,
             // Only when the runtime shuts down under us.
             Err(_) => Arc::new(Snapshot {
@@ -228,14 +245,39 @@ impl Inner {
 
     /// `/startupz`: passes once every startup check has passed in the same run; after
     /// that, never runs them again.
+    ///
+    /// Single flight, as readiness: a probe arriving while a run is under way waits for it
+    /// and answers with its outcome. The run is a task of its own, so a probe that gives
+    /// up (a kubelet `timeoutSeconds` shorter than the checks) does not throw the run
+    /// away: when it passes, the next probe sees it.
     pub(crate) async fn startup(self: &Arc<Self>) -> Result<(), Vec<(usize, CheckError)>> {
         if self.startup_passed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let _guard = self.startup_lock.lock().await;
+        let finished_before = self.startup_last.lock().unwrap_or_else(|e| e.into_inner()).0;
+        let guard = self.startup_lock.clone().lock_owned().await;
         if self.startup_passed.load(Ordering::Acquire) {
             return Ok(());
         }
+        {
+            let last = self.startup_last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.0 != finished_before {
+                // A run finished while this probe waited: its outcome is the answer.
+                return Err(last.1.clone());
+            }
+        }
+        let inner = self.clone();
+        let run = async move {
+            let _guard = guard;
+            inner.run_startup().await
+        };
+        tokio::spawn(run).await.unwrap_or_else(|_| {
+            // Only when the runtime shuts down under us.
+            Err(vec![(0, CheckError::msg("check run was cancelled"))])
+        })
+    }
+
+    async fn run_startup(self: Arc<Self>) -> Result<(), Vec<(usize, CheckError)>> {
         let runs = (0..self.startup.len()).map(|i| run_one(self.clone(), Which::Startup, i));
         let outcomes = futures_util::future::join_all(runs).await;
         let failed: Vec<_> = outcomes
@@ -246,10 +288,11 @@ impl Inner {
         if failed.is_empty() {
             self.startup_passed.store(true, Ordering::Release);
             tracing::info!(checks = self.startup.len(), "startup checks passed");
-            Ok(())
-        } else {
-            Err(failed)
         }
+        let mut last = self.startup_last.lock().unwrap_or_else(|e| e.into_inner());
+        last.0 += 1;
+        last.1.clone_from(&failed);
+        if failed.is_empty() { Ok(()) } else { Err(failed) }
     }
 
     pub(crate) fn start_draining(&self) -> bool {

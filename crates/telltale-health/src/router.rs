@@ -154,7 +154,7 @@ async fn readiness(
     if ask.json {
         let mut checks = Map::new();
         for (i, (entry, result)) in inner.entries.iter().zip(&snap.results).enumerate() {
-            let mut detail = check_json(entry.critical, result);
+            let mut detail = check_json(entry.critical, result, ask.verbose);
             if excluded.contains(&i) {
                 detail["excluded"] = Value::Bool(true);
             }
@@ -213,7 +213,11 @@ async fn readiness_one(
     let (entry, result) = (&inner.entries[i], &snap.results[i]);
     let status = status_code(result.ok());
     if ask.json {
-        return respond(status, true, check_json(entry.critical, result).to_string());
+        return respond(
+            status,
+            true,
+            check_json(entry.critical, result, ask.verbose).to_string(),
+        );
     }
     let mut body = String::new();
     line(
@@ -243,7 +247,8 @@ async fn startup(State(inner): State<Arc<Inner>>, RawQuery(query): RawQuery, hea
                     .iter()
                     .map(|(i, e)| {
                         let name = inner.startup[*i].name.to_string();
-                        (name, json!({ "status": "failed", "error": e.message() }))
+                        let error = if ask.verbose { e.message() } else { WITHHELD };
+                        (name, json!({ "status": "failed", "error": error }))
                     })
                     .collect();
                 let body = json!({ "status": "failed", "checks": checks }).to_string();
@@ -277,12 +282,18 @@ fn unknown_warning(unknown: &[&str]) -> String {
     )
 }
 
-fn check_json(critical: bool, result: &CheckResult) -> Value {
+/// One check as JSON. The failure's reason only when `verbose`, as in the text answers:
+/// asking for JSON must not be a way around withholding it.
+fn check_json(critical: bool, result: &CheckResult, verbose: bool) -> Value {
+    let error = result
+        .error
+        .as_ref()
+        .map(|e| if verbose { e.message() } else { WITHHELD });
     json!({
         "status": if result.ok() { "ok" } else { "failed" },
         "critical": critical,
         "duration_ms": (result.duration.as_secs_f64() * 1e6).round() / 1e3,
-        "error": result.error.as_ref().map(|e| e.message()),
+        "error": error,
         "last_success": result.last_success.map(rfc3339),
         "checked_at": rfc3339(result.checked_at),
     })

@@ -148,11 +148,28 @@ async fn json_detail_has_status_duration_error_and_last_success() {
     assert_eq!(db["status"], "failed");
     assert_eq!(db["critical"], true);
     assert!(db["duration_ms"].is_number());
-    assert_eq!(db["error"], "down: postgres://app:***@db/orders");
+    // The reason only with `?verbose`, as in the text answer.
+    assert_eq!(db["error"], "reason withheld");
+    assert!(!body.contains("postgres"), "{body}");
     // the time of the last success survives the failure
     assert!(db["last_success"].as_str().unwrap().ends_with('Z'));
     assert_eq!(v["checks"]["cache"]["status"], "ok");
     assert_eq!(v["checks"]["cache"]["critical"], false);
+    assert!(v["checks"]["cache"]["error"].is_null());
+    let (_, body, _) = get(&f.health, "/readyz?verbose", true).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["checks"]["db"]["error"], "down: postgres://app:***@db/orders");
+    for (path, withheld) in [("/readyz/db", true), ("/readyz/db?verbose", false)] {
+        let (status, body, _) = get(&f.health, path, true).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"] == "reason withheld", withheld, "{path}: {body}");
+        assert_eq!(
+            body.contains("postgres://app:***@db"),
+            !withheld,
+            "{path}: {body}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -184,10 +201,127 @@ async fn startupz_passes_once_and_then_stays_passed() {
         body,
         "[-]migrations failed: reason withheld\nstartupz check failed"
     );
+    let (_, body, _) = get(&health, "/startupz", true).await;
+    assert_eq!(
+        body,
+        r#"{"checks":{"migrations":{"error":"reason withheld","status":"failed"}},"status":"failed"}"#
+    );
+    let (_, body, _) = get(&health, "/startupz?verbose", true).await;
+    assert!(body.contains("down: postgres://app:***@db/orders"), "{body}");
     migrated.store(true, Ordering::SeqCst);
     assert_eq!(get(&health, "/startupz", false).await.0, StatusCode::OK);
     migrated.store(false, Ordering::SeqCst);
     assert_eq!(get(&health, "/startupz", false).await.0, StatusCode::OK);
+}
+
+/// A check that takes `took`, counting its runs and the most it ever had under way at once.
+#[derive(Clone, Default)]
+struct Counted {
+    runs: Arc<AtomicUsize>,
+    running: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    fn check(&self, took: Duration) -> impl ReadinessCheck + use<> {
+        let c = self.clone();
+        checks::from_fn(move || {
+            let c = c.clone();
+            async move {
+                c.runs.fetch_add(1, Ordering::SeqCst);
+                let now = c.running.fetch_add(1, Ordering::SeqCst) + 1;
+                c.most_at_once.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(took).await;
+                c.running.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+    }
+}
+
+// Paused time: it moves only when every task waits, so the probe's 50 ms deadline always
+// passes while the 300 ms check is under way.
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_gives_up_leaves_its_run_to_the_probes_behind_it() {
+    let counted = Counted::default();
+    let health = Health::builder()
+        .check("slow", counted.check(Duration::from_millis(300)))
+        .timeout(Duration::from_secs(2))
+        .cache_for(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    // A kubelet with a short `timeoutSeconds`: the probe is dropped while its run goes on.
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), get(&health, "/readyz", false)).await;
+    assert!(gave_up.is_err());
+    let (status, body, _) = get(&health, "/readyz", false).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    assert_eq!(
+        counted.runs.load(Ordering::SeqCst),
+        1,
+        "the second probe reused the first run"
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn startup_probes_that_give_up_do_not_throw_the_run_away() {
+    let counted = Counted::default();
+    let health = Health::builder()
+        .startup_check("migrations", counted.check(Duration::from_millis(300)))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // Two probes that each give up after 100 ms, 150 ms apart, as a kubelet with
+    // `timeoutSeconds` shorter than the check would send them.
+    for _ in 0..2 {
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(100), get(&health, "/startupz", false)).await;
+        assert!(gave_up.is_err());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first run (started at 0, done at 300 ms) passed: the probe at 300 ms says so
+    // without running the check again.
+    let (status, body, _) = get(&health, "/startupz", false).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    assert_eq!(counted.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(counted.most_at_once.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_startup_probe_that_waited_for_a_failing_run_answers_with_it() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let health = Health::builder()
+        .startup_check(
+            "migrations",
+            checks::from_fn(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Err::<(), _>(CheckError::msg("not yet"))
+                }
+            }),
+        )
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let (first, second) = tokio::join!(get(&health, "/startupz?verbose", false), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        get(&health, "/startupz?verbose", false).await
+    });
+    for (status, body, _) in [first, second] {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("[-]migrations failed: not yet"), "{body}");
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the waiting probe did not start a run"
+    );
+    // A probe after the run has finished starts a new one.
+    get(&health, "/startupz", false).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -314,6 +448,96 @@ fn builder_rejects_nonsense() {
             .to_string()
             .contains("timeout must be greater than zero")
     );
+    // Absurdly long: refused, not an overflow when the refresher's clock adds it.
+    let too_long = crate::MAX_REFRESH + Duration::from_secs(1);
+    for (builder, what) in [
+        (Health::builder().cache_for(Duration::MAX), "cache_for"),
+        (Health::builder().refresh_every(Duration::MAX), "refresh_every"),
+        (Health::builder().refresh_every(too_long), "refresh_every"),
+        (Health::builder().timeout(Duration::MAX), "timeout"),
+        (
+            Health::builder().check("x", ok().with_timeout(too_long)),
+            "check timeout",
+        ),
+    ] {
+        let e = err(builder);
+        assert_eq!(e, HealthConfigError::TooLong(what, crate::MAX_REFRESH));
+        assert!(e.to_string().contains("at most 86400s"), "{e}");
+    }
+    assert!(Health::builder().cache_for(crate::MAX_REFRESH).build().is_ok());
+}
+
+/// Paths axum would refuse when the router is built (a panic there), or route elsewhere.
+#[test]
+fn builder_rejects_paths_the_router_cannot_serve() {
+    let err = |b: crate::HealthBuilder| b.build().unwrap_err();
+    for path in ["/:ready", "/health/:name", "/a{b}"] {
+        assert_eq!(
+            err(Health::builder().readiness_path(path)),
+            HealthConfigError::InvalidPath(path.into())
+        );
+    }
+    for (builder, path) in [
+        (
+            Health::builder().liveness_paths(["/healthz", "/healthz"]),
+            "/healthz",
+        ),
+        (Health::builder().readiness_path("/healthz"), "/healthz"),
+        (Health::builder().startup_path("/readyz"), "/readyz"),
+        // Would answer in place of a check named `db` at `/readyz/{name}`.
+        (Health::builder().startup_path("/readyz/db"), "/readyz/db"),
+        (
+            Health::builder()
+                .readiness_path("/health/")
+                .liveness_paths(["/health/live"]),
+            "/health/live",
+        ),
+    ] {
+        let e = err(builder);
+        assert_eq!(e, HealthConfigError::PathClash(path.into()));
+        assert!(e.to_string().contains("used twice"), "{e}");
+    }
+    // What is accepted builds a router.
+    let health = Health::builder()
+        .liveness_paths(["/live", "/health/live"])
+        .readiness_path("/health/ready")
+        .startup_path("/health/started")
+        .build()
+        .unwrap();
+    let _router: axum::Router = health.router();
+}
+
+#[test]
+fn readiness_does_not_freeze_when_the_background_refresher_is_gone() {
+    let db = Arc::new(AtomicBool::new(true));
+    // Built in a set-up runtime that is then dropped, and its refresher with it.
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let health = setup.block_on(async {
+        Health::builder()
+            .check("db", flag_check(&db))
+            .refresh_every(Duration::from_millis(20))
+            .timeout(Duration::from_millis(50))
+            .build()
+            .unwrap()
+    });
+    drop(setup);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(get(&health, "/readyz", false).await.0, StatusCode::OK);
+        db.store(false, Ordering::SeqCst);
+        // Results older than 2 × 20 ms + 50 ms are stale: a probe runs the checks itself.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if get(&health, "/readyz", false).await.0 == StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "readiness froze at 200");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
 }
 
 #[test]
