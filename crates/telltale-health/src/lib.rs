@@ -22,7 +22,7 @@
 //!
 //! Serving with graceful drain (SIGTERM/SIGINT: readiness turns 503 at once, the server
 //! keeps serving for `drain_delay`, then stops accepting and gives in-flight requests
-//! up to `grace_deadline`):
+//! up to `grace_deadline`; a second signal stops at once):
 //!
 //! ```no_run
 //! # async fn f(app: axum::Router, health: telltale_health::Health) -> std::io::Result<()> {

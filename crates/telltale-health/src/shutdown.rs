@@ -52,16 +52,45 @@ impl Default for ShutdownConfig {
 /// readiness 503 at once, keep serving for `drain_delay`, stop accepting, wait for
 /// in-flight requests up to `grace_deadline`.
 ///
-/// Returns `Ok(())` after a graceful (or deadline-cut) shutdown. Connections still open
-/// at the deadline are left to be dropped with the runtime (when `main` returns).
+/// A second signal during the drain stops at once, without waiting for the rest of
+/// `drain_delay` or for in-flight requests: the developer pressing Ctrl-C twice, or an
+/// operator who means it.
+///
+/// Returns `Ok(())` after a graceful (or deadline-cut, or second-signal) shutdown.
+/// Connections still open then are left to be dropped with the runtime (when `main`
+/// returns).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     health: &Health,
     config: ShutdownConfig,
 ) -> io::Result<()> {
-    let signal = health.drain_on_signal();
-    serve_with_shutdown(listener, router, health, config, signal).await
+    let mut signals = Signals::install();
+    let mut drained = health.inner.draining.subscribe();
+    let (started, trigger) = tokio::sync::oneshot::channel::<()>();
+    // One listener for both signals, kept for the whole drain: the first starts the
+    // drain, the next ends it.
+    let second_signal = async move {
+        tokio::select! {
+            name = signals.recv() => {
+                tracing::info!(signal = name, "shutdown signal received");
+            }
+            _ = drained.wait_for(|d| *d) => {}
+        }
+        let _ = started.send(());
+        let name = signals.recv().await;
+        tracing::warn!(
+            signal = name,
+            "second shutdown signal: stopping now, without waiting for the drain"
+        );
+    };
+    let trigger = async move {
+        let _ = trigger.await;
+    };
+    tokio::select! {
+        result = serve_with_shutdown(listener, router, health, config, trigger) => result,
+        () = second_signal => Ok(()),
+    }
 }
 
 /// [`serve`] with your own trigger instead of the signals: the drain starts when

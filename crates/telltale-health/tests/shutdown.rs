@@ -201,6 +201,8 @@ async fn start_draining_triggers_the_drain_without_a_signal() {
 
 const CHILD_ENV: &str = "TELLTALE_HEALTH_DRAIN_CHILD";
 const CHILD_GRACE: Duration = Duration::from_secs(10);
+/// The child's `drain_delay` in milliseconds (default 300).
+const CHILD_DRAIN_MS_ENV: &str = "TELLTALE_HEALTH_DRAIN_CHILD_DRAIN_MS";
 
 /// The server process of `sigterm_makes_the_process_exit_before_the_deadline`: this
 /// test binary re-run with `--ignored --exact drain_child_server`. It prints
@@ -235,8 +237,9 @@ fn drain_child_server() {
         let app = slow_route(entered_tx, release).merge(health.router());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("LISTENING {}", listener.local_addr().unwrap());
+        let drain_ms = std::env::var(CHILD_DRAIN_MS_ENV).map_or(300, |v| v.parse().unwrap());
         let config = ShutdownConfig {
-            drain_delay: Duration::from_millis(300),
+            drain_delay: Duration::from_millis(drain_ms),
             grace_deadline: CHILD_GRACE,
         };
         telltale_health::serve(listener, app, &health, config)
@@ -256,9 +259,16 @@ impl Drop for ChildGuard {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_makes_the_process_exit_before_the_deadline() {
-    use std::io::{BufRead, BufReader, Write};
+/// `drain_child_server` as a child process (its `drain_delay` given in milliseconds), its
+/// stdin, and its stdout lines.
+fn spawn_child(
+    drain_ms: u64,
+) -> (
+    ChildGuard,
+    std::process::ChildStdin,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     let mut child = ChildGuard(
@@ -271,14 +281,15 @@ async fn sigterm_makes_the_process_exit_before_the_deadline() {
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, "1")
+            .env(CHILD_DRAIN_MS_ENV, drain_ms.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let mut stdin = child.0.stdin.take().unwrap();
-    // Lines of the child's stdout, read on a thread (bounded waits below).
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let stdin = child.0.stdin.take().unwrap();
+    // Lines of the child's stdout, read on a thread (bounded waits in the tests).
+    let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel();
     let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -287,43 +298,35 @@ async fn sigterm_makes_the_process_exit_before_the_deadline() {
             }
         }
     });
-    let mut wait_line = async |prefix: &str| -> String {
-        let deadline = Duration::from_secs(30);
-        tokio::time::timeout(deadline, async {
-            loop {
-                let line = lines.recv().await.expect("child stdout closed");
-                // libtest may print "test drain_child_server ... " before it.
-                if let Some(at) = line.find(prefix) {
-                    return line[at + prefix.len()..].trim().to_string();
-                }
+    (child, stdin, lines)
+}
+
+/// The rest of the first line starting with `prefix` (30 s at most).
+async fn wait_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>, prefix: &str) -> String {
+    let deadline = Duration::from_secs(30);
+    tokio::time::timeout(deadline, async {
+        loop {
+            let line = lines.recv().await.expect("child stdout closed");
+            // libtest may print "test drain_child_server ... " before it.
+            if let Some(at) = line.find(prefix) {
+                return line[at + prefix.len()..].trim().to_string();
             }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("child did not print {prefix:?}"))
-    };
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("child did not print {prefix:?}"))
+}
 
-    let base = format!("http://{}", wait_line("LISTENING ").await);
-    let client = client();
-    // An answer proves `serve` runs, so its signal handlers are installed.
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let slow = tokio::spawn(client.get(format!("{base}/slow")).send());
-    wait_line("ENTERED").await;
-
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
+fn signal(child: &ChildGuard, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.0.id().to_string()])
         .status()
         .unwrap();
-    assert!(kill.success());
-    let signalled = Instant::now();
+    assert!(sent.success());
+}
 
+/// Polls `/readyz` until it answers 503 (5 s at most).
+async fn wait_not_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let status = client
@@ -341,6 +344,65 @@ async fn sigterm_makes_the_process_exit_before_the_deadline() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_during_the_drain_stops_at_once() {
+    // A drain delay far longer than the test's bounds.
+    let drain = Duration::from_secs(120);
+    let (mut child, _stdin, mut lines) = spawn_child(drain.as_millis() as u64);
+    let base = format!("http://{}", wait_line(&mut lines, "LISTENING ").await);
+    let client = client();
+    // An answer proves `serve` runs, so its signal handlers are installed.
+    let status = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    signal(&child, "TERM");
+    let signalled = Instant::now();
+    wait_not_ready(&client, &base).await;
+    signal(&child, "INT");
+    wait_line(&mut lines, "STOPPED").await;
+    let status = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the child exits after STOPPED");
+    assert!(status.success(), "child exited with {status}");
+    assert!(signalled.elapsed() < drain, "took {:?}", signalled.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_makes_the_process_exit_before_the_deadline() {
+    use std::io::Write;
+
+    let (mut child, mut stdin, mut lines) = spawn_child(300);
+    let base = format!("http://{}", wait_line(&mut lines, "LISTENING ").await);
+    let client = client();
+    // An answer proves `serve` runs, so its signal handlers are installed.
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let slow = tokio::spawn(client.get(format!("{base}/slow")).send());
+    wait_line(&mut lines, "ENTERED").await;
+
+    signal(&child, "TERM");
+    let signalled = Instant::now();
+    wait_not_ready(&client, &base).await;
     assert_eq!(
         client.get(format!("{base}/livez")).send().await.unwrap().status(),
         200
@@ -355,7 +417,7 @@ async fn sigterm_makes_the_process_exit_before_the_deadline() {
     drop(client);
 
     // The process exits, successfully, before the grace deadline.
-    wait_line("STOPPED").await;
+    wait_line(&mut lines, "STOPPED").await;
     let exit_deadline = Instant::now() + CHILD_GRACE;
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {
