@@ -30,7 +30,10 @@
 //! - **half-open**: a fixed number of trial calls go through, the rest fail fast. When
 //!   they have all completed, it closes if their failure (and slow) rate is under the
 //!   thresholds and opens again otherwise. In consecutive-failures mode one failed
-//!   trial re-opens it and all trials succeeding closes it.
+//!   trial re-opens it and all trials succeeding closes it. Trials still out after a
+//!   whole open wait (a hung peer, no timeout on the call) count as failed: the next
+//!   call opens it again rather than being refused for as long as they hang. An open
+//!   wait too long for the clock (`Duration::MAX`) keeps it open until a reset.
 //! - operator overrides: **forced_open** (reject everything), **disabled** (allow
 //!   everything, record nothing), **metrics_only** (allow everything, record and
 //!   export the window, never trip). [`CircuitBreakerHandle::reset`] returns to closed.
@@ -634,6 +637,8 @@ struct Trial {
     calls: u32,
     failures: u32,
     slow: u32,
+    /// When the breaker went half-open (clock time).
+    since: Duration,
 }
 
 #[derive(Debug)]
@@ -685,14 +690,19 @@ impl Core {
         }
         inner.state = to;
         inner.generation += 1;
-        inner.trial = Trial::default();
+        inner.trial = Trial {
+            since: now,
+            ..Trial::default()
+        };
         inner.consecutive = 0;
         match to {
             CircuitState::Open => {
                 inner.trips += 1;
-                let until = now + self.open_wait(inner.trips);
-                self.open_until_nanos
-                    .store(until.as_nanos() as u64, Ordering::SeqCst);
+                // Saturating: `open_for(Duration::MAX)` means open until reset by hand,
+                // not a clock overflow (a panic half-way through this transition).
+                let until = now.saturating_add(self.open_wait(inner.trips));
+                let until = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
+                self.open_until_nanos.store(until, Ordering::SeqCst);
             }
             CircuitState::Closed => {
                 inner.trips = 0;
@@ -853,6 +863,17 @@ impl CircuitBreakerHandle {
             CircuitState::Closed | CircuitState::Disabled | CircuitState::MetricsOnly => false,
             CircuitState::HalfOpen => {
                 if inner.trial.admitted >= core.config.half_open_calls {
+                    // Trials that have not answered within a whole open wait (a hung
+                    // peer, and no timeout on the call) count as failed: open again,
+                    // rather than refuse every call for as long as they hang. Their
+                    // outcomes, if they ever come, belong to an older generation and
+                    // are ignored.
+                    let wait = core.open_wait(inner.trips);
+                    if now.saturating_sub(inner.trial.since) >= wait {
+                        core.transition(&mut inner, CircuitState::Open, now);
+                        drop(inner);
+                        return Err(core.reject(CircuitState::Open));
+                    }
                     drop(inner);
                     return Err(core.reject(CircuitState::HalfOpen));
                 }
@@ -1148,6 +1169,68 @@ mod tests {
         p2.record_success(MS);
         assert_eq!(b.state(), CircuitState::Closed);
         assert_eq!(b.window(), (0, 0, 0));
+    }
+
+    #[test]
+    fn trials_that_hang_for_a_whole_open_wait_open_the_breaker_again() {
+        let clock = manual();
+        let b = CircuitBreaker::consecutive_failures(1)
+            .half_open_calls(1)
+            .open_for(Duration::from_secs(1))
+            .clock(clock.clone())
+            .build("dep")
+            .unwrap();
+        b.try_acquire().unwrap().record_failure(MS);
+        clock.advance(Duration::from_secs(1));
+        // A trial that never answers (a hung peer, no timeout on the call).
+        let hung = b.try_acquire().unwrap();
+        assert!(hung.is_trial());
+        clock.advance(Duration::from_secs(1) - MS);
+        assert!(matches!(
+            b.try_acquire(),
+            Err(ResilienceError::CircuitOpen {
+                state: "half_open",
+                ..
+            })
+        ));
+        clock.advance(MS);
+        // A whole open wait: the trial counts as failed.
+        assert!(matches!(
+            b.try_acquire(),
+            Err(ResilienceError::CircuitOpen { state: "open", .. })
+        ));
+        assert_eq!(b.state(), CircuitState::Open);
+        assert!(b.readiness().is_err());
+        clock.advance(Duration::from_secs(1));
+        let fresh = b.try_acquire().unwrap();
+        assert!(fresh.is_trial());
+        // The hung trial's late answer belongs to an older generation: ignored.
+        hung.record_success(MS);
+        assert_eq!(b.state(), CircuitState::HalfOpen);
+        fresh.record_success(MS);
+        assert_eq!(b.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn an_open_wait_too_long_for_the_clock_keeps_the_breaker_open() {
+        for open_for in [
+            Duration::MAX,
+            Duration::from_nanos(u64::MAX) + Duration::from_nanos(1),
+        ] {
+            let clock = manual();
+            clock.advance(MS);
+            let b = CircuitBreaker::consecutive_failures(1)
+                .open_for(open_for)
+                .clock(clock.clone())
+                .build("dep")
+                .unwrap();
+            b.try_acquire().unwrap().record_failure(MS);
+            assert_eq!(b.state(), CircuitState::Open, "{open_for:?}");
+            assert!(b.try_acquire().is_err());
+            assert!(b.readiness().is_err());
+            clock.advance(Duration::from_secs(100 * 365 * 86_400));
+            assert_eq!(b.state(), CircuitState::Open, "{open_for:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A retry budget shared by every call to one dependency.
 //!
 //! Retries are allowed up to `ratio × recent requests + min_per_sec × ttl` over a
-//! sliding `ttl` window (linkerd's and Finagle's design, as in tower's `TpsBudget`).
+//! sliding `ttl` window, kept in ten slots (so the window is up to one slot longer while
+//! the current slot fills): linkerd's and Finagle's design, as in tower's `TpsBudget`.
 //! Under 100 % failure a dependency therefore sees at most
 //! `(1 + ratio) × requests + min_per_sec × ttl_seconds` calls, however many attempts
 //! each call may make: retries can never turn an outage into a storm.
@@ -134,25 +135,32 @@ impl RetryBudget {
         windowed + self.current.load(Ordering::SeqCst) + self.reserve
     }
 
+    /// Moves the window on by the whole slots that have passed: the current slot's
+    /// deposits and withdrawals are committed to its place, each slot passed over with
+    /// no calls is emptied, and the slot the current one will be committed to keeps the
+    /// oldest slot's sums until then. So the window is ten whole slots (`ttl`) plus the
+    /// current one. The start of the current slot moves by whole slots, so a slot is
+    /// always `slot_len` long. (tower's `TpsBudget` restarts the slot at the call and
+    /// empties one slot too many: under steady traffic every other slot stays empty and
+    /// the window is about half as long as it says.)
     fn rotate(&self) {
         let mut rot = self.rotation.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let mut elapsed = now.saturating_duration_since(rot.since);
+        let elapsed = now.saturating_duration_since(rot.since);
         if elapsed < self.slot_len {
             return;
         }
+        let passed = elapsed.as_nanos() / self.slot_len.as_nanos().max(1);
         let committed = self.current.swap(0, Ordering::SeqCst);
         self.slots[rot.index].store(committed, Ordering::SeqCst);
         let mut idx = (rot.index + 1) % SLOTS;
-        let mut cleared = 0;
-        while elapsed > self.slot_len && cleared < SLOTS {
+        for _ in 1..passed.min(SLOTS as u128 + 1) {
             self.slots[idx].store(0, Ordering::SeqCst);
-            elapsed -= self.slot_len;
             idx = (idx + 1) % SLOTS;
-            cleared += 1;
         }
         rot.index = idx;
-        rot.since = now;
+        let into_slot = elapsed.as_nanos() % self.slot_len.as_nanos().max(1);
+        rot.since = now - Duration::from_nanos(u64::try_from(into_slot).unwrap_or(0));
     }
 }
 
@@ -183,6 +191,36 @@ mod tests {
         assert_eq!(b.available(), 10);
         tokio::time::advance(Duration::from_millis(1500)).await;
         assert_eq!(b.available(), 0);
+    }
+
+    /// Steady traffic that does not arrive on slot boundaries: the window holds a whole
+    /// `ttl` of deposits (10 s at one call per 7 ms: 1,428, up to one slot more while
+    /// the current slot fills), not every other slot's.
+    #[tokio::test(start_paused = true)]
+    async fn the_window_holds_a_whole_ttl_of_deposits_under_steady_traffic() {
+        let b = RetryBudget::new(1.0, 0, Duration::from_secs(10)).unwrap();
+        for _ in 0..3000 {
+            b.deposit();
+            tokio::time::advance(Duration::from_millis(7)).await;
+        }
+        let available = b.available();
+        assert!((1_428..=1_572).contains(&available), "{available}");
+    }
+
+    /// The floor is `min_per_sec` retries a second over the window, not twice that.
+    #[tokio::test(start_paused = true)]
+    async fn the_floor_allows_min_per_sec_over_the_window() {
+        let b = RetryBudget::new(0.0, 1, Duration::from_secs(60)).unwrap();
+        let mut allowed = 0;
+        // 60 s of failing calls, one every 7 ms, each wanting a retry.
+        for _ in 0..(60_000 / 7) {
+            b.deposit();
+            if b.withdraw() {
+                allowed += 1;
+            }
+            tokio::time::advance(Duration::from_millis(7)).await;
+        }
+        assert!((60..=66).contains(&allowed), "{allowed}");
     }
 
     #[test]

@@ -524,7 +524,8 @@ impl ClientPolicy {
     ) -> Result<A::Response, ResilienceError> {
         let p = &*self.0;
         let start = Instant::now();
-        let deadline_at = p.deadline.map(|d| start + d);
+        // A limit too far away for the clock (`Duration::MAX` as "none") is no limit.
+        let deadline_at = p.deadline.and_then(|d| start.checked_add(d));
         let breaker = match &p.breaker {
             BreakerSlot::None => None,
             BreakerSlot::One(b) => Some(b.clone()),
@@ -636,10 +637,11 @@ impl ClientPolicy {
                 }
                 delay = delay.max(ra);
             }
-            let now = Instant::now();
-            if retry.max_total.is_some_and(|m| now + delay >= start + m)
-                || deadline_at.is_some_and(|d| now + delay >= d)
-            {
+            // Past a limit, or a delay too long for the clock (a huge `Retry-After` under
+            // a huge cap) when there is one.
+            let resume_at = Instant::now().checked_add(delay);
+            let past = |limit: Option<Instant>| limit.is_some_and(|l| resume_at.is_none_or(|at| at >= l));
+            if past(retry.max_total.and_then(|m| start.checked_add(m))) || past(deadline_at) {
                 self.skipped(reason::DEADLINE, attempt, last);
                 return result;
             }

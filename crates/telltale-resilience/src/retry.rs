@@ -271,11 +271,13 @@ impl Default for Retry {
 }
 
 /// Parses `Retry-After`: delay-seconds or an HTTP-date (relative to `now`). A date in
-/// the past is zero; a malformed value is `None` (ignored).
+/// the past is zero; a malformed value is `None` (ignored). Seconds too many for a `u64`
+/// are `u64::MAX` seconds (over any cap), not malformed: a server asking for that long
+/// must not be retried at once.
 pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     let s = value.to_str().ok()?.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u64>().ok().map(Duration::from_secs);
+        return Some(Duration::from_secs(s.parse::<u64>().unwrap_or(u64::MAX)));
     }
     let at = httpdate::parse_http_date(s).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -314,6 +316,11 @@ mod tests {
         assert_eq!(parse_retry_after(&v("soon"), now), None);
         assert_eq!(parse_retry_after(&v("-1"), now), None);
         assert_eq!(parse_retry_after(&v(""), now), None);
+        // Too many seconds for a u64: as long as can be, not "absent".
+        assert_eq!(
+            parse_retry_after(&v("99999999999999999999"), now),
+            Some(Duration::from_secs(u64::MAX))
+        );
     }
 
     #[test]

@@ -72,6 +72,7 @@ struct Model {
     window: VecDeque<bool>,
     consecutive: u32,
     open_until: u64,
+    half_open_since: u64,
     admitted: u32,
     trial_calls: u32,
     trial_failures: u32,
@@ -87,6 +88,7 @@ impl Model {
             window: VecDeque::new(),
             consecutive: 0,
             open_until: 0,
+            half_open_since: 0,
             admitted: 0,
             trial_calls: 0,
             trial_failures: 0,
@@ -103,7 +105,7 @@ impl Model {
         match to {
             S::Open => self.open_until = self.now + self.c.open_ms,
             S::Closed => self.window.clear(),
-            S::HalfOpen => {}
+            S::HalfOpen => self.half_open_since = self.now,
         }
     }
 
@@ -126,6 +128,11 @@ impl Model {
             S::HalfOpen if self.admitted < self.c.half_open => {
                 self.admitted += 1;
                 Some(self.generation)
+            }
+            // Trials out for a whole open wait count as failed.
+            S::HalfOpen if self.now - self.half_open_since >= self.c.open_ms => {
+                self.go(S::Open);
+                None
             }
             S::HalfOpen => None,
         }

@@ -638,3 +638,48 @@ async fn dependency_metrics_middleware_sees_the_resilience_error_type() {
     );
     assert_eq!(count, 1.0, "{}", metrics().render());
 }
+
+/// "No limit" spelled `Duration::MAX`, and a server asking for an absurd wait: answers,
+/// never a clock overflow on the request path.
+#[tokio::test]
+async fn limits_too_long_for_the_clock_are_no_limits_and_never_panic() {
+    metrics();
+    let ok = FlakyServer::start(Script::FailFirst(1, 503)).await;
+    let policy = ClientPolicy::builder("huge-limits")
+        .deadline(Duration::MAX)
+        .retry(fast_retry().max_total_time(Duration::MAX).no_budget())
+        .build()
+        .unwrap();
+    let resp = client(&policy).get(ok.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(ok.calls(), 2);
+
+    // Retry-After beyond u64 seconds, under a cap of `Duration::MAX`, with a deadline:
+    // the wait cannot fit before the deadline, so the 503 is the answer.
+    let asks = FlakyServer::start(Script::RetryAfter(1, 503, "99999999999999999999")).await;
+    let policy = ClientPolicy::builder("huge-retry-after")
+        .deadline(Duration::from_secs(30))
+        .retry(fast_retry().retry_after_cap(Duration::MAX).no_budget())
+        .build()
+        .unwrap();
+    let resp = client(&policy).get(asks.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(asks.calls(), 1);
+    let skipped = [("peer_service", "huge-retry-after"), ("reason", "deadline")];
+    assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
+
+    // Under the default cap, the same header is "too long": not retried at once.
+    let asks = FlakyServer::start(Script::RetryAfter(1, 503, "99999999999999999999")).await;
+    let policy = ClientPolicy::builder("unparsable-retry-after")
+        .retry(fast_retry().no_budget())
+        .build()
+        .unwrap();
+    let resp = client(&policy).get(asks.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(asks.calls(), 1);
+    let skipped = [
+        ("peer_service", "unparsable-retry-after"),
+        ("reason", "retry_after_too_long"),
+    ];
+    assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
+}
