@@ -43,6 +43,15 @@ pub enum ResilienceError {
         /// Attempts started before the deadline expired.
         attempts: u32,
     },
+    /// The inner client's own timeout expired (`reqwest::ClientBuilder::timeout`,
+    /// tonic's `Endpoint::timeout`, a tower `Timeout` inside): a timeout like
+    /// [`Timeout`](Self::Timeout), set outside the policy.
+    ClientTimeout {
+        /// The dependency name.
+        dependency: Arc<str>,
+        /// The client's timeout error.
+        source: BoxError,
+    },
     /// Could not connect (refused, DNS, TLS handshake).
     Connect {
         /// The dependency name.
@@ -105,6 +114,10 @@ impl std::fmt::Display for ResilienceError {
                 f,
                 "call to `{dependency}` ran past its overall deadline of {deadline:?} after {attempts} attempt(s); raise `.deadline(..)` or lower the retry count"
             ),
+            ResilienceError::ClientTimeout { dependency, source } => write!(
+                f,
+                "call to `{dependency}` timed out in the HTTP/gRPC client (its own timeout, not the policy's): {source}"
+            ),
             ResilienceError::Connect { dependency, source } => {
                 write!(f, "could not connect to `{dependency}`: {source}")
             }
@@ -142,6 +155,7 @@ impl std::error::Error for ResilienceError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ResilienceError::Connect { source, .. }
+            | ResilienceError::ClientTimeout { source, .. }
             | ResilienceError::Transport { source, .. }
             | ResilienceError::Other { source, .. } => Some(source.as_ref()),
             _ => Some(classified(self.error_type())),
@@ -171,7 +185,9 @@ impl ResilienceError {
     /// The `error.type` value for spans and metrics.
     pub fn error_type(&self) -> ErrorType {
         match self {
-            ResilienceError::Timeout { .. } | ResilienceError::DeadlineExceeded { .. } => ErrorType::Timeout,
+            ResilienceError::Timeout { .. }
+            | ResilienceError::ClientTimeout { .. }
+            | ResilienceError::DeadlineExceeded { .. } => ErrorType::Timeout,
             ResilienceError::Connect { .. } => ErrorType::Connect,
             ResilienceError::CircuitOpen { .. } => ErrorType::CircuitOpen,
             ResilienceError::BudgetExhausted { .. } => ErrorType::BudgetExhausted,
@@ -187,6 +203,7 @@ impl ResilienceError {
             ResilienceError::Timeout { dependency, .. }
             | ResilienceError::DeadlineExceeded { dependency, .. }
             | ResilienceError::Connect { dependency, .. }
+            | ResilienceError::ClientTimeout { dependency, .. }
             | ResilienceError::CircuitOpen { dependency, .. }
             | ResilienceError::BudgetExhausted { dependency, .. }
             | ResilienceError::BulkheadFull { dependency, .. }
@@ -216,8 +233,8 @@ impl ResilienceError {
     }
 
     /// Classifies a transport error from the inner client (reqwest, hyper-util,
-    /// `std::io`) as [`Connect`](Self::Connect), [`Timeout`](Self::Timeout) or
-    /// [`Transport`](Self::Transport).
+    /// `std::io`) as [`Connect`](Self::Connect), [`ClientTimeout`](Self::ClientTimeout)
+    /// or [`Transport`](Self::Transport).
     pub(crate) fn from_transport(dependency: &Arc<str>, err: BoxError) -> ResilienceError {
         let dependency = dependency.clone();
         // A request that could not even be built is the caller's bug, not the
@@ -237,6 +254,10 @@ impl ResilienceError {
                 dependency,
                 source: err,
             },
+            ErrorType::Timeout => ResilienceError::ClientTimeout {
+                dependency,
+                source: err,
+            },
             _ => ResilienceError::Transport {
                 dependency,
                 source: err,
@@ -245,11 +266,30 @@ impl ResilienceError {
     }
 }
 
-/// Walks an error's source chain: connect failures are [`ErrorType::Connect`], anything
-/// else [`ErrorType::Transport`].
+/// Walks an error's source chain: connect failures are [`ErrorType::Connect`], the
+/// client's own timeouts [`ErrorType::Timeout`] (as `telltale_metrics::client::
+/// classify_error` labels them), anything else [`ErrorType::Transport`].
 pub(crate) fn classify_transport(err: &(dyn std::error::Error + 'static)) -> ErrorType {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
+        if e.is::<tower::timeout::error::Elapsed>() {
+            return ErrorType::Timeout;
+        }
+        #[cfg(feature = "reqwest")]
+        if e.downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+        {
+            return ErrorType::Timeout;
+        }
+        #[cfg(feature = "tonic")]
+        if e.is::<tonic::TimeoutExpired>() {
+            return ErrorType::Timeout;
+        }
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return ErrorType::Timeout;
+        }
         if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>()
             && h.is_connect()
         {

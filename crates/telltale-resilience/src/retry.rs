@@ -194,7 +194,8 @@ impl Retry {
         self
     }
 
-    /// Whether a per-attempt timeout is retried (default yes, for idempotent requests).
+    /// Whether a per-attempt timeout, the policy's or the inner client's own, is retried
+    /// (default yes, for idempotent requests).
     pub fn retry_on_timeout(mut self, yes: bool) -> Self {
         self.on_timeout = yes;
         self
@@ -257,7 +258,11 @@ impl Retry {
             Err(e) => match e {
                 ResilienceError::Connect { .. } => Some((reason::CONNECT, None)),
                 ResilienceError::Transport { .. } => Some((reason::TRANSPORT, None)),
-                ResilienceError::Timeout { .. } if self.on_timeout => Some((reason::TIMEOUT, None)),
+                ResilienceError::Timeout { .. } | ResilienceError::ClientTimeout { .. }
+                    if self.on_timeout =>
+                {
+                    Some((reason::TIMEOUT, None))
+                }
                 _ => None,
             },
         }

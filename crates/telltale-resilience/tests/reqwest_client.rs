@@ -683,3 +683,45 @@ async fn limits_too_long_for_the_clock_are_no_limits_and_never_panic() {
     ];
     assert_eq!(metric("telltale_client_retries_skipped_total", &skipped), 1.0);
 }
+
+/// The reqwest client's own timeout is a timeout (`error.type` `timeout`, retried only
+/// when timeouts are), not a transport error.
+#[tokio::test]
+async fn the_inner_clients_own_timeout_is_a_timeout() {
+    metrics();
+    let server = FlakyServer::start(Script::Hang).await;
+    let inner = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let policy = ClientPolicy::builder("client-timeout")
+        .retry(fast_retry().retry_on_timeout(false).no_budget())
+        .build()
+        .unwrap();
+    let e = policy
+        .reqwest(inner.clone())
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap_err();
+    let err = resilience_error(&e);
+    assert!(matches!(err, ResilienceError::ClientTimeout { .. }), "{err:?}");
+    assert_eq!(err.error_type().as_str(), "timeout");
+    assert!(err.to_string().contains("its own timeout"), "{err}");
+    assert_eq!(server.calls(), 1, "not retried: timeouts are not");
+
+    let policy = ClientPolicy::builder("client-timeout-retried")
+        .retry(fast_retry().max_attempts(3).no_budget())
+        .build()
+        .unwrap();
+    let e = policy
+        .reqwest(inner)
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(resilience_error(&e).error_type().as_str(), "timeout");
+    assert_eq!(server.calls(), 1 + 3);
+    let retried = [("peer_service", "client-timeout-retried"), ("reason", "timeout")];
+    assert_eq!(metric("telltale_client_retries_total", &retried), 2.0);
+}
