@@ -38,7 +38,8 @@ pub enum ResilienceError {
     DeadlineExceeded {
         /// The dependency name.
         dependency: Arc<str>,
-        /// The overall deadline.
+        /// The overall deadline: the policy's, or the caller's own (a gRPC
+        /// `grpc-timeout`) when that is shorter.
         deadline: Duration,
         /// Attempts started before the deadline expired.
         attempts: u32,

@@ -284,9 +284,11 @@ pub(crate) struct CallSpec<'a> {
     pub(crate) idempotent: bool,
     /// `host:port`, for per-host breakers.
     pub(crate) host: Option<&'a str>,
-    /// A gRPC call (`UNAVAILABLE` is retried whatever the HTTP method: gRPC calls are
-    /// all `POST`, and the status means the call was not processed).
+    /// A gRPC call (`grpc-timeout` is sent; the status may come in trailers).
     pub(crate) grpc: bool,
+    /// The caller's own deadline for the call (a gRPC `grpc-timeout` it set): the
+    /// policy's deadline is cut to it.
+    pub(crate) deadline: Option<Duration>,
 }
 
 /// Per-attempt facts given to the transport adapter.
@@ -496,10 +498,10 @@ impl ClientPolicy {
         matches!(self.0.breaker, BreakerSlot::PerHost(_))
     }
 
-    fn deadline_exceeded(&self, attempts: u32) -> ResilienceError {
+    fn deadline_exceeded(&self, deadline: Option<Duration>, attempts: u32) -> ResilienceError {
         ResilienceError::DeadlineExceeded {
             dependency: self.0.name.clone(),
-            deadline: self.0.deadline.unwrap_or_default(),
+            deadline: deadline.unwrap_or_default(),
             attempts,
         }
     }
@@ -524,8 +526,12 @@ impl ClientPolicy {
     ) -> Result<A::Response, ResilienceError> {
         let p = &*self.0;
         let start = Instant::now();
+        let deadline = match (p.deadline, spec.deadline) {
+            (Some(ours), Some(callers)) => Some(ours.min(callers)),
+            (ours, callers) => ours.or(callers),
+        };
         // A limit too far away for the clock (`Duration::MAX` as "none") is no limit.
-        let deadline_at = p.deadline.and_then(|d| start.checked_add(d));
+        let deadline_at = deadline.and_then(|d| start.checked_add(d));
         let breaker = match &p.breaker {
             BreakerSlot::None => None,
             BreakerSlot::One(b) => Some(b.clone()),
@@ -549,7 +555,7 @@ impl ClientPolicy {
             };
             let t0 = Instant::now();
             let (limit, by_deadline) = match (p.timeout, remaining(t0)) {
-                (_, Some(r)) if r.is_zero() => return Err(self.deadline_exceeded(attempt - 1)),
+                (_, Some(r)) if r.is_zero() => return Err(self.deadline_exceeded(deadline, attempt - 1)),
                 (Some(t), Some(r)) if r < t => (Some(r), true),
                 (Some(t), _) => (Some(t), false),
                 (None, Some(r)) => (Some(r), true),
@@ -559,7 +565,7 @@ impl ClientPolicy {
             let mut result = match limit {
                 Some(l) => match tokio::time::timeout(l, fut).await {
                     Ok(r) => r,
-                    Err(_) if by_deadline => Err(self.deadline_exceeded(attempt)),
+                    Err(_) if by_deadline => Err(self.deadline_exceeded(deadline, attempt)),
                     Err(_) => Err(ResilienceError::Timeout {
                         dependency: p.name.clone(),
                         after: l,
@@ -611,11 +617,7 @@ impl ClientPolicy {
                 return result;
             };
             let last = result_error_type(view);
-            if !(why == reason::CONNECT
-                || (spec.grpc && why == reason::GRPC_UNAVAILABLE)
-                || spec.idempotent
-                || retry.non_idempotent)
-            {
+            if !(why == reason::CONNECT || spec.idempotent || retry.non_idempotent) {
                 self.skipped(reason::NOT_IDEMPOTENT, attempt, last);
                 return result;
             }

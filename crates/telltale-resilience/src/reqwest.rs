@@ -174,6 +174,7 @@ impl ResilienceMiddleware {
             idempotent,
             host: host.as_deref(),
             grpc: false,
+            deadline: None,
         };
         match policy.run(spec, &mut attempts).await {
             Ok(r) => Ok(r),

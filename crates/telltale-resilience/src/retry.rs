@@ -16,12 +16,16 @@
 //! # What is retried
 //!
 //! - connect errors (the request never left, so even a `POST` is safe to resend);
-//! - gRPC `UNAVAILABLE` for every gRPC call (gRPC calls are all `POST`; the gRPC status
-//!   codes guide says `UNAVAILABLE` is the transient, retry-safe one);
 //! - for idempotent methods (`GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`, `TRACE`), or any
 //!   request carrying an `Idempotency-Key`, or when [`Retry::retry_non_idempotent`] is
 //!   set: 502, 503, 504, 429, gRPC `UNAVAILABLE`, per-attempt timeouts and transport
 //!   errors (reset, broken pipe);
+//! - so a gRPC call (always a `POST`) is retried on `UNAVAILABLE` only when it carries
+//!   `idempotency-key` metadata or the policy is for idempotent calls
+//!   ([`Retry::retry_non_idempotent`], e.g. a read-only service). The gRPC status codes
+//!   guide says of `UNAVAILABLE` that it is "not always safe to retry non-idempotent
+//!   operations": a proxy may answer it after forwarding the call. gRPC's own retry
+//!   policy (gRFC A6) likewise retries a status only for methods configured to;
 //! - `Retry-After` (seconds or HTTP-date) on 429 and 503 is honoured: the next attempt
 //!   waits at least that long; a `Retry-After` longer than [`Retry::retry_after_cap`]
 //!   means giving up now rather than hammering the dependency early.

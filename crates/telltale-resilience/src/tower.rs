@@ -35,7 +35,10 @@
 //! (the per-attempt timeout, or what is left of the overall deadline if less) is sent as
 //! `grpc-timeout`, so the server can give up when the client does. `grpc-status`
 //! `UNAVAILABLE` in the response headers (trailers-only responses, which is how tonic and
-//! grpc-go servers answer a call that fails before its first message) is retried. A
+//! grpc-go servers answer a call that fails before its first message) is retried when the
+//! call may be repeated: `idempotency-key` metadata, or a policy with
+//! [`Retry::retry_non_idempotent`](crate::Retry::retry_non_idempotent) (see
+//! [what is retried](crate::retry#what-is-retried)). A
 //! status carried in trailers after response headers is not retried, as gRFC A6
 //! prescribes (the call is committed once headers arrive). With a tonic `Channel`, the
 //! circuit breaker and the attempt counter still see it: the response body is wrapped
@@ -478,10 +481,18 @@ where
                 grpc,
                 dependency,
             };
+            // A deadline the caller gave the call (tonic's `Request::set_timeout`) bounds
+            // every attempt and the header each one sends, which is rewritten with the
+            // time left: never longer than the caller asked.
+            let callers_deadline = grpc
+                .then(|| attempts.parts.headers.get(GRPC_TIMEOUT))
+                .flatten()
+                .and_then(crate::grpc_timeout::decode);
             let spec = CallSpec {
                 idempotent,
                 host: host.as_deref(),
                 grpc,
+                deadline: callers_deadline,
             };
             policy.run(spec, &mut attempts).await
         })

@@ -100,9 +100,16 @@ async fn tonic_channel_retries_unavailable_and_sends_grpc_timeout() {
     let channel = tonic::transport::Endpoint::from_shared(server.url(""))
         .unwrap()
         .connect_lazy();
+    // A policy for idempotent calls (health checks are reads).
     let p = ClientPolicy::builder("grpc")
         .timeout(Duration::from_secs(2))
-        .retry(Retry::exponential().base(MS).cap(10 * MS).max_attempts(5))
+        .retry(
+            Retry::exponential()
+                .base(MS)
+                .cap(10 * MS)
+                .max_attempts(5)
+                .retry_non_idempotent(),
+        )
         .build()
         .unwrap();
     let svc = ServiceBuilder::new().layer(p.layer()).service(channel);
@@ -132,6 +139,82 @@ async fn tonic_channel_retries_unavailable_and_sends_grpc_timeout() {
     let bodies = server.shared.bodies.lock().unwrap().clone();
     assert!(!bodies[0].is_empty());
     assert!(bodies.iter().all(|b| *b == bodies[0]));
+}
+
+/// `UNAVAILABLE` may come from a proxy after it forwarded the call: a gRPC call that is
+/// not marked idempotent is not sent again; with `idempotency-key` metadata it is.
+#[tokio::test]
+async fn grpc_unavailable_is_retried_only_for_idempotent_calls() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let _ = common::metrics();
+    for (keyed, calls) in [(false, 1), (true, 3)] {
+        let server = FlakyServer::start(Script::Grpc(2, 14, 5)).await;
+        let channel = tonic::transport::Endpoint::from_shared(server.url(""))
+            .unwrap()
+            .connect_lazy();
+        let name = if keyed { "grpc-keyed" } else { "grpc-unkeyed" };
+        let p = ClientPolicy::builder(name)
+            .retry(Retry::exponential().base(MS).cap(10 * MS).max_attempts(5))
+            .build()
+            .unwrap();
+        let mut client = HealthClient::new(ServiceBuilder::new().layer(p.layer()).service(channel));
+        let mut req = tonic::Request::new(HealthCheckRequest {
+            service: "inventory".into(),
+        });
+        if keyed {
+            req.metadata_mut()
+                .insert("idempotency-key", "check-7f3a".parse().unwrap());
+        }
+        let result = client.check(req).await;
+        assert_eq!(server.calls(), calls, "keyed: {keyed}");
+        if keyed {
+            // Two UNAVAILABLE answers retried, then the server's NOT_FOUND.
+            assert_eq!(result.unwrap_err().code(), tonic::Code::NotFound);
+        } else {
+            assert_eq!(result.unwrap_err().code(), tonic::Code::Unavailable);
+            let skipped = [("peer_service", name), ("reason", "not_idempotent")];
+            assert_eq!(
+                common::metric("telltale_client_retries_skipped_total", &skipped),
+                1.0
+            );
+        }
+    }
+}
+
+/// The caller's own gRPC deadline (`Request::set_timeout`) is shorter than the policy's
+/// timeout: the header says the caller's, and the call ends then, not at the policy's.
+#[tokio::test]
+async fn a_callers_shorter_grpc_deadline_is_kept() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let server = FlakyServer::start(Script::Hang).await;
+    let channel = tonic::transport::Endpoint::from_shared(server.url(""))
+        .unwrap()
+        .connect_lazy();
+    let p = ClientPolicy::builder("grpc-callers-deadline")
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut client = HealthClient::new(ServiceBuilder::new().layer(p.layer()).service(channel));
+    let mut req = tonic::Request::new(HealthCheckRequest {
+        service: "inventory".into(),
+    });
+    req.set_timeout(Duration::from_millis(50));
+    let started = tokio::time::Instant::now();
+    let status = client.check(req).await.unwrap_err();
+    assert_ne!(status.code(), tonic::Code::Ok);
+    // Ended at the caller's 50 ms (the policy's 10 s would fail this by far).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let headers = server.shared.headers.lock().unwrap().clone();
+    let sent = telltale_resilience::grpc_timeout::decode(&headers[0]["grpc-timeout"]).unwrap();
+    assert!(sent <= Duration::from_millis(50), "{sent:?}");
 }
 
 #[tokio::test]
