@@ -90,6 +90,7 @@ mod names_pinned {
                 reason::MAX_ATTEMPTS,
                 reason::DEADLINE,
                 reason::RETRY_AFTER,
+                reason::CIRCUIT_OPEN,
             ],
             [
                 "budget_exhausted",
@@ -98,7 +99,8 @@ mod names_pinned {
                 "body_streaming",
                 "max_attempts",
                 "deadline",
-                "retry_after_too_long"
+                "retry_after_too_long",
+                "circuit_open"
             ]
         );
         let states: Vec<&str> = [

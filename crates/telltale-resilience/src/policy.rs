@@ -80,7 +80,8 @@ use telltale_metrics::names::{client as names, labels};
 use tokio::time::Instant;
 
 use crate::breaker::{
-    BreakerRegistry, CallResult, CircuitBreaker, CircuitBreakerHandle, FailureClassifier, Permit,
+    BreakerRegistry, CallResult, CircuitBreaker, CircuitBreakerHandle, CircuitState, FailureClassifier,
+    Permit,
 };
 use crate::budget::RetryBudget;
 use crate::bulkhead::{Bulkhead, BulkheadHandle};
@@ -645,6 +646,16 @@ impl ClientPolicy {
             let past = |limit: Option<Instant>| limit.is_some_and(|l| resume_at.is_none_or(|at| at >= l));
             if past(retry.max_total.and_then(|m| start.checked_add(m))) || past(deadline_at) {
                 self.skipped(reason::DEADLINE, attempt, last);
+                return result;
+            }
+            // A breaker that would refuse the retry (this attempt may just have opened
+            // it): the caller gets this attempt's answer, not `CircuitOpen`, and no
+            // budget, retry count or back-off is spent on a retry that cannot happen.
+            if breaker
+                .as_ref()
+                .is_some_and(|b| matches!(b.state(), CircuitState::Open | CircuitState::ForcedOpen))
+            {
+                self.skipped(reason::CIRCUIT_OPEN, attempt, last);
                 return result;
             }
             if let Some(b) = &p.budget

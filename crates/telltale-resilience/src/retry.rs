@@ -81,6 +81,9 @@ pub mod reason {
     pub const DEADLINE: &str = "deadline";
     /// Skipped: `Retry-After` asked for a longer wait than the cap.
     pub const RETRY_AFTER: &str = "retry_after_too_long";
+    /// Skipped: the circuit breaker is open (the failed attempt may have opened it), so
+    /// the retry would be refused: the caller gets the attempt's own answer instead.
+    pub const CIRCUIT_OPEN: &str = "circuit_open";
 }
 
 /// Retry configuration (a builder).

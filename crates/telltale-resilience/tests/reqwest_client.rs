@@ -725,3 +725,31 @@ async fn the_inner_clients_own_timeout_is_a_timeout() {
     let retried = [("peer_service", "client-timeout-retried"), ("reason", "timeout")];
     assert_eq!(metric("telltale_client_retries_total", &retried), 2.0);
 }
+
+/// The failed attempt opens the breaker: the retry it wanted would be refused, so the
+/// caller gets the dependency's own 503 (not `CircuitOpen`), and no budget, retry count
+/// or back-off is spent on it.
+#[tokio::test]
+async fn a_retry_the_breaker_would_refuse_is_skipped_and_the_answer_returned() {
+    metrics();
+    let server = FlakyServer::start(Script::Always(503)).await;
+    let policy = ClientPolicy::builder("breaker-before-retry")
+        .circuit_breaker(CircuitBreaker::consecutive_failures(1).open_for(Duration::from_secs(60)))
+        .retry(fast_retry().max_attempts(3))
+        .build()
+        .unwrap();
+    let budget_before = policy.retry_budget().unwrap().available();
+    let resp = client(&policy).get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(server.calls(), 1);
+    assert_eq!(policy.retry_budget().unwrap().available(), budget_before);
+    let labels = |reason| [("peer_service", "breaker-before-retry"), ("reason", reason)];
+    assert_eq!(
+        metric("telltale_client_retries_skipped_total", &labels("circuit_open")),
+        1.0
+    );
+    assert_eq!(
+        metric("telltale_client_retries_total", &labels("status_503")),
+        0.0
+    );
+}
