@@ -99,12 +99,14 @@ impl JobContext {
         JobContext::default()
     }
 
-    /// Reads the context carried by incoming headers (e.g. a message's headers).
+    /// Reads the context carried by incoming headers (e.g. a message's headers). Every
+    /// value is kept, as HTTP extraction reads them: `tracestate` and `baggage` values are
+    /// combined, and two `traceparent` values start a new trace.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let mut out = HeaderMap::new();
         for name in CARRIED {
-            if let Some(v) = headers.get(name) {
-                out.insert(HeaderName::from_static(name), v.clone());
+            for v in headers.get_all(name) {
+                out.append(HeaderName::from_static(name), v.clone());
             }
         }
         JobContext { headers: out }
@@ -470,6 +472,30 @@ mod tests {
             "clock skew is not a wait"
         );
         assert_eq!(back.encode(), text);
+    }
+
+    #[test]
+    fn every_value_of_a_repeated_header_is_read_as_http_extraction_reads_them() {
+        let mut headers = HeaderMap::new();
+        headers.append("traceparent", HeaderValue::from_static(TP));
+        headers.append("tracestate", HeaderValue::from_static("a=1"));
+        headers.append("tracestate", HeaderValue::from_static("b=2"));
+        headers.append("baggage", HeaderValue::from_static("x=1"));
+        headers.append("baggage", HeaderValue::from_static("y=2"));
+        let cx = JobContext::from_headers(&headers);
+        let parent = cx.parent();
+        assert!(parent.is_valid());
+        assert_eq!(parent.trace_state().header(), "a=1,b=2");
+        let back = JobContext::decode(&cx.encode());
+        let baggage: Vec<_> = back.headers().get_all("baggage").iter().collect();
+        assert_eq!(baggage, ["x=1", "y=2"]);
+        // Two different `traceparent` values: which one is meant is unknown, so a new
+        // trace, as for an HTTP request.
+        headers.append(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        assert!(!JobContext::from_headers(&headers).parent().is_valid());
     }
 
     #[test]

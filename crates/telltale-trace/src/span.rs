@@ -26,7 +26,9 @@ fn propagator() -> crate::propagation::TelltalePropagator {
 /// build the request's context on (carrying the baggage, if any).
 ///
 /// Without a `baggage` header the base is an empty context, so extraction allocates no
-/// context of its own: the request's context is then one allocation.
+/// context of its own (the request's context is then one allocation), unless the caller's
+/// trace needs the mark that keeps its missing `random` flag missing on outgoing calls
+/// (see `propagation::upstream_context`).
 pub(crate) fn extract(headers: &HeaderMap) -> (SpanContext, Context) {
     let p = propagator();
     if telltale_core::headers::contains(headers, &telltale_core::headers::BAGGAGE) {
@@ -37,7 +39,8 @@ pub(crate) fn extract(headers: &HeaderMap) -> (SpanContext, Context) {
         let sc = p
             .extract_span_context(headers)
             .unwrap_or_else(SpanContext::empty_context);
-        (sc, Context::new())
+        let base = crate::propagation::upstream_context(&sc);
+        (sc, base)
     }
 }
 

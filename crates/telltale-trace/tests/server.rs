@@ -480,6 +480,68 @@ async fn incoming_baggage_reaches_outgoing_calls_made_in_the_handler() {
     assert_eq!(&body[..], b"tenant=acme");
 }
 
+/// The `traceparent` an outgoing call made in the handler carries, for a request with
+/// `traceparent` (and `baggage` when given).
+async fn outgoing_traceparent(sampling: Sampling, traceparent: &str, baggage: Option<&str>) -> String {
+    let (p, _spans) = pipeline(sampling);
+    let client_layer = telltale_trace::ClientTraceLayer::new(p.clone());
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || {
+                let client_layer = client_layer.clone();
+                async move {
+                    let echo = tower::service_fn(|req: Request<Body>| async move {
+                        let tp = req.headers()["traceparent"].to_str().unwrap().to_owned();
+                        Ok::<_, Infallible>(http::Response::new(Body::from(tp)))
+                    });
+                    let client = tower::Layer::layer(&client_layer, echo);
+                    let res = client
+                        .oneshot(Request::get("http://dep/").body(Body::empty()).unwrap())
+                        .await
+                        .unwrap();
+                    let body = res.into_body().collect().await.unwrap().to_bytes();
+                    String::from_utf8(body.to_vec()).unwrap()
+                }
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let mut req = get_req("/");
+    req.headers_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    if let Some(b) = baggage {
+        req.headers_mut().insert("baggage", b.parse().unwrap());
+    }
+    let res = app.oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// Trace Context Level 2: the `random` flag claims the trace id's right-most 7 bytes are
+/// random. A caller that did not set it made no such claim, so calls made for its
+/// request must not set it either, with or without a `baggage` header; a caller that
+/// set it keeps it.
+#[tokio::test]
+async fn outgoing_calls_keep_the_callers_random_flag_as_it_was() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let from = |flags: &str| format!("00-{TRACE}-00f067aa0ba902b7-{flags}");
+    for (sampling, sent, want) in [
+        (Sampling::always(), "01", "01"),
+        (Sampling::never(), "00", "00"),
+        (Sampling::always(), "03", "03"),
+        (Sampling::never(), "02", "02"),
+    ] {
+        for baggage in [None, Some("a=1")] {
+            let out = outgoing_traceparent(sampling.clone(), &from(sent), baggage).await;
+            assert!(out.starts_with(&format!("00-{TRACE}-")), "{out}");
+            assert!(
+                out.ends_with(&format!("-{want}")),
+                "sent {sent}, baggage {baggage:?}: {out}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn tail_rules_keep_a_failed_request_with_its_client_spans_and_drop_a_good_one() {
     let (p, spans) = pipeline(Sampling::never().keep_errors());

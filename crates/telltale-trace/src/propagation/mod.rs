@@ -173,6 +173,23 @@ struct UpstreamTrace {
     flags: u8,
 }
 
+/// The context to build on for an upstream span context extracted without baggage. It
+/// carries the [`UpstreamTrace`] marker only when injection needs it: when the caller did
+/// not set the `random` flag, which must then not be invented downstream. (A caller that
+/// set it, or no caller, is what injection assumes without a marker.) So a request from a
+/// Level 2 caller, or with no `traceparent`, allocates nothing here.
+pub(crate) fn upstream_context(sc: &SpanContext) -> Context {
+    let flags = sc.trace_flags().to_u8();
+    if sc.is_valid() && flags & TRACE_FLAG_RANDOM == 0 {
+        Context::new().with_value(UpstreamTrace {
+            trace_id: sc.trace_id(),
+            flags,
+        })
+    } else {
+        Context::new()
+    }
+}
+
 // === header access, shared by the `HeaderMap` and the OpenTelemetry carrier paths ===
 
 trait HeaderLookup {
