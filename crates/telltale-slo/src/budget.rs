@@ -36,7 +36,8 @@ pub struct BudgetReport {
     pub window: String,
     /// Error budget as a ratio (`0.001`).
     pub error_budget: Decimal,
-    /// Error ratio over the window; `None` when Prometheus has no data.
+    /// Error ratio over the window; `Some(0.0)` when no request (job run) failed, `None`
+    /// when Prometheus has no traffic for the SLO in the window.
     pub error_ratio: Option<f64>,
     /// Share of the budget spent (may exceed 1).
     pub consumed: Option<f64>,

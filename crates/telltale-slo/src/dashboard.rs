@@ -13,6 +13,9 @@
 //! assert!(dashboard::dashboard_exprs(&spec).iter().any(|e| e.contains("process_cpu_seconds_total")));
 //! ```
 //!
+//! A service without a single failed request or job run shows an error ratio (and SLI) of
+//! 0, not "no data" (see [`promql::error_ratio`]); only a service without traffic has none.
+//!
 //! Rows: golden signals (traffic, errors, latency p50/p95/p99, saturation: in-flight, CPU,
 //! memory; a worker, whose SLOs are all job SLOs, gets only CPU and memory), SLOs (SLI, error budget remaining, burn rate per SLO), dependencies (rate,
 //! errors, p99 latency, circuit-breaker state per `peer_service`; left out for a worker
@@ -144,8 +147,9 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
             "percentunit",
             &[(
                 "5xx",
+                // `or vector(0)`: no 5xx series at all is 0%, not "no data".
                 format!(
-                    "sum(rate({}[$__rate_interval])) / sum(rate({}[$__rate_interval]))",
+                    "(sum(rate({}[$__rate_interval])) or vector(0)) / sum(rate({}[$__rate_interval]))",
                     sel(&count, &bad),
                     sel(&count, &svc)
                 ),
@@ -239,7 +243,7 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
 
     let deploy = deploy_marker_expr(spec);
     json!({
-        "uid": format!("telltale-{}", spec.service).chars().take(40).collect::<String>(),
+        "uid": dashboard_uid(spec),
         "title": spec.service,
         "tags": ["telltale", "slo"],
         "schemaVersion": SCHEMA_VERSION,
@@ -281,6 +285,42 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         ]},
         "panels": lay.panels,
     })
+}
+
+/// The dashboard's Grafana uid: `telltale-<service>` when that fits Grafana's 40
+/// characters; otherwise its first 31 characters, `-` and 8 hex digits of a stable hash
+/// (FNV-1a) of the service name, so two long names with a common prefix still differ.
+///
+/// ```
+/// use telltale_slo::dashboard::dashboard_uid;
+/// use telltale_slo::spec::{ServiceSpec, Slo};
+///
+/// let spec = |name: &str| {
+///     ServiceSpec::builder(name).slo(Slo::availability("availability", 99.9)).build().unwrap()
+/// };
+/// assert_eq!(dashboard_uid(&spec("orders-api")), "telltale-orders-api");
+/// let a = dashboard_uid(&spec("payments-settlement-reconciliation-eu-west"));
+/// let b = dashboard_uid(&spec("payments-settlement-reconciliation-us-east"));
+/// assert!(a.len() <= 40 && b.len() <= 40);
+/// assert_ne!(a, b);
+/// assert!(a.starts_with("telltale-payments-settlement-r"));
+/// ```
+pub fn dashboard_uid(spec: &ServiceSpec) -> String {
+    const MAX: usize = 40;
+    let uid = format!("telltale-{}", spec.service);
+    if uid.len() <= MAX {
+        return uid;
+    }
+    // FNV-1a 64, folded to 32 bits: stable across builds and Rust versions (unlike
+    // `DefaultHasher`), so a regenerated dashboard keeps its uid.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in spec.service.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let hash = format!("{:08x}", (h ^ (h >> 32)) as u32);
+    let prefix: String = uid.chars().take(MAX - 1 - hash.len()).collect();
+    format!("{prefix}-{hash}")
 }
 
 /// The "Jobs" row, for the queues the spec's job SLOs name: runs, failures, run time

@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-/// A non-negative base-10 number `units / 10^scale` (at most 18 fractional digits).
+/// A base-10 number `units / 10^scale`; parsed text has at most 30 digits.
 #[derive(Debug, Clone, Copy)]
 pub struct Decimal {
     units: i128,
@@ -77,6 +77,17 @@ impl Decimal {
     /// For an objective in percent (`99.9`), the error budget as a ratio (`0.001`).
     pub fn error_budget(&self) -> Decimal {
         Decimal::HUNDRED.sub(self).percent_to_ratio()
+    }
+
+    /// `self / divisor`, rounded half away from zero to `scale` fractional digits (for
+    /// burn factors such as `0.1 × 28d / 3d = 0.9333`, which have no exact decimal).
+    pub(crate) fn div_rounded(&self, divisor: u64, scale: u32) -> Decimal {
+        // self = units / 10^s, so the result's units are units × 10^scale / (divisor × 10^s).
+        let num = self.units * 10i128.pow(scale);
+        let den = i128::from(divisor) * 10i128.pow(self.scale);
+        let (q, r) = (num / den, num % den);
+        let q = if 2 * r.abs() >= den { q + num.signum() } else { q };
+        Decimal::new(q, scale).normalized()
     }
 
     fn normalized(mut self) -> Decimal {
@@ -187,6 +198,16 @@ mod tests {
         assert_eq!(d("99.95").error_budget().mul(&d("14.4")).to_string(), "0.0072");
         assert_eq!(d("99").error_budget().to_string(), "0.01");
         assert_eq!(d("99.99").error_budget().to_string(), "0.0001");
+    }
+
+    #[test]
+    fn divides_with_rounding() {
+        assert_eq!(d("14.4").div_rounded(1, 4).to_string(), "14.4");
+        assert_eq!(d("28").div_rounded(30, 4).to_string(), "0.9333");
+        assert_eq!(d("56").div_rounded(30, 4).to_string(), "1.8667");
+        assert_eq!(d("0.5").div_rounded(4, 2).to_string(), "0.13");
+        assert_eq!(d("-0.5").div_rounded(4, 2).to_string(), "-0.13");
+        assert_eq!(d("5184000").div_rounded(360_000, 4).to_string(), "14.4");
     }
 
     #[test]

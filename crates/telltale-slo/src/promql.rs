@@ -14,8 +14,10 @@
 //! ```
 //!
 //! Long-window ratios are computed from the raw counters over the long window
-//! (`sum(rate(errors[3d])) / sum(rate(total[3d]))`), so they are weighted by traffic; an
-//! average of short-window ratios would give a quiet night the same weight as a busy day.
+//! (`(sum(rate(errors[3d])) or vector(0)) / sum(rate(total[3d]))`), so they are weighted by
+//! traffic; an average of short-window ratios would give a quiet night the same weight as a
+//! busy day. `or vector(0)`: a service that never failed has no error series at all, and
+//! its ratio is 0, not "no data"; without traffic (no total series) it stays empty.
 
 use std::collections::BTreeSet;
 
@@ -106,14 +108,78 @@ pub fn total_series(spec: &ServiceSpec, slo: &Slo) -> String {
     }
 }
 
-/// The `le` matcher for a bucket boundary. The exporter prints `1` for 1.0 while
-/// Prometheus 3 normalises to `1.0`: integers match both.
+/// The `le` matcher for a bucket boundary. The exporter writes `le` as Rust prints the
+/// number (`1`, `100000`, `1000000`, `0.00005`) while Prometheus 3 normalises it at
+/// ingestion as Go's OpenMetrics formatting does (`1.0`, `100000.0`, `1e+06`, `5e-05`):
+/// the matcher accepts both spellings (`le="0.25"` when they agree).
+///
+/// ```
+/// use telltale_slo::promql::le_matcher;
+///
+/// assert_eq!(le_matcher(0.25), r#"le="0.25""#);
+/// assert_eq!(le_matcher(1.0), r#"le=~"1(\\.0)?""#);
+/// assert_eq!(le_matcher(1e6), r#"le=~"1000000|1e\\+06""#);
+/// assert_eq!(le_matcher(0.00005), r#"le=~"0\\.00005|5e-05""#);
+/// ```
 pub fn le_matcher(threshold: f64) -> String {
-    let text = format!("{threshold}");
-    if text.contains('.') {
-        eq("le", &text)
+    let rust = format!("{threshold}");
+    let go = format_openmetrics_float(threshold);
+    if go == rust {
+        eq("le", &rust)
+    } else if go == format!("{rust}.0") {
+        format!("le=~\"{rust}(\\\\.0)?\"")
     } else {
-        format!("le=~\"{text}(\\\\.0)?\"")
+        format!(
+            "le=~{}",
+            quote(&format!("{}|{}", regex_escape(&rust), regex_escape(&go)))
+        )
+    }
+}
+
+/// How Prometheus 3 writes a float label value such as `le` (Go's
+/// `formatOpenMetricsFloat`): `strconv.FormatFloat(f, 'g', -1, 64)`, i.e. the shortest
+/// digits that round-trip, in exponent form when the decimal exponent is below -4 or at
+/// least 6 (`1e+06`, `5e-05`, exponent of two or more digits with its sign), then `.0`
+/// appended when the text has neither `.` nor `e` (`100000.0`); `1.0`, `0.0`, `-1.0`,
+/// `NaN`, `+Inf`, `-Inf` as special cases.
+pub(crate) fn format_openmetrics_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    if f == 0.0 {
+        return "0.0".to_owned();
+    }
+    let sign = if f < 0.0 { "-" } else { "" };
+    // Rust's `{:e}` gives the same shortest round-trip digits as Go: `1.2345e-7`.
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let text = if !(-4..6).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() { "" } else { "." };
+        let exp_sign = if exp < 0 { '-' } else { '+' };
+        format!("{first}{dot}{rest}e{exp_sign}{:02}", exp.unsigned_abs())
+    } else {
+        // The decimal point goes after `exp + 1` digits.
+        let point = exp + 1;
+        let n = digits.len() as i32;
+        if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else if point >= n {
+            format!("{digits}{}", "0".repeat((point - n) as usize))
+        } else {
+            let (int, frac) = digits.split_at(point as usize);
+            format!("{int}.{frac}")
+        }
+    };
+    if text.contains(['.', 'e']) {
+        format!("{sign}{text}")
+    } else {
+        format!("{sign}{text}.0")
     }
 }
 
@@ -153,12 +219,16 @@ pub fn numerator_rate(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
     }
 }
 
-/// The SLI error ratio over `window`, from raw counters (traffic-weighted).
+/// The SLI error ratio over `window`, from raw counters (traffic-weighted). For
+/// availability the error rate is `(… or vector(0))`: with no error series at all (a
+/// service that never failed) the ratio is 0, not empty; it is empty only without traffic.
+/// Both sides are label-less sums, so the division matches and recording rules carry just
+/// their own `service` and `slo` labels.
 pub fn error_ratio(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
     let num = numerator_rate(spec, slo, window);
     let total = total_rate(spec, slo, window);
     match slo.kind {
-        SloKind::Availability => format!("{num}\n/\n{total}"),
+        SloKind::Availability => format!("({num} or vector(0))\n/\n{total}"),
         SloKind::Latency { .. } => format!("1 - (\n  {num}\n  /\n  {total}\n)"),
     }
 }
@@ -241,7 +311,9 @@ pub fn breaker_open(spec: &ServiceSpec, dependency: &str) -> String {
     format!("max({}) == 1", selector(client::CIRCUIT_BREAKER_STATE, &m))
 }
 
-/// A threshold `burn × budget`, printed exactly.
+/// A threshold `burn × budget`, printed exactly. `burn` is the factor for the SLO's window,
+/// [`BurnWindow::burn_for`](crate::rules::BurnWindow::burn_for) (see also
+/// [`rules::burn_windows`](crate::rules::burn_windows)).
 pub fn burn_threshold(slo: &Slo, burn: &Decimal) -> Decimal {
     slo.error_budget().mul(burn)
 }
@@ -326,4 +398,59 @@ pub fn label_names_in<'a>(exprs: impl IntoIterator<Item = &'a str>) -> BTreeSet<
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_floats_as_prometheus_3_does() {
+        for (f, go) in [
+            (1e6, "1e+06"),
+            (0.00005, "5e-05"),
+            (100_000.0, "100000.0"),
+            (0.25, "0.25"),
+            (0.0001, "0.0001"),
+            (1.0, "1.0"),
+            (0.0, "0.0"),
+            (-0.0, "0.0"),
+            (-1.0, "-1.0"),
+            (2.5, "2.5"),
+            (10.0, "10.0"),
+            (0.005, "0.005"),
+            (123_456.0, "123456.0"),
+            (999_999.0, "999999.0"),
+            (1_234_567.0, "1.234567e+06"),
+            (1_500_000.0, "1.5e+06"),
+            (0.000_123, "0.000123"),
+            (0.000_012_5, "1.25e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e21, "1e+21"),
+            (1e100, "1e+100"),
+            (1e-100, "1e-100"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (-2.0, "-2.0"),
+            (-0.00005, "-5e-05"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(format_openmetrics_float(f), go, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn le_matcher_accepts_the_exporter_and_the_prometheus_3_spelling() {
+        assert_eq!(le_matcher(0.25), r#"le="0.25""#);
+        assert_eq!(le_matcher(2.5), r#"le="2.5""#);
+        assert_eq!(le_matcher(1.0), r#"le=~"1(\\.0)?""#);
+        assert_eq!(le_matcher(100_000.0), r#"le=~"100000(\\.0)?""#);
+        assert_eq!(le_matcher(1e6), r#"le=~"1000000|1e\\+06""#);
+        assert_eq!(le_matcher(0.00005), r#"le=~"0\\.00005|5e-05""#);
+        assert_eq!(le_matcher(0.0001), r#"le="0.0001""#);
+        assert_eq!(le_matcher(1.5e-7), r#"le=~"0\\.00000015|1\\.5e-07""#);
+    }
 }

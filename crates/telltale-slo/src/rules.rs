@@ -22,10 +22,30 @@
 //! exporter is not read as a perfect SLO; for latency SLOs a warning when the objective's
 //! quantile is above the threshold. Per service: a 5xx-ratio warning and, per dependency, an
 //! error-ratio and a circuit-breaker-open warning.
+//!
+//! Burn-rate thresholds follow the SLO's window (see [`burn_windows`]): the workbook's
+//! 14.4/6/3/1 are those of a 30-day window; a 28-day window pages at 13.44× over 1h. A pair
+//! whose error-ratio threshold is 1 or more could never fire, since an error ratio cannot
+//! exceed 1: it is left out, and its runbook and a comment in the rule file say so.
+//! Validation rejects an SLO left without a paging pair.
+//!
+//! ```
+//! use telltale_slo::rules;
+//! use telltale_slo::spec::{ServiceSpec, Slo};
+//!
+//! // 90% over 30 days: 14.4 × 0.1 = 1.44 can never be exceeded, so no 1h/5m page.
+//! let spec = ServiceSpec::builder("orders-api")
+//!     .slo(Slo::availability("availability", 90.0))
+//!     .build()
+//!     .unwrap();
+//! let set = rules::rule_set(&spec);
+//! assert!(!set.alerts.iter().any(|a| a.label("window") == Some("1h/5m")));
+//! assert!(set.alerts.iter().any(|a| a.label("window") == Some("6h/30m")));
+//! ```
 
 use crate::decimal::Decimal;
 use crate::promql::{self, RULE_WINDOWS};
-use crate::spec::{ServiceSpec, Slo, SloKind};
+use crate::spec::{ServiceSpec, Slo, SloKind, Window};
 use crate::yaml::Node;
 
 /// Who is told: `page` wakes someone, `ticket` and `warning` wait for working hours.
@@ -51,19 +71,25 @@ impl Severity {
 }
 
 /// One row of the SRE Workbook's multi-window, multi-burn-rate table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BurnWindow {
     /// Long window.
     pub long: &'static str,
     /// Short window (1/12 of the long one): the alert stops soon after the errors do.
     pub short: &'static str,
-    /// Burn-rate factor, as exact decimal text.
+    /// Burn-rate factor for a 30-day SLO window (the workbook's), as exact decimal text;
+    /// [`burn_for`](Self::burn_for) gives it for any window.
     pub burn: &'static str,
     /// Severity.
     pub severity: Severity,
-    /// Share of a 30-day budget consumed when the alert fires, percent.
+    /// Share of the SLO window's error budget consumed over the long window when the
+    /// alert fires, percent.
     pub budget_consumed_percent: &'static str,
 }
+
+/// Fractional digits burn factors are rounded to when the SLO window does not give an
+/// exact decimal (`0.1 × 28d / 3d = 0.9333`).
+pub const BURN_DECIMALS: u32 = 4;
 
 impl BurnWindow {
     /// `1h/5m`: the value of the `window` label.
@@ -71,14 +97,41 @@ impl BurnWindow {
         format!("{}/{}", self.long, self.short)
     }
 
-    /// The burn factor as a decimal.
+    /// The burn factor for a 30-day SLO window, as a decimal.
     pub fn burn(&self) -> Decimal {
         self.burn.parse().unwrap_or(Decimal::ZERO)
+    }
+
+    /// The long window, in seconds.
+    pub fn long_seconds(&self) -> u64 {
+        Window::parse(self.long).map_or(0, |w| w.seconds())
+    }
+
+    /// The burn factor for an SLO over `slo_window`: consumed share × SLO window / long
+    /// window (the workbook's formula), rounded to [`BURN_DECIMALS`] fractional digits.
+    /// 14.4 for 30d and 1h, 13.44 for 28d and 1h.
+    ///
+    /// ```
+    /// use telltale_slo::rules::BURN_WINDOWS;
+    /// use telltale_slo::spec::Window;
+    ///
+    /// let page = &BURN_WINDOWS[0];
+    /// assert_eq!(page.burn_for(&Window::days(30)).to_string(), "14.4");
+    /// assert_eq!(page.burn_for(&Window::days(28)).to_string(), "13.44");
+    /// assert_eq!(BURN_WINDOWS[3].burn_for(&Window::days(28)).to_string(), "0.9333");
+    /// ```
+    pub fn burn_for(&self, slo_window: &Window) -> Decimal {
+        let consumed: Decimal = self.budget_consumed_percent.parse().unwrap_or(Decimal::ZERO);
+        let window = i128::from(slo_window.seconds());
+        consumed
+            .mul(&Decimal::new(window, 0))
+            .div_rounded(100 * self.long_seconds().max(1), BURN_DECIMALS)
     }
 }
 
 /// Page at 14.4× over 1h and 5m and at 6× over 6h and 30m; ticket at 3× over 1d and 2h
-/// and at 1× over 3d and 6h.
+/// and at 1× over 3d and 6h (the factors of a 30-day SLO window: 2%, 5%, 10% and 10% of
+/// the budget spent over the long window; [`BurnWindow::burn_for`] scales them to others).
 pub const BURN_WINDOWS: [BurnWindow; 4] = [
     BurnWindow {
         long: "1h",
@@ -109,6 +162,41 @@ pub const BURN_WINDOWS: [BurnWindow; 4] = [
         budget_consumed_percent: "10",
     },
 ];
+
+/// A row of [`BURN_WINDOWS`] applied to one SLO.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SloBurnWindow {
+    /// The window pair.
+    pub pair: BurnWindow,
+    /// Its burn factor for the SLO's window ([`BurnWindow::burn_for`]).
+    pub burn: Decimal,
+    /// The error-ratio threshold: burn × error budget.
+    pub threshold: Decimal,
+}
+
+impl SloBurnWindow {
+    /// Whether the alert can ever fire: its threshold is below 1, the largest error ratio.
+    /// Pairs that cannot are left out of the rules.
+    pub fn can_fire(&self) -> bool {
+        self.threshold < Decimal::new(1, 0)
+    }
+}
+
+/// Every row of [`BURN_WINDOWS`] for `slo`, with the burn factor and threshold of its
+/// window, including the rows that cannot fire ([`SloBurnWindow::can_fire`]).
+pub fn burn_windows(slo: &Slo) -> Vec<SloBurnWindow> {
+    BURN_WINDOWS
+        .iter()
+        .map(|pair| {
+            let burn = pair.burn_for(&slo.window);
+            SloBurnWindow {
+                pair: *pair,
+                burn,
+                threshold: promql::burn_threshold(slo, &burn),
+            }
+        })
+        .collect()
+}
 
 /// A recording rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,8 +354,8 @@ pub fn rule_set(spec: &ServiceSpec) -> RuleSet {
         let name = burn_alert_name(spec, slo);
         let sel = slo_selector(spec, slo);
         let budget = slo.error_budget();
-        for bw in &BURN_WINDOWS {
-            let threshold = promql::burn_threshold(slo, &bw.burn());
+        for sbw in burn_windows(slo).iter().filter(|w| w.can_fire()) {
+            let (bw, burn, threshold) = (&sbw.pair, sbw.burn, sbw.threshold);
             let expr = format!(
                 "(\n  {long}{sel} > {threshold}\nand\n  {short}{sel} > {threshold}\n)\n/ {budget}",
                 long = promql::recording_rule_name(bw.long),
@@ -285,21 +373,20 @@ pub fn rule_set(spec: &ServiceSpec) -> RuleSet {
                     (
                         "summary".to_owned(),
                         format!(
-                            "{} {} SLO: error budget burning {}x too fast over {} and {}",
-                            spec.service, slo.name, bw.burn, bw.long, bw.short
+                            "{} {} SLO: error budget burning {burn}x too fast over {} and {}",
+                            spec.service, slo.name, bw.long, bw.short
                         ),
                     ),
                     (
                         "description".to_owned(),
                         format!(
-                            "The {} SLO ({}) burns its error budget at {{{{ $value | printf \"%.2f\" }}}}x the sustainable rate over the last {} (threshold {}x, confirmed over {}). At {}x, {}% of a 30-day budget is gone when this fires.",
+                            "The {} SLO ({}) burns its error budget at {{{{ $value | printf \"%.2f\" }}}}x the sustainable rate over the last {} (threshold {burn}x, confirmed over {}). At {burn}x, {}% of the {} budget is gone when this fires.",
                             slo.name,
                             describe_slo(slo),
                             bw.long,
-                            bw.burn,
                             bw.short,
-                            bw.burn,
-                            bw.budget_consumed_percent
+                            bw.budget_consumed_percent,
+                            slo.window
                         ),
                     ),
                     ("runbook_url".to_owned(), runbook_url(spec, &name)),
@@ -511,10 +598,40 @@ pub fn rules_yaml(spec: &ServiceSpec) -> String {
         )
         .build();
     format!(
-        "# Generated by telltale-slo from the {} spec. Do not edit: change the spec and regenerate.\n{}",
+        "# Generated by telltale-slo from the {} spec. Do not edit: change the spec and regenerate.\n{}{}",
         spec.service,
+        left_out_comments(spec),
         crate::yaml::to_string(&doc)
     )
+}
+
+/// Why a burn-rate pair is missing from the rules: its threshold is 1 or more.
+pub(crate) fn left_out_reason(slo: &Slo, w: &SloBurnWindow) -> String {
+    format!(
+        "its threshold {} ({}x burn × {} budget) is not below 1, the largest possible error ratio, so it could never fire at objective {}% over {}",
+        w.threshold,
+        w.burn,
+        slo.error_budget(),
+        slo.objective,
+        slo.window
+    )
+}
+
+/// `# ...` lines naming the burn-rate pairs left out of the rules.
+fn left_out_comments(spec: &ServiceSpec) -> String {
+    let mut out = String::new();
+    for slo in &spec.slos {
+        for w in burn_windows(slo).iter().filter(|w| !w.can_fire()) {
+            out.push_str(&format!(
+                "# SLO {}: no {} alert for window {}: {}.\n",
+                slo.name,
+                w.pair.severity.as_str(),
+                w.pair.label(),
+                left_out_reason(slo, w)
+            ));
+        }
+    }
+    out
 }
 
 /// A Markdown listing of every generated rule with its PromQL (what `docs/slo.md` shows

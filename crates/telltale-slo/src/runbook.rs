@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::promql;
-use crate::rules::{AlertKind, AlertRule, BURN_WINDOWS, rule_set};
+use crate::rules::{AlertKind, AlertRule, burn_windows, left_out_reason, rule_set};
 use crate::spec::{ServiceSpec, Slo, SloKind};
 
 /// `orders-api` -> `Orders API`.
@@ -120,21 +120,33 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
                 "| window | burn rate | severity | error ratio threshold | budget spent when it fires |"
             );
             let _ = writeln!(out, "|---|---|---|---|---|");
-            for bw in &BURN_WINDOWS {
+            let pairs = burn_windows(slo);
+            for w in &pairs {
                 let _ = writeln!(
                     out,
-                    "| `{}` | {}x | {} | {} | {}% of 30 days |",
-                    bw.label(),
-                    bw.burn,
-                    bw.severity.as_str(),
-                    promql::burn_threshold(slo, &bw.burn()),
-                    bw.budget_consumed_percent
+                    "| `{}` | {}x | {} | {}{} | {}% of the {} budget |",
+                    w.pair.label(),
+                    w.burn,
+                    w.pair.severity.as_str(),
+                    w.threshold,
+                    if w.can_fire() { "" } else { " (left out)" },
+                    w.pair.budget_consumed_percent,
+                    slo.window
                 );
             }
             let _ = writeln!(
                 out,
-                "\nThe alert needs both the long and the short window above the threshold: the long one proves the burn is significant, the short one that it is still happening (so the alert resolves minutes after the errors stop).\n"
+                "\nThe alert needs both the long and the short window above the threshold: the long one proves the burn is significant, the short one that it is still happening (so the alert resolves minutes after the errors stop). Burn rates are those of a {} window: consumed share × {} / long window.\n",
+                slo.window, slo.window
             );
+            for w in pairs.iter().filter(|w| !w.can_fire()) {
+                let _ = writeln!(
+                    out,
+                    "**No `{}` alert:** {}.\n",
+                    w.pair.label(),
+                    left_out_reason(slo, w)
+                );
+            }
         }
         AlertKind::Absent { slo } => {
             let _ = writeln!(
@@ -221,8 +233,8 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
     }
     let _ = writeln!(
         out,
-        "Then look at the service's Grafana dashboard (`telltale-{}`): which route, which status, since when, and whether a deploy marker lines up.\n",
-        spec.service
+        "Then look at the service's Grafana dashboard (`{}`): which route, which status, since when, and whether a deploy marker lines up.\n",
+        crate::dashboard::dashboard_uid(spec)
     );
 
     let _ = writeln!(out, "## Mitigate\n");

@@ -26,19 +26,19 @@
 //! | `service` | service name, matched by the `service_label` label | required |
 //! | `scheme` | `otel` or `legacy` metric names (see `telltale_metrics::names`) | `otel` |
 //! | `service_label` | label carrying the service name on the metrics | `service` |
-//! | `labels` | extra labels on every alert, for routing (`team`, `tier`) | none |
-//! | `runbook_base` | URL the `runbook_url` annotations start with | `https://runbooks.example.invalid/<service>` |
+//! | `labels` | extra labels on every alert, for routing (`team`, `tier`); values without `{{`/`}}` | none |
+//! | `runbook_base` | URL the `runbook_url` annotations start with (without `{{`/`}}`) | `https://runbooks.example.invalid/<service>` |
 //! | `buckets` | the duration histogram's bucket boundaries, seconds | `DEFAULT_DURATION_BUCKETS` |
 //! | `dependencies` | outbound dependencies (`peer_service` values) to warn about | none |
 //! | `warnings.error_ratio` | non-paging warning above this 5xx ratio over 5m | `0.05` |
 //! | `warnings.dependency_error_ratio` | warning above this dependency error ratio over 5m | `0.1` |
-//! | `slos[].name` | SLO name, unique, `[a-z0-9_-]` | required |
+//! | `slos[].name` | SLO name, `[a-z0-9_-]`, unique even ignoring `-`/`_` (`checkout-latency` and `checkout_latency` would share alert names) | required |
 //! | `slos[].kind` | `availability` (not 5xx) or `latency` (faster than `threshold`) | required |
-//! | `slos[].objective` | percent, `0 < objective < 100` | required |
-//! | `slos[].window` | compliance window: `30d`, `4w`, `720h` | `30d` |
+//! | `slos[].objective` | percent, `0 < objective < 100`, at most six nines, high enough to leave a paging burn-rate alert (over 30d: above 100 - 100/6 ≈ 83.33) | required |
+//! | `slos[].window` | compliance window, `3d` (the slowest burn-rate alert's long window) to `366d`: `30d`, `4w`, `720h`; burn-rate thresholds scale with it | `30d` |
 //! | `slos[].threshold` | latency SLOs: seconds, one of the `buckets` | required for latency |
 //! | `slos[].routes` | only these route templates | all routes |
-//! | `slos[].queue` | a background-job SLO over this queue's runs instead of requests (see below) | none |
+//! | `slos[].queue` | a background-job SLO over this queue's runs instead of requests (see below); without `{{`/`}}` | none |
 //! | `slos[].selectors` | extra exact label matchers (method or route label of the scheme, `environment`; with `queue`: `messaging_system`, `environment`) | none |
 //! | `slos[].metric` | the histogram (or, legacy availability, counter) to read | the scheme's |
 //! | `slos[].description` | free text for runbooks | none |
@@ -74,6 +74,7 @@ use serde_saphyr::Spanned;
 use telltale_metrics::names::{self, LabelNames, Scheme};
 
 use crate::decimal::Decimal;
+use crate::rules::{self, BURN_WINDOWS, Severity};
 
 /// Labels that telltale-slo sets itself on rules and alerts; a user label may not reuse them.
 pub const RESERVED_LABELS: &[&str] = &[
@@ -184,15 +185,17 @@ pub struct Window {
 }
 
 impl Window {
-    /// A window of whole days.
+    /// A window of whole days (its length saturates at `u64::MAX` seconds; validation
+    /// accepts at most 366 days).
     pub fn days(days: u64) -> Self {
         Window {
-            seconds: days * 86_400,
+            seconds: days.saturating_mul(86_400),
             text: format!("{days}d"),
         }
     }
 
-    /// Parses `<number><unit>` with unit `m`, `h`, `d` or `w`.
+    /// Parses `<number><unit>` with unit `m`, `h`, `d` or `w`; `None` for anything else,
+    /// zero, or a length that does not fit in `u64` seconds (`99999999999999w`).
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
         let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
@@ -205,8 +208,9 @@ impl Window {
             "w" => 604_800,
             _ => return None,
         };
+        let seconds = n.checked_mul(mult)?;
         (n > 0).then(|| Window {
-            seconds: n * mult,
+            seconds,
             text: text.to_owned(),
         })
     }
@@ -260,7 +264,10 @@ pub struct Slo {
     pub name: String,
     /// What is measured.
     pub kind: SloKind,
-    /// Objective in percent (`99.9`).
+    /// Objective in percent (`99.9`). [`ServiceSpecBuilder::build`] validates this field
+    /// (strictly between 0 and 100, at most six nines, and high enough to leave a paging
+    /// burn-rate alert), also when it was set after [`Slo::availability`] or
+    /// [`Slo::latency`].
     pub objective: Decimal,
     /// Compliance window (default 30 days).
     pub window: Window,
@@ -275,6 +282,8 @@ pub struct Slo {
     pub metric: Option<String>,
     /// Free text for the runbook.
     pub description: Option<String>,
+    /// The percentage given to the constructor, only to report one that has no exact
+    /// decimal (NaN, or more than 30 digits such as `1e-30`): `objective` is then 0.
     objective_raw: f64,
 }
 
@@ -594,6 +603,7 @@ impl ServiceSpecBuilder {
                     format!("rename it; reserved: {}", RESERVED_LABELS.join(", ")),
                 ));
             }
+            template_free(&path, &self.labels[name], "the label value")?;
         }
         let runbook_base = self
             .runbook_base
@@ -605,6 +615,7 @@ impl ServiceSpecBuilder {
                 "write the URL your runbooks are published under, e.g. https://runbooks.example.com/orders-api",
             ));
         }
+        template_free("runbook_base", &runbook_base, "the URL")?;
         let runbook_base = runbook_base.trim_end_matches('/').to_owned();
         let buckets = self
             .buckets
@@ -639,7 +650,13 @@ impl ServiceSpecBuilder {
         let ratio = |v: Option<f64>, default: Decimal, path: &str| -> Result<Decimal, SpecError> {
             match v {
                 None => Ok(default),
-                Some(v) if v > 0.0 && v < 1.0 => Ok(Decimal::from_f64(v).unwrap_or(default)),
+                Some(v) if v > 0.0 && v < 1.0 => Decimal::from_f64(v).ok_or_else(|| {
+                    SpecError::new(
+                        path,
+                        format!("{v} has more than 30 digits, more than thresholds are computed with"),
+                        "round it, e.g. 0.05 for 5%",
+                    )
+                }),
                 Some(v) => Err(SpecError::new(
                     path,
                     format!("{v} is not a ratio between 0 and 1 (exclusive)"),
@@ -668,6 +685,7 @@ impl ServiceSpecBuilder {
             ));
         }
         let mut names_seen: HashMap<&str, usize> = HashMap::new();
+        let mut alert_names_seen: HashMap<String, (usize, &str)> = HashMap::new();
         for (i, slo) in self.slos.iter().enumerate() {
             let at = |field: &str| format!("slos[{i}].{field}");
             if !is_name(&slo.name, false) {
@@ -687,8 +705,45 @@ impl ServiceSpecBuilder {
                     "give every SLO of a service a different name",
                 ));
             }
-            let o = slo.objective_raw;
-            if !(o.is_finite() && o > 0.0 && o < 100.0) {
+            // Alert and runbook names camel-case the SLO name (`checkout-latency` and
+            // `checkout_latency` both give `…CheckoutLatencySloBurn`): two SLOs would share
+            // alerts and one runbook would overwrite the other. Compared without case too,
+            // since runbook files may live on a case-insensitive file system.
+            let camel = rules::camel(&[&slo.name]);
+            if let Some((first, other)) = alert_names_seen.insert(camel.to_ascii_lowercase(), (i, &slo.name))
+            {
+                return Err(SpecError::new(
+                    at("name"),
+                    format!(
+                        "SLO name `{}` gives the same alert and runbook names as `{other}` (slos[{first}]): {}SloBurn",
+                        slo.name,
+                        rules::camel(&[&self.service, &slo.name])
+                    ),
+                    "give the SLOs names that differ in more than `-`, `_` and case",
+                ));
+            }
+            // The rules use `objective`, a public field that may have been changed after
+            // the constructor: validate it, not the constructor's argument. The argument
+            // only explains a 0 that stands for a number with no exact decimal.
+            let o = slo.objective;
+            let raw = slo.objective_raw;
+            if o == Decimal::ZERO && Decimal::from_f64(raw).is_none() && raw > 0.0 && raw < 100.0 {
+                return Err(SpecError::new(
+                    at("objective"),
+                    format!(
+                        "objective {raw} has more than 30 digits, more than objectives are computed with"
+                    ),
+                    "write the objective in percent with fewer digits, e.g. 99.9",
+                ));
+            }
+            if o == Decimal::ZERO && Decimal::from_f64(raw).is_none() {
+                return Err(SpecError::new(
+                    at("objective"),
+                    format!("objective {raw} is not a percentage strictly between 0 and 100"),
+                    "write the objective in percent, e.g. 99.9 (100 leaves no error budget)",
+                ));
+            }
+            if !(o > Decimal::ZERO && o < Decimal::HUNDRED) {
                 return Err(SpecError::new(
                     at("objective"),
                     format!("objective {o} is not a percentage strictly between 0 and 100"),
@@ -709,11 +764,48 @@ impl ServiceSpecBuilder {
                     "write a whole number and a unit (m, h, d or w), e.g. 30d",
                 ));
             }
-            if slo.window.seconds() < 86_400 || slo.window.seconds() > 366 * 86_400 {
+            // A burn-rate pair reads the error ratio over its long window; a long window
+            // longer than the SLO window measures more than the SLO promises.
+            let slowest = BURN_WINDOWS
+                .iter()
+                .max_by_key(|w| w.long_seconds())
+                .copied()
+                .unwrap_or(BURN_WINDOWS[0]);
+            if slo.window.seconds() < slowest.long_seconds() || slo.window.seconds() > 366 * 86_400 {
                 return Err(SpecError::new(
                     at("window"),
-                    format!("window {} is outside 1d..366d", slo.window),
+                    format!(
+                        "window {} is outside {}..366d (at least the long window of the slowest burn-rate alert, {})",
+                        slo.window,
+                        slowest.long,
+                        slowest.label()
+                    ),
                     "use a compliance window such as 28d or 30d",
+                ));
+            }
+            let pairs = rules::burn_windows(slo);
+            let pages: Vec<_> = pairs
+                .iter()
+                .filter(|w| w.pair.severity == Severity::Page)
+                .collect();
+            if !pages.iter().any(|w| w.can_fire()) {
+                // The last page pair to remain is the one with the smallest burn factor:
+                // it can fire while budget × burn < 1, i.e. objective > 100 - 100 / burn.
+                let min_burn = pages.iter().map(|w| w.burn).min().unwrap_or(Decimal::ZERO);
+                let cut_off = 100.0 - 100.0 / min_burn.to_f64();
+                let thresholds: Vec<String> = pages
+                    .iter()
+                    .map(|w| format!("{} over {}", w.threshold, w.pair.label()))
+                    .collect();
+                return Err(SpecError::new(
+                    at("objective"),
+                    format!(
+                        "objective {o} over {} leaves no paging burn-rate alert: its page thresholds ({}) are not below 1, and an error ratio never exceeds 1; over {} the objective must be above 100 - 100/{min_burn} ≈ {cut_off:.2}%",
+                        slo.window,
+                        thresholds.join(", "),
+                        slo.window
+                    ),
+                    "raise the objective, or use a shorter window (burn-rate thresholds scale with it)",
                 ));
             }
             if let SloKind::Latency { threshold_seconds } = slo.kind {
@@ -748,6 +840,8 @@ impl ServiceSpecBuilder {
                         "use the name given to `Telemetry::job(...)` (1 to 255 characters), e.g. fulfil_order",
                     ));
                 }
+                // The queue name is also written into the alerts' descriptions.
+                template_free(&at("queue"), queue, "the queue name")?;
                 if !slo.routes.is_empty() {
                     return Err(SpecError::new(
                         format!("slos[{i}].routes[0]"),
@@ -864,6 +958,25 @@ fn is_name(s: &str, allow_upper_and_dot: bool) -> bool {
                 || b == b'_'
                 || (allow_upper_and_dot && (b.is_ascii_uppercase() || b == b'.'))
         })
+}
+
+/// Rejects `{{` and `}}` in text that ends up in alert labels or annotations, which
+/// Prometheus expands as Go templates: `{{` there breaks loading the rules or is replaced.
+///
+/// Rejected rather than escaped: these values (routing labels, a queue name, a URL) never
+/// need braces, and an escaped value (`{{ "{{" }}`) would read differently in the rule file
+/// than in the alert, in Alertmanager matchers and in the runbooks.
+fn template_free(path: &str, value: &str, what: &str) -> Result<(), SpecError> {
+    if value.contains("{{") || value.contains("}}") {
+        return Err(SpecError::new(
+            path,
+            format!(
+                "{what} `{value}` contains `{{{{` or `}}}}`, which Prometheus reads as a template in alert labels and annotations"
+            ),
+            "remove the double braces",
+        ));
+    }
+    Ok(())
 }
 
 fn is_label_name(s: &str) -> bool {

@@ -159,6 +159,100 @@ fn budget_reads_consumed_and_remaining_budget_from_a_real_prometheus() {
     assert!(stdout.contains("week budget 10.08 min"), "{stdout}");
 }
 
+/// A Prometheus holding `history` (OpenMetrics text, backfilled), serving once
+/// `ready_query` has a value.
+fn prometheus_with(history: String, ready_query: &str) -> PrometheusServer {
+    let prometheus = PrometheusServer::start_with_data("global:\n  scrape_interval: 1m\n", &[], |data| {
+        let om = data.with_file_name("history.om");
+        std::fs::write(&om, history)?;
+        let out = Command::new(tool("promtool"))
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&om)
+            .arg(data)
+            .output()?;
+        assert!(
+            out.status.success(),
+            "backfill failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let client = PrometheusClient::new(prometheus.url());
+    prometheus
+        .wait_for(Duration::from_secs(30), "serving the backfilled data", |_| {
+            client
+                .query_scalar(ready_query)
+                .is_ok_and(|v| v.is_some())
+                .then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    prometheus
+}
+
+#[test]
+fn budget_of_a_service_without_errors_is_untouched_not_no_data() {
+    // Three hours of successful requests and job runs only: no 5xx series and no
+    // `error_type` series exist at all.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let minutes = 180u64;
+    let first = now - 600 - minutes * 60;
+    let mut history = String::new();
+    let _ = writeln!(
+        history,
+        "# TYPE http_server_request_duration_seconds_count unknown"
+    );
+    for m in 0..=minutes {
+        let _ = writeln!(
+            history,
+            "http_server_request_duration_seconds_count{{{LABELS},http_response_status_code=\"200\"}} {} {}",
+            m * 2000,
+            first + m * 60
+        );
+    }
+    let _ = writeln!(history, "# TYPE messaging_process_duration_seconds_count unknown");
+    for m in 0..=minutes {
+        let _ = writeln!(
+            history,
+            "messaging_process_duration_seconds_count{{service=\"orders-api\",messaging_system=\"sqlite\",messaging_destination_name=\"fulfil_order\"}} {} {}",
+            m * 200,
+            first + m * 60
+        );
+    }
+    history.push_str("# EOF\n");
+    let prometheus = prometheus_with(
+        history,
+        "sum(http_server_request_duration_seconds_count offset 15m)",
+    );
+    let spec = ServiceSpec::builder("orders-api")
+        .slo(telltale_slo::Slo::availability("availability", 99.9))
+        .slo(telltale_slo::Slo::availability("fulfilment", 99.0).queue("fulfil_order"))
+        .build()
+        .unwrap();
+    let reports = budget(prometheus.url(), &spec).unwrap();
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        eprintln!("{r}");
+        assert_eq!(r.error_ratio, Some(0.0), "{r}");
+        assert_eq!(r.consumed, Some(0.0), "{r}");
+        assert_eq!(r.remaining, Some(1.0), "{r}");
+        assert!(r.to_string().contains("consumed 0.00%, remaining 100.00%"), "{r}");
+    }
+    // A service with no traffic at all still has no data.
+    let idle = ServiceSpec::builder("idle-api")
+        .slo(telltale_slo::Slo::availability("availability", 99.9))
+        .build()
+        .unwrap();
+    let reports = budget(prometheus.url(), &idle).unwrap();
+    assert_eq!(reports[0].error_ratio, None, "{}", reports[0]);
+    assert!(
+        reports[0].to_string().contains("consumed no data"),
+        "{}",
+        reports[0]
+    );
+}
+
 #[test]
 fn budget_reports_an_unreachable_prometheus_as_an_error() {
     let port = TcpListener::bind("127.0.0.1:0")

@@ -220,3 +220,40 @@ telltale_job_queue_wait_seconds_bucket{service="orders-api",messaging_system="sq
         ["metric build_info", "label commit", "label version"]
     );
 }
+
+#[test]
+fn long_service_names_get_distinct_uids_of_at_most_40_characters() {
+    let spec = |service: &str| {
+        ServiceSpec::builder(service)
+            .slo(telltale_slo::Slo::availability("availability", 99.9))
+            .build()
+            .unwrap()
+    };
+    // Short names keep `telltale-<service>`, up to exactly 40 characters.
+    assert_eq!(dashboard(&spec("orders-api"))["uid"], "telltale-orders-api");
+    let exactly_40 = "a".repeat(31);
+    assert_eq!(
+        dashboard(&spec(&exactly_40))["uid"],
+        format!("telltale-{exactly_40}")
+    );
+    // Two names sharing their first 40 characters of `telltale-<service>` (and more).
+    let a = spec("payments-settlement-reconciliation-worker-eu-west-1");
+    let b = spec("payments-settlement-reconciliation-worker-us-east-1");
+    let (uid_a, uid_b) = (dashboard(&a)["uid"].clone(), dashboard(&b)["uid"].clone());
+    let (uid_a, uid_b) = (uid_a.as_str().unwrap(), uid_b.as_str().unwrap());
+    assert_ne!(uid_a, uid_b);
+    for uid in [uid_a, uid_b] {
+        assert!(uid.len() <= 40, "{uid}");
+        assert!(uid.starts_with("telltale-payments-settlement-re"), "{uid}");
+    }
+    // Stable: the same name gives the same uid every time.
+    assert_eq!(dashboard(&a)["uid"], dashboard(&a)["uid"]);
+    // The runbooks point at the dashboard by that uid.
+    let books = telltale_slo::runbook::runbooks(&a);
+    assert!(
+        books
+            .values()
+            .all(|b| b.contains(&format!("Grafana dashboard (`{uid_a}`)"))),
+        "{books:#?}"
+    );
+}

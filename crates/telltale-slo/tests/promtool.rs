@@ -479,3 +479,271 @@ fn shorten(yaml: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Runs `promtool test rules` on `tests` against the rule file of `spec`.
+fn promtool_test_rules(spec: &ServiceSpec, tests: &str) {
+    let dir = generated_dir(spec);
+    let test_yaml = format!(
+        "rule_files:\n  - prometheus/{}.rules.yaml\nevaluation_interval: 1m\ntests:\n{tests}",
+        spec.service
+    );
+    let test_file = dir.path().join("slo-test.yaml");
+    std::fs::write(&test_file, &test_yaml).unwrap();
+    let out = Command::new(tool("promtool"))
+        .arg("test")
+        .arg("rules")
+        .arg(&test_file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("SUCCESS"),
+        "promtool test rules failed:\n{text}\n--- test file ---\n{}",
+        shorten(&test_yaml)
+    );
+}
+
+/// `expr` has one label-less (`labels` = `{}`) or labelled sample `value` at `minute`.
+fn expect_value(expr: &str, minute: u32, labels: &str, value: f64) -> String {
+    format!(
+        "      - expr: {}\n        eval_time: {minute}m\n        exp_samples:\n          - labels: {}\n            value: {value}\n",
+        serde_json::to_string(expr).unwrap(),
+        serde_json::to_string(labels).unwrap()
+    )
+}
+
+fn recorded(window: &str, slo: &str) -> String {
+    format!("slo:sli_error:ratio_rate{window}{{service=\"orders-api\",slo=\"{slo}\"}}")
+}
+
+#[test]
+fn burn_thresholds_follow_the_slo_window() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/orders-api/slo.yaml"
+    ))
+    .unwrap()
+    .replace("window: 30d", "window: 28d");
+    let spec = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+    let out = generate(&spec);
+    let rules = &out.files["prometheus/orders-api.rules.yaml"];
+    // budget × consumed share × 28d / long window: 0.001 × 0.02 × 672h / 1h = 0.01344, …
+    for t in [
+        "> 0.01344\n",
+        "> 0.0056\n",
+        "> 0.0028\n",
+        "> 0.0009333\n",
+        "> 0.1344\n",
+    ] {
+        assert!(rules.contains(t), "missing threshold {t} in:\n{rules}");
+    }
+    for stale in ["> 0.0144\n", "> 0.006\n", "> 0.003\n", "of a 30-day budget"] {
+        assert!(
+            !rules.contains(stale),
+            "30-day value {stale} in a 28d spec:\n{rules}"
+        );
+    }
+    assert!(
+        rules.contains("error budget burning 13.44x too fast over 1h and 5m"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("At 13.44x, 2% of the 28d budget is gone"),
+        "{rules}"
+    );
+    let book = &out.files["runbooks/OrdersApiAvailabilitySloBurn.md"];
+    assert!(
+        book.contains("| `1h/5m` | 13.44x | page | 0.01344 | 2% of the 28d budget |"),
+        "{book}"
+    );
+    assert!(
+        book.contains("| `3d/6h` | 0.9333x | ticket | 0.0009333 | 10% of the 28d budget |"),
+        "{book}"
+    );
+    assert!(!book.contains("30 days"), "{book}");
+    let dir = generated_dir(&spec);
+    let check = run(Command::new(tool("promtool"))
+        .args(["check", "rules"])
+        .arg(dir.path().join("prometheus/orders-api.rules.yaml")));
+    assert!(check.contains("SUCCESS: 40 rules found"), "{check}");
+
+    // 30 days (720h) keeps the workbook's factors.
+    let rules = &generate(&example()).files["prometheus/orders-api.rules.yaml"];
+    assert!(
+        rules.contains("At 14.4x, 2% of the 30d budget is gone"),
+        "{rules}"
+    );
+    let spec = ServiceSpec::from_yaml_str(&yaml.replace("window: 28d", "window: 720h"), "slo.yaml").unwrap();
+    let rules = &generate(&spec).files["prometheus/orders-api.rules.yaml"];
+    for t in ["> 0.0144\n", "> 0.006\n", "> 0.003\n", "> 0.001\n"] {
+        assert!(rules.contains(t), "missing threshold {t} in:\n{rules}");
+    }
+}
+
+#[test]
+fn burn_pairs_that_cannot_fire_are_left_out_and_explained() {
+    // 90% over 30d: the 1h/5m page would need an error ratio above 14.4 × 0.1 = 1.44.
+    let spec = ServiceSpec::from_yaml_str(
+        "service: orders-api\nslos:\n  - name: availability\n    kind: availability\n    objective: 90\n",
+        "slo.yaml",
+    )
+    .unwrap();
+    let out = generate(&spec);
+    let rules = &out.files["prometheus/orders-api.rules.yaml"];
+    assert!(!rules.contains("window: 1h/5m"), "{rules}");
+    assert!(!rules.contains("> 1.44"), "{rules}");
+    for t in ["> 0.6\n", "> 0.3\n", "> 0.1\n"] {
+        assert!(rules.contains(t), "missing threshold {t} in:\n{rules}");
+    }
+    assert!(
+        rules.contains("# SLO availability: no page alert for window 1h/5m: its threshold 1.44 (14.4x burn × 0.1 budget) is not below 1"),
+        "{rules}"
+    );
+    let book = &out.files["runbooks/OrdersApiAvailabilitySloBurn.md"];
+    assert!(
+        book.contains("| `1h/5m` | 14.4x | page | 1.44 (left out) |"),
+        "{book}"
+    );
+    assert!(
+        book.contains("**No `1h/5m` alert:** its threshold 1.44"),
+        "{book}"
+    );
+    assert!(!book.contains("Window `1h/5m`"), "{book}");
+    assert!(book.contains("Window `6h/30m` (severity page)"), "{book}");
+    // 7 recording rules, 3 burn pairs, the absent alert and the 5xx warning.
+    let dir = generated_dir(&spec);
+    let check = run(Command::new(tool("promtool"))
+        .args(["check", "rules"])
+        .arg(dir.path().join("prometheus/orders-api.rules.yaml")));
+    assert!(check.contains("SUCCESS: 12 rules found"), "{check}");
+    // The example's objectives keep all four pairs, and the rule file has no such comment.
+    let rules = &generate(&example()).files["prometheus/orders-api.rules.yaml"];
+    assert!(!rules.contains("# SLO "), "{rules}");
+}
+
+#[test]
+fn a_service_without_errors_has_an_error_ratio_of_zero_not_no_data() {
+    // Only successful requests and job runs: no 5xx series, no `error_type` series.
+    let spec = example();
+    let dash_errors = telltale_slo::dashboard::dashboard(&spec)["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Errors (5xx ratio)")
+        .map(|p| {
+            p["targets"][0]["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "5m")
+        })
+        .unwrap();
+    let budget_ratio = |slo: usize| {
+        // The budget command's error-ratio query, over 1h instead of the 30d window (the
+        // test has two hours of data; the query is the same).
+        telltale_slo::budget::budget_queries(&spec, &spec.slos[slo])[0].replace("[30d]", "[1h]")
+    };
+    let availability_sli = format!(
+        "1 - ({})",
+        telltale_slo::promql::error_ratio_one_line(&spec, &spec.slos[0], "1h")
+    );
+    let case = test_case(
+        "no error series: every ratio is 0",
+        &[
+            series(OK, counter(120, |_| 100)),
+            series(JOB_OK, counter(120, |_| 10)),
+        ],
+        &[
+            expect_value(
+                &recorded("5m", "availability"),
+                60,
+                &recorded("5m", "availability"),
+                0.0,
+            ),
+            expect_value(
+                &recorded("3d", "availability"),
+                60,
+                &recorded("3d", "availability"),
+                0.0,
+            ),
+            expect_value(
+                &recorded("1h", "fulfilment"),
+                60,
+                &recorded("1h", "fulfilment"),
+                0.0,
+            ),
+            expect_value(&dash_errors, 60, "{}", 0.0),
+            expect_value(&budget_ratio(0), 119, "{}", 0.0),
+            expect_value(&budget_ratio(2), 119, "{}", 0.0),
+            expect_value(&availability_sli, 119, "{}", 1.0),
+            expect_alerts("alertname=~\".*SloBurn\"", 119, false),
+            expect_alerts("alertname=\"OrdersApiAvailabilitySliMissing\"", 119, false),
+        ],
+    );
+    // No traffic at all stays "no data" (and the SLI-missing alert says why).
+    let other =
+        r#"http_server_request_duration_seconds_count{service="other-api",http_response_status_code="200"}"#;
+    let idle = test_case(
+        "no traffic: no ratio",
+        &[series(other, counter(30, |_| 100))],
+        &[format!(
+            "      - expr: {}\n        eval_time: 20m\n        exp_samples: []\n",
+            serde_json::to_string(&recorded("5m", "availability")).unwrap()
+        )],
+    );
+    promtool_test_rules(&spec, &format!("{case}{idle}"));
+}
+
+#[test]
+fn le_matchers_match_the_exporter_and_the_prometheus_3_spelling() {
+    // Bucket bounds whose Rust and Go (Prometheus 3) spellings differ: 0.00005 / 5e-05 and
+    // 1000000 / 1e+06.
+    let spec = ServiceSpec::from_yaml_str(
+        "service: orders-api\nbuckets: [0.00005, 0.25, 1000000]\nslos:\n  - name: tiny\n    kind: latency\n    objective: 99\n    threshold: 0.00005\n  - name: huge\n    kind: latency\n    objective: 99\n    threshold: 1000000\n",
+        "slo.yaml",
+    )
+    .unwrap();
+    let h = "http_server_request_duration_seconds";
+    let case = |name: &str, tiny: &str, huge: &str| {
+        let bucket = |le: &str| {
+            series(
+                &format!("{h}_bucket{{service=\"orders-api\",http_route=\"/\",le=\"{le}\"}}"),
+                counter(60, |_| 100),
+            )
+        };
+        test_case(
+            name,
+            &[
+                bucket(tiny),
+                bucket("0.25"),
+                bucket(huge),
+                bucket("+Inf"),
+                series(
+                    &format!(
+                        "{h}_count{{service=\"orders-api\",http_route=\"/\",http_response_status_code=\"200\"}}"
+                    ),
+                    counter(60, |_| 100),
+                ),
+            ],
+            &[
+                // Every request is within both bounds: error ratio 0 (not 1, not empty).
+                expect_value(&recorded("5m", "tiny"), 30, &recorded("5m", "tiny"), 0.0),
+                expect_value(&recorded("5m", "huge"), 30, &recorded("5m", "huge"), 0.0),
+                expect_alerts("alertname=\"OrdersApiTinySliMissing\"", 30, false),
+                expect_alerts("alertname=\"OrdersApiHugeSliMissing\"", 30, false),
+            ],
+        )
+    };
+    promtool_test_rules(
+        &spec,
+        &format!(
+            "{}{}",
+            case("exporter spelling", "0.00005", "1000000"),
+            case("Prometheus 3 spelling", "5e-05", "1e+06")
+        ),
+    );
+}

@@ -111,7 +111,7 @@ fn bad_window_is_rejected() {
     );
     expect_error(&yaml, 8, "window `30days` is not a duration", "e.g. 30d");
     let yaml = GOOD.replace("    objective: 99.9\n", "    objective: 99.9\n    window: 5m\n");
-    expect_error(&yaml, 8, "outside 1d..366d", "30d");
+    expect_error(&yaml, 8, "outside 3d..366d", "30d");
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn job_slos_parse_and_read_the_queue_runs() {
     let ratio = telltale_slo::promql::error_ratio(&spec, slo, "1h");
     assert_eq!(
         ratio,
-        "sum(rate(messaging_process_duration_seconds_count{service=\"orders-api\",messaging_destination_name=\"fulfil_order\",error_type!=\"\"}[1h]))\n/\nsum(rate(messaging_process_duration_seconds_count{service=\"orders-api\",messaging_destination_name=\"fulfil_order\"}[1h]))"
+        "(sum(rate(messaging_process_duration_seconds_count{service=\"orders-api\",messaging_destination_name=\"fulfil_order\",error_type!=\"\"}[1h])) or vector(0))\n/\nsum(rate(messaging_process_duration_seconds_count{service=\"orders-api\",messaging_destination_name=\"fulfil_order\"}[1h]))"
     );
     let latency = JOB.replace("kind: availability", "kind: latency\n    threshold: 2.5");
     let spec = ServiceSpec::from_yaml_str(&latency, "slo.yaml").unwrap();
@@ -243,7 +243,7 @@ fn job_slos_parse_and_read_the_queue_runs() {
     let spec = ServiceSpec::from_yaml_str(&legacy, "slo.yaml").unwrap();
     assert!(
         telltale_slo::promql::error_ratio(&spec, &spec.slos[0], "1h")
-            .starts_with("sum(rate(messaging_process_duration_seconds_count{")
+            .starts_with("(sum(rate(messaging_process_duration_seconds_count{")
     );
 }
 
@@ -309,4 +309,193 @@ fn job_slos_reject_routes_metric_request_labels_and_bad_queues() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("has no routes"), "{err}");
+}
+
+#[test]
+fn window_shorter_than_the_slowest_burn_rate_alert_is_rejected() {
+    // The 3d/6h ticket reads three days of errors: a shorter SLO window makes no sense.
+    let yaml = GOOD.replace("    objective: 99.9\n", "    objective: 99.9\n    window: 2d\n");
+    let text = expect_error(&yaml, 8, "window 2d is outside 3d..366d", "28d or 30d");
+    assert!(text.contains("slos[0].window"), "{text}");
+    assert!(text.contains("3d/6h"), "{text}");
+    let yaml = GOOD.replace("    objective: 99.9\n", "    objective: 99.9\n    window: 71h\n");
+    expect_error(&yaml, 8, "outside 3d..366d", "30d");
+    for ok in ["3d", "72h", "4w", "28d", "720h", "366d"] {
+        let yaml = GOOD.replace(
+            "    objective: 99.9\n",
+            &format!("    objective: 99.9\n    window: {ok}\n"),
+        );
+        ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn an_objective_without_any_paging_pair_is_rejected_with_the_cut_off() {
+    // 80% over 30d: the page thresholds are 14.4 × 0.2 = 2.88 and 6 × 0.2 = 1.2, both
+    // above any error ratio; pages need more than 100 - 100/6 = 83.33%.
+    let yaml = GOOD.replace("objective: 99.9", "objective: 80");
+    let text = expect_error(
+        &yaml,
+        7,
+        "objective 80 over 30d leaves no paging burn-rate alert",
+        "raise the objective",
+    );
+    assert!(text.contains("slos[0].objective"), "{text}");
+    assert!(text.contains("2.88 over 1h/5m, 1.2 over 6h/30m"), "{text}");
+    assert!(text.contains("above 100 - 100/6 ≈ 83.33%"), "{text}");
+    // 28 days: the slowest page burns 5.6x, so the cut-off is 100 - 100/5.6.
+    let yaml = GOOD.replace("    objective: 99.9\n", "    objective: 82\n    window: 28d\n");
+    expect_error(&yaml, 7, "above 100 - 100/5.6 ≈ 82.14%", "shorter window");
+    // Just above the cut-off one page pair is left (6 × 0.16 = 0.96).
+    let yaml = GOOD.replace("objective: 99.9", "objective: 84");
+    ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+    // The builder validates the same way.
+    let err = ServiceSpec::builder("orders-api")
+        .slo(telltale_slo::Slo::availability("availability", 83.0))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.path(), "slos[0].objective");
+}
+
+#[test]
+fn slo_names_that_give_the_same_alert_names_are_rejected() {
+    let yaml = GOOD
+        .replace("name: latency", "name: Availability")
+        .replace("name: Availability", "name: avail-ability");
+    let yaml = yaml.replace("name: availability", "name: avail_ability");
+    let text = expect_error(
+        &yaml,
+        8,
+        "SLO name `avail-ability` gives the same alert and runbook names as `avail_ability` (slos[0]): OrdersApiAvailAbilitySloBurn",
+        "differ in more than `-`, `_` and case",
+    );
+    assert!(text.contains("slos[1].name"), "{text}");
+    // Names that camel-case alike but for case (runbook files on a case-insensitive file
+    // system) too.
+    let err = ServiceSpec::builder("orders-api")
+        .slo(telltale_slo::Slo::availability("checkout-latency", 99.9))
+        .slo(telltale_slo::Slo::availability("checkoutlatency", 99.9))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.path(), "slos[1].name", "{err}");
+    let err = ServiceSpec::builder("orders-api")
+        .slo(telltale_slo::Slo::availability("checkout-latency", 99.9))
+        .slo(telltale_slo::Slo::latency("checkout_latency", 99.0, 0.25))
+        .build()
+        .unwrap_err();
+    assert!(err.message().contains("OrdersApiCheckoutLatencySloBurn"), "{err}");
+}
+
+#[test]
+fn template_braces_in_alert_labels_and_annotations_are_rejected() {
+    let yaml = GOOD.replace("team: orders", "team: \"{{ $labels.x }}\"");
+    let text = expect_error(
+        &yaml,
+        3,
+        "the label value `{{ $labels.x }}` contains `{{` or `}}`",
+        "remove the double braces",
+    );
+    assert!(text.contains("labels.team"), "{text}");
+    let yaml = GOOD.replace("team: orders", "team: \"orders}}\"");
+    expect_error(&yaml, 3, "contains `{{` or `}}`", "remove the double braces");
+    let yaml = format!("runbook_base: \"https://runbooks.example.com/{{{{ .x }}}}\"\n{GOOD}");
+    let text = expect_error(&yaml, 1, "the URL", "remove the double braces");
+    assert!(text.contains("runbook_base"), "{text}");
+    let yaml = JOB.replace("queue: fulfil_order", "queue: \"fulfil_{{order}}\"");
+    let text = expect_error(
+        &yaml,
+        5,
+        "the queue name `fulfil_{{order}}`",
+        "remove the double braces",
+    );
+    assert!(text.contains("slos[0].queue"), "{text}");
+    // Single braces are fine (no template action).
+    let yaml = GOOD.replace("team: orders", "team: \"{orders}\"");
+    ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+}
+
+#[test]
+fn an_overflowing_window_is_not_a_duration() {
+    // 99999999999999 weeks overflow u64 seconds: an error, not a panic or a wrapped value.
+    let yaml = GOOD.replace(
+        "    objective: 99.9\n",
+        "    objective: 99.9\n    window: 99999999999999w\n",
+    );
+    expect_error(&yaml, 8, "window `99999999999999w` is not a duration", "e.g. 30d");
+    assert_eq!(telltale_slo::spec::Window::parse("99999999999999w"), None);
+    assert_eq!(telltale_slo::spec::Window::parse("30500568904944w"), None);
+    assert_eq!(
+        telltale_slo::spec::Window::parse("30500568904943w").map(|w| w.seconds()),
+        Some(30_500_568_904_943 * 604_800)
+    );
+}
+
+#[test]
+fn the_objective_field_is_validated_even_when_set_after_construction() {
+    use telltale_slo::{Decimal, Slo};
+    for (objective, message) in [
+        (
+            Decimal::ZERO,
+            "objective 0 is not a percentage strictly between 0 and 100",
+        ),
+        (
+            Decimal::new(-5, 0),
+            "objective -5 is not a percentage strictly between 0 and 100",
+        ),
+        (
+            Decimal::HUNDRED,
+            "objective 100 is not a percentage strictly between 0 and 100",
+        ),
+        (
+            Decimal::new(1_000_000_001, 7),
+            "objective 100.0000001 is not a percentage",
+        ),
+        (
+            Decimal::new(999_999_999, 7),
+            "leaves an error budget below 0.0001%",
+        ),
+    ] {
+        let mut slo = Slo::availability("availability", 99.9);
+        slo.objective = objective;
+        let err = ServiceSpec::builder("orders-api")
+            .slo(slo)
+            .build()
+            .expect_err("invalid objective accepted");
+        assert_eq!(err.path(), "slos[0].objective", "{err}");
+        assert!(err.message().contains(message), "{err}");
+    }
+    // And a valid field replacing an invalid constructor argument is fine.
+    let mut slo = Slo::availability("availability", 100.0);
+    slo.objective = "99.5".parse().unwrap();
+    let spec = ServiceSpec::builder("orders-api").slo(slo).build().unwrap();
+    assert_eq!(spec.slos[0].error_budget().to_string(), "0.005");
+}
+
+#[test]
+fn values_with_too_many_digits_are_rejected_not_replaced() {
+    let yaml = format!("warnings:\n  error_ratio: 1.2345678901234567e-14\n{GOOD}");
+    let text = expect_error(&yaml, 2, "has more than 30 digits", "round it");
+    assert!(text.contains("warnings.error_ratio"), "{text}");
+    let yaml = format!("warnings:\n  dependency_error_ratio: 1.2345678901234567e-14\n{GOOD}");
+    expect_error(&yaml, 2, "has more than 30 digits", "round it");
+    let yaml = GOOD.replace("objective: 99.9", "objective: 1e-30");
+    let text = expect_error(&yaml, 7, "has more than 30 digits", "fewer digits");
+    assert!(text.contains("slos[0].objective"), "{text}");
+    let err = ServiceSpec::builder("orders-api")
+        .slo(telltale_slo::Slo::availability("availability", 1e-30))
+        .build()
+        .unwrap_err();
+    assert!(err.message().contains("more than 30 digits"), "{err}");
+    let err = ServiceSpec::builder("orders-api")
+        .slo(telltale_slo::Slo::availability("availability", f64::NAN))
+        .build()
+        .unwrap_err();
+    assert!(
+        err.message().contains("objective NaN is not a percentage"),
+        "{err}"
+    );
+    // Small values that have an exact decimal are kept as written.
+    let yaml = format!("warnings:\n  error_ratio: 1.5e-9\n{GOOD}");
+    let spec = ServiceSpec::from_yaml_str(&yaml, "slo.yaml").unwrap();
+    assert_eq!(spec.warnings.error_ratio.to_string(), "0.0000000015");
 }
