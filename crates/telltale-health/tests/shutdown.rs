@@ -53,15 +53,7 @@ async fn sigterm_drains_readiness_completes_in_flight_request_and_stops() {
     };
     let client = client();
     // An answer proves `serve` runs, so its signal handlers are installed.
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_ready(&client, &base).await;
 
     let slow = tokio::spawn(client.get(format!("{base}/slow")).send());
     entered_rx.await.unwrap();
@@ -73,20 +65,7 @@ async fn sigterm_drains_readiness_completes_in_flight_request_and_stops() {
     assert!(kill.success());
 
     // Readiness turns 503 at once (bounded poll: the signal is delivered asynchronously).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let res = client.get(format!("{base}/readyz")).send().await.unwrap();
-        if res.status() == 503 {
-            assert_eq!(res.text().await.unwrap(), "draining");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "readiness still {} after SIGTERM",
-            res.status()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert_eq!(wait_not_ready(&client, &base).await, "draining");
     assert!(health.is_draining());
     // Liveness stays 200 while draining.
     assert_eq!(
@@ -325,18 +304,14 @@ fn signal(child: &ChildGuard, name: &str) {
     assert!(sent.success());
 }
 
-/// Polls `/readyz` until it answers 503 (5 s at most).
-async fn wait_not_ready(client: &reqwest::Client, base: &str) {
+/// Polls `/readyz` until it answers 503 (5 s at most); its body.
+async fn wait_not_ready(client: &reqwest::Client, base: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let status = client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let res = client.get(format!("{base}/readyz")).send().await.unwrap();
+        let status = res.status();
         if status == 503 {
-            break;
+            return res.text().await.unwrap();
         }
         assert!(
             Instant::now() < deadline,
@@ -344,6 +319,16 @@ async fn wait_not_ready(client: &reqwest::Client, base: &str) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+async fn assert_ready(client: &reqwest::Client, base: &str) {
+    let status = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,13 +339,7 @@ async fn a_second_signal_during_the_drain_stops_at_once() {
     let base = format!("http://{}", wait_line(&mut lines, "LISTENING ").await);
     let client = client();
     // An answer proves `serve` runs, so its signal handlers are installed.
-    let status = client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_ready(&client, &base).await;
     signal(&child, "TERM");
     let signalled = Instant::now();
     wait_not_ready(&client, &base).await;
@@ -388,15 +367,7 @@ async fn sigterm_makes_the_process_exit_before_the_deadline() {
     let base = format!("http://{}", wait_line(&mut lines, "LISTENING ").await);
     let client = client();
     // An answer proves `serve` runs, so its signal handlers are installed.
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_ready(&client, &base).await;
     let slow = tokio::spawn(client.get(format!("{base}/slow")).send());
     wait_line(&mut lines, "ENTERED").await;
 

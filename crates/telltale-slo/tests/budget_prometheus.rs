@@ -80,33 +80,11 @@ fn openmetrics(now: u64) -> String {
 #[test]
 fn budget_reads_consumed_and_remaining_budget_from_a_real_prometheus() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let prometheus = PrometheusServer::start_with_data("global:\n  scrape_interval: 1m\n", &[], |data| {
-        let om = data.with_file_name("history.om");
-        std::fs::write(&om, openmetrics(now))?;
-        let out = Command::new(tool("promtool"))
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&om)
-            .arg(data)
-            .output()?;
-        assert!(
-            out.status.success(),
-            "backfill failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let prometheus = prometheus_with(
+        openmetrics(now),
+        "sum(http_server_request_duration_seconds_count offset 15m)",
+    );
     let url = prometheus.url().to_owned();
-    let client = PrometheusClient::new(&url);
-    prometheus
-        .wait_for(Duration::from_secs(30), "serving the backfilled data", |_| {
-            client
-                .query_scalar("sum(http_server_request_duration_seconds_count offset 15m)")
-                .is_ok_and(|v| v.is_some())
-                .then_some(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
 
     let spec = ServiceSpec::from_yaml_file(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -243,7 +243,6 @@ fn test_case(name: &str, input: &[String], checks: &[String]) -> String {
 #[test]
 fn burn_rate_alerts_fire_resolve_and_stay_quiet_as_the_workbook_predicts() {
     let spec = example();
-    let dir = generated_dir(&spec);
     let availability = &spec.slos[0];
     let burn = burn_alert_name(&spec, availability);
     let budget = availability.error_budget().to_f64();
@@ -448,29 +447,10 @@ fn burn_rate_alerts_fire_resolve_and_stay_quiet_as_the_workbook_predicts() {
         ],
     );
 
-    let test_yaml = format!(
-        "rule_files:\n  - prometheus/orders-api.rules.yaml\nevaluation_interval: 1m\ntests:\n{steady}{low}{spike}{latency}{absent}{burn_10}{burn_4}{job}{job_low}{job_absent}"
+    promtool_test_rules(
+        &spec,
+        &format!("{steady}{low}{spike}{latency}{absent}{burn_10}{burn_4}{job}{job_low}{job_absent}"),
     );
-    let test_file = dir.path().join("slo-test.yaml");
-    std::fs::write(&test_file, &test_yaml).unwrap();
-    let out = Command::new(tool("promtool"))
-        .arg("test")
-        .arg("rules")
-        .arg(&test_file)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "promtool test rules failed:\n{text}\n--- test file ---\n{}",
-        shorten(&test_yaml)
-    );
-    assert!(text.contains("SUCCESS"), "{text}");
 }
 
 fn shorten(yaml: &str) -> String {

@@ -447,42 +447,13 @@ async fn http_client_layer_injects_its_span_and_counts_4xx_as_errors() {
 
 #[tokio::test]
 async fn incoming_baggage_reaches_outgoing_calls_made_in_the_handler() {
-    let (p, _spans) = pipeline(Sampling::always());
-    let client_layer = telltale_trace::ClientTraceLayer::new(p.clone());
-    let app = Router::new()
-        .route(
-            "/",
-            get(move || {
-                let client_layer = client_layer.clone();
-                async move {
-                    let echo = tower::service_fn(|req: Request<Body>| async move {
-                        let b = req.headers().get("baggage").cloned();
-                        Ok::<_, Infallible>(http::Response::new(Body::from(
-                            b.map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default(),
-                        )))
-                    });
-                    let client = tower::Layer::layer(&client_layer, echo);
-                    let res = client
-                        .oneshot(Request::get("http://dep/").body(Body::empty()).unwrap())
-                        .await
-                        .unwrap();
-                    let body = res.into_body().collect().await.unwrap().to_bytes();
-                    String::from_utf8(body.to_vec()).unwrap()
-                }
-            }),
-        )
-        .layer(TraceLayer::new(p));
-    let mut req = get_req("/");
-    req.headers_mut()
-        .insert("baggage", "tenant=acme".parse().unwrap());
-    let res = app.oneshot(req).await.unwrap();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(&body[..], b"tenant=acme");
+    let sent = outgoing_header(Sampling::always(), &[("baggage", "tenant=acme")], "baggage").await;
+    assert_eq!(sent, "tenant=acme");
 }
 
-/// The `traceparent` an outgoing call made in the handler carries, for a request with
-/// `traceparent` (and `baggage` when given).
-async fn outgoing_traceparent(sampling: Sampling, traceparent: &str, baggage: Option<&str>) -> String {
+/// The `echo` header (empty when absent) of an outgoing call made in the handler through
+/// `ClientTraceLayer`, for a request with `headers`.
+async fn outgoing_header(sampling: Sampling, headers: &[(&str, &str)], echo: &'static str) -> String {
     let (p, _spans) = pipeline(sampling);
     let client_layer = telltale_trace::ClientTraceLayer::new(p.clone());
     let app = Router::new()
@@ -491,9 +462,9 @@ async fn outgoing_traceparent(sampling: Sampling, traceparent: &str, baggage: Op
             get(move || {
                 let client_layer = client_layer.clone();
                 async move {
-                    let echo = tower::service_fn(|req: Request<Body>| async move {
-                        let tp = req.headers()["traceparent"].to_str().unwrap().to_owned();
-                        Ok::<_, Infallible>(http::Response::new(Body::from(tp)))
+                    let echo = tower::service_fn(move |req: Request<Body>| async move {
+                        let v = req.headers().get(echo).map(|v| v.to_str().unwrap().to_owned());
+                        Ok::<_, Infallible>(http::Response::new(Body::from(v.unwrap_or_default())))
                     });
                     let client = tower::Layer::layer(&client_layer, echo);
                     let res = client
@@ -507,10 +478,9 @@ async fn outgoing_traceparent(sampling: Sampling, traceparent: &str, baggage: Op
         )
         .layer(TraceLayer::new(p));
     let mut req = get_req("/");
-    req.headers_mut()
-        .insert("traceparent", traceparent.parse().unwrap());
-    if let Some(b) = baggage {
-        req.headers_mut().insert("baggage", b.parse().unwrap());
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        req.headers_mut().append(name, value.parse().unwrap());
     }
     let res = app.oneshot(req).await.unwrap();
     let body = res.into_body().collect().await.unwrap().to_bytes();
@@ -532,7 +502,10 @@ async fn outgoing_calls_keep_the_callers_random_flag_as_it_was() {
         (Sampling::never(), "02", "02"),
     ] {
         for baggage in [None, Some("a=1")] {
-            let out = outgoing_traceparent(sampling.clone(), &from(sent), baggage).await;
+            let tp = from(sent);
+            let mut headers = vec![("traceparent", tp.as_str())];
+            headers.extend(baggage.map(|b| ("baggage", b)));
+            let out = outgoing_header(sampling.clone(), &headers, "traceparent").await;
             assert!(out.starts_with(&format!("00-{TRACE}-")), "{out}");
             assert!(
                 out.ends_with(&format!("-{want}")),
