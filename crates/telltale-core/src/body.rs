@@ -122,6 +122,7 @@ pin_project! {
         inner: B,
         observer: Option<O>,
         bytes: u64,
+        declared: Option<u64>,
     }
 
     impl<B: Body, O: BodyObserver> PinnedDrop for ObservedBody<B, O> {
@@ -129,7 +130,9 @@ pin_project! {
             let this = this.project();
             if let Some(observer) = this.observer.take() {
                 // An empty body is never polled by hyper; it ended, it was not abandoned.
-                if this.inner.is_end_stream() {
+                // Nor is a body once the `Content-Length` it declared has been sent: hyper's
+                // HTTP/1 writer stops there without asking a stream for its end.
+                if this.inner.is_end_stream() || this.declared.is_some_and(|n| *this.bytes >= n) {
                     observer.on_end(BodyEnd::Complete { trailers: None, bytes: *this.bytes });
                 } else {
                     observer.on_end(BodyEnd::Dropped { bytes: *this.bytes });
@@ -146,7 +149,18 @@ impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
             inner,
             observer: Some(observer),
             bytes: 0,
+            declared: None,
         }
+    }
+
+    /// The length the response declared (its `Content-Length`, see [`content_length`]):
+    /// dropped once that many bytes have been read, the body is complete, not abandoned.
+    /// Over HTTP/1.1 hyper stops polling a body when the declared length is written, so a
+    /// stream with a `Content-Length` (a file served by tower-http's `ServeDir`, say) is
+    /// dropped without ever reporting its end.
+    pub fn with_declared_length(mut self, declared: Option<u64>) -> Self {
+        self.declared = declared;
+        self
     }
 
     /// A body that reports nothing (the observer already fired or was not wanted).
@@ -155,8 +169,16 @@ impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
             inner,
             observer: None,
             bytes: 0,
+            declared: None,
         }
     }
+}
+
+/// The `Content-Length` of `headers`, if it holds one valid length (for
+/// [`ObservedBody::with_declared_length`]).
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let value = crate::headers::first(headers, &http::header::CONTENT_LENGTH)?;
+    std::str::from_utf8(value.as_bytes()).ok()?.parse().ok()
 }
 
 impl<B, O> Body for ObservedBody<B, O>

@@ -525,8 +525,11 @@ where
         Poll::Ready(match result {
             Ok(res) => {
                 let status = res.status().as_u16();
+                let declared = telltale_core::body::content_length(res.headers());
                 Ok(res.map(|body| match pending {
-                    Some(pending) => ObservedBody::new(body, pending.on_response(status)),
+                    Some(pending) => {
+                        ObservedBody::new(body, pending.on_response(status)).with_declared_length(declared)
+                    }
                     None => ObservedBody::unobserved(body),
                 }))
             }

@@ -130,7 +130,8 @@ where
                 None => Ok(res.map(ObservedBody::unobserved)),
                 Some(mut o) => {
                     o.on_head(res.status(), res.headers());
-                    Ok(res.map(|b| ObservedBody::new(b, o)))
+                    let declared = telltale_core::body::content_length(res.headers());
+                    Ok(res.map(|b| ObservedBody::new(b, o).with_declared_length(declared)))
                 }
             },
             Err(e) => {

@@ -43,6 +43,7 @@ fn app(prom: &Prometheus, scheme: Scheme) -> Router {
         .route("/bad", get(|| async { StatusCode::BAD_REQUEST }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/stream", get(stream_handler))
+        .route("/download", get(download_handler))
         .route("/any", any(|| async { "any" }))
         // axum layers only what exists when `.layer` is called: the fallback too.
         .fallback(|| async { StatusCode::NOT_FOUND })
@@ -54,6 +55,16 @@ async fn stream_handler() -> Body {
     let chunks =
         futures_util::stream::repeat_with(|| Ok::<_, std::io::Error>(Bytes::from_static(&[b'x'; 16 * 1024])));
     Body::from_stream(chunks)
+}
+
+/// A stream with a `Content-Length`, as tower-http's `ServeDir` answers: over HTTP/1.1
+/// hyper stops polling once 10 bytes are written and drops the body unfinished.
+async fn download_handler() -> impl axum::response::IntoResponse {
+    let chunks = futures_util::stream::iter([
+        Ok::<_, std::io::Error>(Bytes::from_static(b"hello")),
+        Ok(Bytes::from_static(b"world")),
+    ]);
+    ([(http::header::CONTENT_LENGTH, "10")], Body::from_stream(chunks))
 }
 
 async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, Bytes) {
@@ -323,6 +334,30 @@ async fn a_client_hanging_up_mid_body_over_tcp_is_counted_once_as_499() {
         "{text}"
     );
     assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
+}
+
+/// A download whose `Content-Length` was all sent is a 200, not a client hang-up (499).
+#[tokio::test]
+async fn a_streamed_download_with_a_content_length_is_complete_not_abandoned() {
+    let prom = prom();
+    let addr = serve(app(&prom, Scheme::OpenTelemetry)).await;
+    let res = reqwest::get(format!("http://{addr}/download")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(&res.bytes().await.unwrap()[..], b"helloworld");
+    let route = |status| {
+        [
+            (l::HTTP_ROUTE, "/download"),
+            (l::HTTP_RESPONSE_STATUS_CODE, status),
+        ]
+    };
+    let text = eventually(Duration::from_secs(5), "the download recorded", || {
+        let text = prom.handle().render();
+        let done = sample(&text, DUR, &route("200")).is_some() || sample(&text, DUR, &route("499")).is_some();
+        async move { done.then_some(text) }
+    })
+    .await;
+    assert_eq!(sample(&text, DUR, &route("200")), Some(1.0), "{text}");
+    assert_eq!(sample(&text, DUR, &route("499")), None, "{text}");
 }
 
 #[tokio::test]

@@ -303,9 +303,14 @@ where
                 let observed = matches!(state.access, AccessState::Body(Some(_)))
                     || state.metrics.is_some()
                     || matches!(state.trace, TraceState::Body(Some(_)));
+                let declared = if observed {
+                    telltale_core::body::content_length(res.headers())
+                } else {
+                    None
+                };
                 Poll::Ready(Ok(res.map(|body| {
                     if observed {
-                        ObservedBody::new(body, RequestEnd(state))
+                        ObservedBody::new(body, RequestEnd(state)).with_declared_length(declared)
                     } else {
                         ObservedBody::unobserved(body)
                     }
