@@ -199,6 +199,7 @@ where
         ResponseFuture {
             inner: self.inner.call(req),
             observation: Some(observation),
+            in_poll: false,
         }
     }
 }

@@ -52,8 +52,8 @@ impl RequestObservation {
     }
 
     /// The service panicked before its response head (a composed service that catches
-    /// the panic knows it; a lone metrics layer only sees its future dropped, and counts a
-    /// cancelled request): recorded as a 500 with `error_type="panic"` (gRPC: `UNKNOWN`).
+    /// the panic knows it; a lone metrics layer sees its future dropped in the middle of a
+    /// poll): recorded as a 500 with `error_type="panic"` (gRPC: `UNKNOWN`).
     pub fn on_panic(self) {
         match self.0 {
             Kind::Http(o) => o.on_panic(),
@@ -101,14 +101,23 @@ pin_project! {
         #[pin]
         pub(crate) inner: F,
         pub(crate) observation: Option<RequestObservation>,
+        // Set while the inner future is polled: still set when this future is dropped,
+        // the poll never returned (the handler panicked).
+        pub(crate) in_poll: bool,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            // Dropped before the response head: the client went away (or a timeout above
-            // us fired). Counted once, as a cancelled request.
-            if let Some(o) = this.project().observation.take() {
-                o.on_cancel();
+            let this = this.project();
+            if let Some(o) = this.observation.take() {
+                if *this.in_poll {
+                    // The handler panicked (a catch-panic layer outside answers 500).
+                    o.on_panic();
+                } else {
+                    // Dropped before the response head: the client went away (or a
+                    // timeout above us fired). Counted once, as a cancelled request.
+                    o.on_cancel();
+                }
             }
         }
     }
@@ -123,7 +132,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        *this.in_poll = true;
+        let polled = this.inner.poll(cx);
+        *this.in_poll = false;
+        let result = ready!(polled);
         let observation = this.observation.take();
         Poll::Ready(match result {
             Ok(res) => match observation {

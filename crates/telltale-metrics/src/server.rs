@@ -445,6 +445,7 @@ where
         ResponseFuture {
             inner: self.inner.call(req),
             observation,
+            in_poll: false,
         }
     }
 }

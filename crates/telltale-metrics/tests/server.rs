@@ -336,6 +336,36 @@ async fn a_client_hanging_up_mid_body_over_tcp_is_counted_once_as_499() {
     assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
 }
 
+/// A handler that panics under a lone `MetricsLayer` is a 500 with `error_type="panic"`,
+/// not a client hang-up (499): its future is dropped in the middle of a poll.
+#[tokio::test]
+async fn a_handler_panic_is_a_500_panic_not_a_hang_up() {
+    let prom = prom();
+    let layer = MetricsLayer::builder().recorder(prom.recorder()).build().unwrap();
+    let app: Router = Router::new()
+        .route(
+            "/boom",
+            get(|| async {
+                panic!("boom");
+                #[allow(unreachable_code)]
+                StatusCode::OK
+            }),
+        )
+        .layer(layer);
+    let req = http::Request::get("/boom").body(Body::empty()).unwrap();
+    let run = tokio::spawn(async move { app.oneshot(req).await });
+    assert!(run.await.unwrap_err().is_panic());
+    let text = prom.handle().render();
+    let boom = |status, error: Option<&'static str>| {
+        let mut labels = vec![(l::HTTP_ROUTE, "/boom"), (l::HTTP_RESPONSE_STATUS_CODE, status)];
+        labels.extend(error.map(|e| (l::ERROR_TYPE, e)));
+        sample(&text, DUR, &labels)
+    };
+    assert_eq!(boom("500", Some("panic")), Some(1.0), "{text}");
+    assert_eq!(boom("499", None), None, "{text}");
+    assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
+}
+
 /// A download whose `Content-Length` was all sent is a 200, not a client hang-up (499).
 #[tokio::test]
 async fn a_streamed_download_with_a_content_length_is_complete_not_abandoned() {
