@@ -525,7 +525,10 @@ where
         Poll::Ready(match result {
             Ok(res) => {
                 let status = res.status().as_u16();
-                let declared = telltale_core::body::content_length(res.headers());
+                let declared = pending
+                    .is_some()
+                    .then(|| telltale_core::body::content_length(res.headers()))
+                    .flatten();
                 Ok(res.map(|body| match pending {
                     Some(pending) => {
                         ObservedBody::new(body, pending.on_response(status)).with_declared_length(declared)

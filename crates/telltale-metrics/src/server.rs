@@ -451,10 +451,7 @@ where
 }
 
 fn request_size<B: http_body::Body>(req: &Request<B>) -> u64 {
-    req.headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-        .and_then(|s| s.parse().ok())
+    telltale_core::body::content_length(req.headers())
         .or_else(|| req.body().size_hint().exact())
         .unwrap_or(0)
 }

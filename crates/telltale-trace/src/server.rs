@@ -681,7 +681,10 @@ where
             }
             Ok(Poll::Ready(Ok(mut res))) => {
                 let end = this.state.take().and_then(|state| state.on_response(&mut res));
-                let declared = telltale_core::body::content_length(res.headers());
+                let declared = end
+                    .is_some()
+                    .then(|| telltale_core::body::content_length(res.headers()))
+                    .flatten();
                 Poll::Ready(Ok(res.map(|b| match end {
                     Some(end) => ObservedBody::new(b, end).with_declared_length(declared),
                     None => ObservedBody::unobserved(b),
