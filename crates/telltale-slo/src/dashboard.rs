@@ -133,7 +133,7 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         let count = format!("{}_count", l.duration);
         let bucket = format!("{}_bucket", l.duration);
         let mut bad = svc.clone();
-        bad.push(format!("{}=~\"5..\"", l.status));
+        bad.push(promql::server_error_matcher(spec));
         let route_legend = format!("{{{{{}}}}}", l.route);
         lay.panel(
             "timeseries",
@@ -143,11 +143,11 @@ pub fn dashboard(spec: &ServiceSpec) -> Value {
         );
         lay.panel(
             "timeseries",
-            "Errors (5xx ratio)",
+            "Errors (failed-request ratio)",
             "percentunit",
             &[(
-                "5xx",
-                // `or vector(0)`: no 5xx series at all is 0%, not "no data".
+                "errors",
+                // `or vector(0)`: no error series at all is 0%, not "no data".
                 format!(
                     "(sum(rate({}[$__rate_interval])) or vector(0)) / sum(rate({}[$__rate_interval]))",
                     sel(&count, &bad),

@@ -9,7 +9,8 @@
 //!     .build()
 //!     .unwrap();
 //! let ratio = promql::error_ratio(&spec, &spec.slos[0], "1h");
-//! assert!(ratio.contains("http_response_status_code=~\"5..\""));
+//! // A failed request: a 5xx, or a response whose body failed while streaming.
+//! assert!(ratio.contains("error_type!=\"\""));
 //! assert!(ratio.contains("[1h]"));
 //! ```
 //!
@@ -21,7 +22,7 @@
 
 use std::collections::BTreeSet;
 
-use telltale_metrics::names::{self, client};
+use telltale_metrics::names::{self, Scheme, client};
 
 use crate::decimal::Decimal;
 use crate::spec::{ServiceSpec, Slo, SloKind};
@@ -183,8 +184,24 @@ pub(crate) fn format_openmetrics_float(f: f64) -> String {
     }
 }
 
-fn server_error_matcher(spec: &ServiceSpec) -> String {
-    format!("{}=~\"5..\"", spec.label_names().status)
+/// What a failed request is, for alert and runbook text: in the OpenTelemetry scheme a
+/// 5xx or a body cut off while streaming; in the legacy scheme a 5xx.
+pub const fn server_error_phrase(spec: &ServiceSpec) -> &'static str {
+    match spec.scheme {
+        Scheme::OpenTelemetry => "a server error (5xx, or a response body that failed while streaming)",
+        Scheme::Legacy => "a server error (5xx)",
+    }
+}
+
+/// The matcher of a failed request. OpenTelemetry scheme: `error_type!=""`, set on every
+/// 5xx and on a response whose body failed while streaming (its status, often 200, was
+/// already sent; the client got a cut-off answer). Legacy scheme: `status=~"5.."`, its
+/// only signal (it has no `error_type`), so body failures after a 2xx are not counted.
+pub fn server_error_matcher(spec: &ServiceSpec) -> String {
+    match spec.scheme {
+        Scheme::OpenTelemetry => format!("{}!=\"\"", names::labels::ERROR_TYPE),
+        Scheme::Legacy => format!("{}=~\"5..\"", spec.label_names().status),
+    }
 }
 
 /// `sum(rate(total[window]))` for the SLO.
@@ -195,8 +212,8 @@ pub fn total_rate(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
     )
 }
 
-/// `sum(rate(good_or_bad[window]))`: for availability the 5xx requests (or failed job
-/// runs: those with an `error_type`), for latency the requests (or runs) within the
+/// `sum(rate(good_or_bad[window]))`: for availability the failed requests (5xx or a
+/// failed body, see [`server_error_matcher`]; for jobs the runs with an `error_type`), for latency the requests (or runs) within the
 /// threshold (the `le` bucket).
 pub fn numerator_rate(spec: &ServiceSpec, slo: &Slo, window: &str) -> String {
     let mut m = slo_matchers(spec, slo);
@@ -271,7 +288,8 @@ pub fn latency_quantile(spec: &ServiceSpec, slo: &Slo, q: &str, window: &str) ->
     )
 }
 
-/// The service's 5xx ratio over `window` (all routes).
+/// The service's failed-request ratio over `window` (all routes): 5xx, and in the
+/// OpenTelemetry scheme also bodies that failed while streaming.
 pub fn service_error_ratio(spec: &ServiceSpec, window: &str) -> String {
     let count = format!("{}_count", spec.label_names().duration);
     let m = service_matchers(spec);

@@ -314,11 +314,13 @@ fn runbook_url(spec: &ServiceSpec, alert: &str) -> String {
     format!("{}/{alert}.md", spec.runbook_base)
 }
 
-fn describe_slo(slo: &Slo) -> String {
+fn describe_slo(spec: &ServiceSpec, slo: &Slo) -> String {
     match (&slo.queue, &slo.kind) {
         (None, SloKind::Availability) => format!(
-            "{}% of requests not failing with a 5xx over {}",
-            slo.objective, slo.window
+            "{}% of requests not failing with {} over {}",
+            slo.objective,
+            promql::server_error_phrase(spec),
+            slo.window
         ),
         (None, SloKind::Latency { threshold_seconds }) => format!(
             "{}% of requests faster than {threshold_seconds} s over {}",
@@ -382,7 +384,7 @@ pub fn rule_set(spec: &ServiceSpec) -> RuleSet {
                         format!(
                             "The {} SLO ({}) burns its error budget at {{{{ $value | printf \"%.2f\" }}}}x the sustainable rate over the last {} (threshold {burn}x, confirmed over {}). At {burn}x, {}% of the {} budget is gone when this fires.",
                             slo.name,
-                            describe_slo(slo),
+                            describe_slo(spec, slo),
                             bw.long,
                             bw.short,
                             bw.budget_consumed_percent,
@@ -480,12 +482,14 @@ pub fn rule_set(spec: &ServiceSpec) -> RuleSet {
             annotations: vec![
                 (
                     "summary".to_owned(),
-                    format!("{} 5xx ratio above {}", spec.service, spec.warnings.error_ratio),
+                    format!("{} error ratio above {}", spec.service, spec.warnings.error_ratio),
                 ),
                 (
                     "description".to_owned(),
-                    "{{ $value | humanizePercentage }} of requests failed with a 5xx over the last 5m."
-                        .to_owned(),
+                    format!(
+                        "{{{{ $value | humanizePercentage }}}} of requests failed with {} over the last 5m.",
+                        promql::server_error_phrase(spec)
+                    ),
                 ),
                 ("runbook_url".to_owned(), runbook_url(spec, &alert)),
             ],

@@ -90,7 +90,7 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
             let (unit, what) = match (&slo.queue, &slo.kind) {
                 (None, SloKind::Availability) => (
                     "requests".to_owned(),
-                    "requests that fail with a server error (5xx)".to_owned(),
+                    format!("requests that fail with {}", promql::server_error_phrase(spec)),
                 ),
                 (None, SloKind::Latency { threshold_seconds }) => (
                     "requests".to_owned(),
@@ -164,8 +164,10 @@ fn runbook(spec: &ServiceSpec, name: &str, rules: &[&AlertRule]) -> String {
         AlertKind::ErrorRatio => {
             let _ = writeln!(
                 out,
-                "More than {} of all requests to {} failed with a 5xx over 5 minutes, for 5 minutes. Non-paging early warning.\n",
-                spec.warnings.error_ratio, spec.service
+                "More than {} of all requests to {} failed with {} over 5 minutes, for 5 minutes. Non-paging early warning.\n",
+                spec.warnings.error_ratio,
+                spec.service,
+                promql::server_error_phrase(spec)
             );
         }
         AlertKind::DependencyErrors => {

@@ -30,10 +30,10 @@
 //! | `runbook_base` | URL the `runbook_url` annotations start with (without `{{`/`}}`) | `https://runbooks.example.invalid/<service>` |
 //! | `buckets` | the duration histogram's bucket boundaries, seconds | `DEFAULT_DURATION_BUCKETS` |
 //! | `dependencies` | outbound dependencies (`peer_service` values) to warn about | none |
-//! | `warnings.error_ratio` | non-paging warning above this 5xx ratio over 5m | `0.05` |
+//! | `warnings.error_ratio` | non-paging warning above this failed-request ratio over 5m | `0.05` |
 //! | `warnings.dependency_error_ratio` | warning above this dependency error ratio over 5m | `0.1` |
 //! | `slos[].name` | SLO name, `[a-z0-9_-]`, unique even ignoring `-`/`_` (`checkout-latency` and `checkout_latency` would share alert names) | required |
-//! | `slos[].kind` | `availability` (not 5xx) or `latency` (faster than `threshold`) | required |
+//! | `slos[].kind` | `availability` (not failed: 5xx or failed body) or `latency` (faster than `threshold`) | required |
 //! | `slos[].objective` | percent, `0 < objective < 100`, at most six nines, high enough to leave a paging burn-rate alert (over 30d: above 100 - 100/6 ≈ 83.33) | required |
 //! | `slos[].window` | compliance window, `3d` (the slowest burn-rate alert's long window) to `366d`: `30d`, `4w`, `720h`; burn-rate thresholds scale with it | `30d` |
 //! | `slos[].threshold` | latency SLOs: seconds, one of the `buckets` | required for latency |
@@ -237,7 +237,8 @@ impl fmt::Display for Window {
 /// What an SLO measures.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SloKind {
-    /// Share of requests that are not server errors (HTTP 5xx).
+    /// Share of requests that are not server errors (HTTP 5xx, or a body that failed while
+    /// streaming; see [`crate::promql::server_error_matcher`]).
     Availability,
     /// Share of requests faster than `threshold_seconds`, a histogram bucket boundary.
     Latency {
@@ -288,7 +289,7 @@ pub struct Slo {
 }
 
 impl Slo {
-    /// An availability SLO: `objective` percent of requests are not 5xx, over 30 days.
+    /// An availability SLO: `objective` percent of requests do not fail (5xx or failed body), over 30 days.
     pub fn availability(name: impl Into<String>, objective_percent: f64) -> Self {
         Self::new(name.into(), SloKind::Availability, objective_percent)
     }
@@ -367,7 +368,7 @@ impl Slo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Warnings {
-    /// Warn when the service's 5xx ratio over 5m is above this (default `0.05`).
+    /// Warn when the service's failed-request ratio over 5m is above this (default `0.05`).
     pub error_ratio: Decimal,
     /// Warn when a dependency's error ratio over 5m is above this (default `0.1`).
     pub dependency_error_ratio: Decimal,
@@ -425,7 +426,7 @@ impl ServiceSpec {
     }
 
     /// Whether the service answers requests: `false` for a worker, a spec whose SLOs are
-    /// all job SLOs (`queue`). A worker's rules leave out the 5xx-ratio warning and its
+    /// all job SLOs (`queue`). A worker's rules leave out the error-ratio warning and its
     /// dashboard the request panels, which would only ever be empty.
     ///
     /// ```
@@ -549,7 +550,7 @@ impl ServiceSpecBuilder {
         self
     }
 
-    /// Warning threshold on the service's 5xx ratio (default `0.05`).
+    /// Warning threshold on the service's failed-request ratio (default `0.05`).
     pub fn warn_error_ratio(mut self, ratio: f64) -> Self {
         self.warning_error_ratio = Some(ratio);
         self

@@ -606,22 +606,27 @@ fn burn_pairs_that_cannot_fire_are_left_out_and_explained() {
     assert!(!rules.contains("# SLO "), "{rules}");
 }
 
-#[test]
-fn a_service_without_errors_has_an_error_ratio_of_zero_not_no_data() {
-    // Only successful requests and job runs: no 5xx series, no `error_type` series.
-    let spec = example();
-    let dash_errors = telltale_slo::dashboard::dashboard(&spec)["panels"]
+/// The dashboard's error-ratio query, over 5m.
+fn dashboard_errors(spec: &ServiceSpec) -> String {
+    telltale_slo::dashboard::dashboard(spec)["panels"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["title"] == "Errors (5xx ratio)")
+        .find(|p| p["title"] == "Errors (failed-request ratio)")
         .map(|p| {
             p["targets"][0]["expr"]
                 .as_str()
                 .unwrap()
                 .replace("$__rate_interval", "5m")
         })
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_service_without_errors_has_an_error_ratio_of_zero_not_no_data() {
+    // Only successful requests and job runs: no 5xx series, no `error_type` series.
+    let spec = example();
+    let dash_errors = dashboard_errors(&spec);
     let budget_ratio = |slo: usize| {
         // The budget command's error-ratio query, over 1h instead of the 30d window (the
         // test has two hours of data; the query is the same).
@@ -676,6 +681,50 @@ fn a_service_without_errors_has_an_error_ratio_of_zero_not_no_data() {
         )],
     );
     promtool_test_rules(&spec, &format!("{case}{idle}"));
+}
+
+#[test]
+fn a_response_whose_body_failed_after_its_200_counts_as_an_error_and_a_499_does_not() {
+    // telltale-metrics keeps the status that was sent (200) and sets `error_type="body"`
+    // when the body fails while streaming: the client got a cut-off answer. A client that
+    // hung up is a 499 without `error_type`: not the server's failure.
+    let spec = example();
+    let base = r#"http_server_request_duration_seconds_count{service="orders-api",http_route="/orders/{id}",http_request_method="GET",http_response_status_code="#;
+    let body_failed = format!(r#"{base}"200",error_type="body"}}"#);
+    let hung_up = format!(r#"{base}"499"}}"#);
+    // Per minute: 95 fine, 2 failed bodies, 3 hang-ups: 2% failed. Rounded to 4 places:
+    // promtool compares floats exactly.
+    let round = |expr: &str| format!("round({}, 0.0001)", expr.replace('\n', " "));
+    let case = test_case(
+        "failed bodies count, hang-ups do not",
+        &[
+            series(OK, counter(60, |_| 95)),
+            series(&body_failed, counter(60, |_| 2)),
+            series(&hung_up, counter(60, |_| 3)),
+        ],
+        &[
+            expect_value(
+                &round(&recorded("5m", "availability")),
+                30,
+                r#"{service="orders-api",slo="availability"}"#,
+                0.02,
+            ),
+            expect_value(
+                &round(&telltale_slo::promql::error_ratio(&spec, &spec.slos[0], "1h")),
+                30,
+                "{}",
+                0.02,
+            ),
+            expect_value(&round(&dashboard_errors(&spec)), 30, "{}", 0.02),
+            expect_value(
+                &round(&telltale_slo::promql::service_error_ratio(&spec, "5m")),
+                30,
+                "{}",
+                0.02,
+            ),
+        ],
+    );
+    promtool_test_rules(&spec, &case);
 }
 
 #[test]
