@@ -28,6 +28,10 @@
 //! cap is buffered before the first attempt. A body of unknown size (a gRPC request) is
 //! recorded while the first attempt sends it, like linkerd's replay body: if it was read
 //! to the end within the cap, it can be replayed; otherwise the call is not retried.
+//! A `tonic::body::Body` is first read as far as it is ready without waiting: a unary
+//! call's one message always is, so the call can be replayed even when the first attempt
+//! never read it (tonic drops the request unread when the connection is refused). A
+//! streaming call sends the part read ahead first, then the rest as it comes.
 //!
 //! # gRPC
 //!
@@ -264,6 +268,119 @@ impl<B: Body<Data = Bytes>> Body for VerdictBody<B> {
     }
 }
 
+// === Read-ahead (tonic) ===
+
+/// What [`read_ahead`] got from a body.
+#[cfg(feature = "tonic")]
+enum ReadAhead {
+    /// The whole body, within the cap.
+    All(Bytes),
+    /// The frames it had ready before it would wait (or went over the cap), in order.
+    Some(std::collections::VecDeque<Frame<Bytes>>),
+    /// The body failed (an encoding error of the caller's message).
+    Failed(tonic::Status),
+}
+
+/// Reads the frames `body` has ready without waiting, until it ends, would wait, yields
+/// trailers or passes `cap` bytes. A unary gRPC call's body (one encoded message) is
+/// ready at once, so it ends here and can be replayed even when the first attempt never
+/// reads it: tonic drops a request unpolled when its connection fails, so recording the
+/// body as it is sent (what streaming calls rely on) would see nothing. A streaming call
+/// whose stream is not ready yet is sent as usual, its ready prefix first.
+#[cfg(feature = "tonic")]
+async fn read_ahead(body: &mut tonic::body::Body, cap: usize) -> ReadAhead {
+    use std::collections::VecDeque;
+    let mut frames: VecDeque<Frame<Bytes>> = VecDeque::new();
+    let mut len = 0usize;
+    std::future::poll_fn(|cx| {
+        loop {
+            if body.is_end_stream() {
+                break;
+            }
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(None) => break,
+                Poll::Ready(Some(Ok(frame))) => {
+                    let more = match frame.data_ref() {
+                        Some(data) => {
+                            len = len.saturating_add(data.len());
+                            len <= cap
+                        }
+                        None => false,
+                    };
+                    frames.push_back(frame);
+                    if !more {
+                        return Poll::Ready(Ok(false));
+                    }
+                }
+                Poll::Ready(Some(Err(status))) => return Poll::Ready(Err(status)),
+                // Registered the waker; nothing is lost if it fires later.
+                Poll::Pending => return Poll::Ready(Ok(false)),
+            }
+        }
+        Poll::Ready(Ok(true))
+    })
+    .await
+    .map_or_else(ReadAhead::Failed, |ended| {
+        if ended {
+            let mut all = BytesMut::with_capacity(len);
+            for f in &frames {
+                if let Some(d) = f.data_ref() {
+                    all.extend_from_slice(d);
+                }
+            }
+            ReadAhead::All(all.freeze())
+        } else {
+            ReadAhead::Some(frames)
+        }
+    })
+}
+
+#[cfg(feature = "tonic")]
+pin_project_lite::pin_project! {
+    /// Frames already read from `inner`, then the rest of `inner`.
+    struct Prefixed<B> {
+        prefix: std::collections::VecDeque<Frame<Bytes>>,
+        #[pin]
+        inner: B,
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl<B: Body<Data = Bytes>> Body for Prefixed<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        match this.prefix.pop_front() {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None => this.inner.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let ready: u64 = self
+            .prefix
+            .iter()
+            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
+            .sum();
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(ready));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(ready));
+        }
+        hint
+    }
+}
+
 // === Layer and Service ===
 
 /// The policy as a tower layer (see the module docs).
@@ -467,7 +584,32 @@ where
                         (B::from_bytes(bytes.clone()), Replay::Bytes(bytes))
                     }
                     Some(_) => (body, Replay::No(reason::BODY_TOO_LARGE)),
-                    None => {
+                    #[allow(unused_labels, unused_mut)]
+                    None => 'read: {
+                        let mut body = body;
+                        // tonic drops a request unread when its connection fails: what
+                        // the body has ready (a unary call's one message) is read now,
+                        // so that call can be replayed. See `read_ahead`.
+                        #[cfg(feature = "tonic")]
+                        if let Some(b) =
+                            (&mut body as &mut dyn std::any::Any).downcast_mut::<tonic::body::Body>()
+                        {
+                            match read_ahead(b, cap).await {
+                                ReadAhead::All(bytes) => {
+                                    break 'read (B::from_bytes(bytes.clone()), Replay::Bytes(bytes));
+                                }
+                                ReadAhead::Some(prefix) => {
+                                    let rest = std::mem::take(b);
+                                    *b = tonic::body::Body::new(Prefixed { prefix, inner: rest });
+                                }
+                                ReadAhead::Failed(status) => {
+                                    return Err(ResilienceError::Other {
+                                        dependency: dependency.clone(),
+                                        source: status.into(),
+                                    });
+                                }
+                            }
+                        }
                         let rec = Recorder::new(cap);
                         (body.record(rec.clone()), Replay::Recorded(rec))
                     }

@@ -461,3 +461,156 @@ async fn a_hyper_grpc_client_whose_body_is_mapped_to_tonics_sees_trailers() {
     );
     assert_eq!(server.calls(), 3);
 }
+
+/// A connector whose first connection is refused (the dependency restarting), then
+/// connects to `addr`.
+#[cfg(feature = "tonic")]
+#[derive(Clone)]
+struct RefuseFirst {
+    addr: std::net::SocketAddr,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[cfg(feature = "tonic")]
+impl tower::Service<http::Uri> for RefuseFirst {
+    type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+    type Error = std::io::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, std::io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), std::io::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        let addr = self.addr;
+        let first = self.refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            if first {
+                return Err(std::io::ErrorKind::ConnectionRefused.into());
+            }
+            Ok(hyper_util::rt::TokioIo::new(
+                tokio::net::TcpStream::connect(addr).await?,
+            ))
+        })
+    }
+}
+
+/// tonic drops the request without reading its body when the connection fails, so the
+/// body cannot be recorded as it is sent: the layer reads a unary call's message before
+/// the first attempt, and the call is retried after a refused connection, with the same
+/// bytes, even though it is not idempotent.
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn a_tonic_call_whose_connection_was_refused_is_retried_with_its_message() {
+    let _ = common::metrics();
+    let server = FlakyServer::start(Script::Grpc(0, 0, 5)).await;
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let channel = tonic::transport::Endpoint::from_static("http://inventory.invalid")
+        .connect_with_connector_lazy(RefuseFirst {
+            addr: server.addr,
+            refused: refused.clone(),
+        });
+    let p = ClientPolicy::builder("grpc-connect-refused")
+        .timeout(Duration::from_secs(2))
+        .retry(Retry::exponential().base(MS).cap(10 * MS).max_attempts(3))
+        .build()
+        .unwrap();
+    let mut client = tonic_health::pb::health_client::HealthClient::new(
+        ServiceBuilder::new().layer(p.layer()).service(channel),
+    );
+    let status = client.check(check()).await.unwrap_err();
+    // The second attempt reached the server, which answered NOT_FOUND.
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(server.calls(), 1);
+    let bodies = server.shared.bodies.lock().unwrap().clone();
+    // The health request's one message, framed: 5-byte prefix, then "\n\tinventory".
+    assert_eq!(&bodies[0][5..], b"\n\tinventory");
+    assert_eq!(
+        common::metric(
+            "telltale_client_retries_total",
+            &[("peer_service", "grpc-connect-refused")]
+        ),
+        1.0
+    );
+}
+
+/// A request body fed through a channel: frames arrive while the call is under way. It
+/// says when it was first polled with nothing to give.
+#[cfg(feature = "tonic")]
+struct ChannelBody(
+    tokio::sync::mpsc::Receiver<Bytes>,
+    Option<tokio::sync::oneshot::Sender<()>>,
+);
+
+#[cfg(feature = "tonic")]
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
+        let next = self.0.poll_recv(cx);
+        if next.is_pending()
+            && let Some(waiting) = self.1.take()
+        {
+            let _ = waiting.send(());
+        }
+        next.map(|next| next.map(|data| Ok(http_body::Frame::data(data))))
+    }
+}
+
+/// A client-streaming call whose stream has one message ready and the next later: the
+/// ready prefix read ahead is sent first, then the rest, nothing lost or reordered.
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn a_streaming_grpc_body_is_sent_whole_after_its_ready_prefix() {
+    use http_body_util::BodyExt;
+
+    let (got_tx, got_rx) = tokio::sync::oneshot::channel::<Bytes>();
+    let got_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(got_tx)));
+    let inner = tower::service_fn(move |req: Request<tonic::body::Body>| {
+        let got_tx = got_tx.clone();
+        async move {
+            let bytes = req.into_body().collect().await.unwrap().to_bytes();
+            if let Some(tx) = got_tx.lock().unwrap().take() {
+                let _ = tx.send(bytes);
+            }
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .header("grpc-status", "0")
+                    .body(tonic::body::Body::empty())
+                    .unwrap(),
+            )
+        }
+    });
+    let mut svc = ServiceBuilder::new()
+        .layer(policy("grpc-streaming").layer())
+        .service(inner);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (waiting_tx, waiting) = tokio::sync::oneshot::channel();
+    tx.send(Bytes::from_static(b"first;")).await.unwrap();
+    let req = Request::post("http://inventory.invalid/inventory.v1.Stock/Reserve")
+        .header("content-type", "application/grpc")
+        .body(tonic::body::Body::new(ChannelBody(rx, Some(waiting_tx))))
+        .unwrap();
+    let call = tokio::spawn(async move { svc.ready().await.unwrap().call(req).await });
+    // The layer read "first;" ahead and found nothing more ready.
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the body is polled")
+        .unwrap();
+    tx.send(Bytes::from_static(b"second;")).await.unwrap();
+    tx.send(Bytes::from_static(b"third")).await.unwrap();
+    drop(tx);
+    let res = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(res.headers()["grpc-status"], "0");
+    assert_eq!(got_rx.await.unwrap(), Bytes::from_static(b"first;second;third"));
+}
