@@ -41,11 +41,20 @@
 //!   critical check fails (the failing checks are named, reasons withheld) or while
 //!   draining (`draining`). `?verbose` prints one line per check (`[+]db ok`,
 //!   `[-]cache failed: <reason>`); `?exclude=name` (repeatable) ignores a check, an
-//!   unknown name is reported as a warning, not a failure; `/readyz/{name}` answers for
-//!   one check (404 for an unknown one). With `Accept: application/json` the answer is
-//!   JSON: overall status and, per check, status, critical, duration_ms, error (the
-//!   reason with `?verbose`, else `"reason withheld"`; `null` when the check passed),
-//!   last_success (RFC 3339).
+//!   unknown name is reported as a warning, not a failure. With
+//!   `Accept: application/json` the answer is JSON: overall status and, per check,
+//!   status, critical, duration_ms, error (the reason with `?verbose`, else
+//!   `"reason withheld"`; `null` when the check passed), last_success (RFC 3339).
+//! - `/readyz/{name}`: one check (404 for an unknown one), 200 or 503 as it passes or
+//!   fails, in the same formats.
+//! - While draining, every readiness answer, `/readyz` and `/readyz/{name}` alike, is
+//!   503 `draining` (`readyz check failed: draining` with `?verbose`,
+//!   `{"status":"draining"}` as JSON), and no check is run. Unlike kube-apiserver's
+//!   per-check endpoints, which report only their check, `/readyz/{name}` does not
+//!   keep answering 200: a load balancer may be pointed at it, and a draining process
+//!   must invite no traffic. The word `draining` is shown without `?verbose`: it is
+//!   not a check's reason (which may name hosts or users), and withholding it would
+//!   read as the check failing.
 //! - `/startupz`: 503 until every startup check has passed once, then 200 for good.
 //!
 //! Every answer carries `Cache-Control: no-cache, no-store, must-revalidate`.
@@ -123,7 +132,9 @@ impl Health {
     }
 
     /// The router serving the liveness, readiness and startup paths; mount it with
-    /// `Router::merge`. Works with any router state type.
+    /// `Router::merge`. Works with any router state type. While draining, `/readyz`
+    /// and every `/readyz/{name}` answer 503 `draining` (see the
+    /// [crate docs](crate#endpoints-kubernetes-conventions)).
     pub fn router<S>(&self) -> axum::Router<S>
     where
         S: Clone + Send + Sync + 'static,
@@ -133,16 +144,48 @@ impl Health {
 
     /// Turns readiness to 503 `draining` (and the gRPC status to not serving), for
     /// good. Liveness is unaffected. Returns `false` if it was already draining.
+    ///
+    /// HTTP readiness answers 503 from the moment this returns. So does the gRPC health
+    /// service, unless another update to it was under way at that very moment (a
+    /// readiness run setting it, microseconds); then it follows as soon as that update
+    /// is done. Await [`drain`](Self::drain) instead to know it has.
     pub fn start_draining(&self) -> bool {
         let started = self.inner.start_draining();
         #[cfg(feature = "tonic")]
-        if started && let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let inner = self.inner.clone();
-            handle.spawn(async move {
-                inner.verdict_changed(registry::Verdict::Draining).await;
-            });
-        }
+        self.inner.publish_drain_now();
         started
+    }
+
+    /// Starts draining, as [`start_draining`](Self::start_draining) does, and
+    /// completes once every readiness answer says so: HTTP at once, and with a
+    /// [gRPC reporter](HealthBuilder::grpc_reporter), once the overall service `""`
+    /// and each named service are set to NOT_SERVING. From then on every gRPC `Check`
+    /// answers NOT_SERVING, every open `Watch` stream has been sent NOT_SERVING, and
+    /// no readiness run sets them back. Resolves to `false` if it was already
+    /// draining (after making sure of the same).
+    ///
+    /// Draining starts when `drain` is called, not when the future is first polled;
+    /// dropping the future does not undo it. [`serve`] counts its drain delay from
+    /// when this completes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let health = telltale_health::Health::builder().build().unwrap();
+    /// assert!(health.drain().await);
+    /// assert!(health.is_draining());
+    /// assert!(!health.is_ready().await);
+    /// assert!(!health.drain().await); // already draining
+    /// # }
+    /// ```
+    pub fn drain(&self) -> impl Future<Output = bool> + Send + 'static {
+        let started = self.start_draining();
+        #[cfg(feature = "tonic")]
+        let inner = self.inner.clone();
+        async move {
+            #[cfg(feature = "tonic")]
+            inner.publish_grpc(registry::Verdict::Draining).await;
+            started
+        }
     }
 
     /// Whether [`start_draining`](Self::start_draining) was called (or a signal came).
@@ -152,7 +195,9 @@ impl Health {
 
     /// A future that completes once draining has started: on SIGTERM or SIGINT (Ctrl-C)
     /// (after which it starts draining itself), or when
-    /// [`start_draining`](Self::start_draining) is called.
+    /// [`start_draining`](Self::start_draining) is called. As with
+    /// [`drain`](Self::drain), it completes only once the gRPC health service (if any)
+    /// answers NOT_SERVING too.
     ///
     /// Signal handlers are installed when this is *called* (inside a Tokio runtime), not
     /// when first polled, so a signal arriving in between is not lost (and does not kill
@@ -340,10 +385,11 @@ impl HealthBuilder {
 
     /// Feeds the gRPC Health Checking Protocol: the overall service `""` and each of
     /// `services` (e.g. `"orders.v1.Orders"`) are set to serving / not serving whenever
-    /// readiness changes, and to not serving when draining starts. This needs the
-    /// checks to run without HTTP probes, so a background refresh is started (every
-    /// TTL, unless [`refresh_every`](Self::refresh_every) is set): call
-    /// [`build`](Self::build) inside a Tokio runtime.
+    /// readiness changes, and to not serving for good when draining starts (see
+    /// [`Health::drain`] for exactly when). This needs the checks to run without HTTP
+    /// probes, so a background refresh is started (every TTL, unless
+    /// [`refresh_every`](Self::refresh_every) is set): call [`build`](Self::build)
+    /// inside a Tokio runtime.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

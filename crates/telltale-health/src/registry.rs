@@ -90,7 +90,6 @@ pub(crate) struct Inner {
     /// How many startup runs have finished, and the failures of the last one.
     startup_last: Mutex<(u64, Vec<(usize, CheckError)>)>,
     pub(crate) draining: watch::Sender<bool>,
-    last_verdict: Mutex<Option<Verdict>>,
     #[cfg(feature = "tonic")]
     pub(crate) grpc: Option<crate::grpc::GrpcReporter>,
 }
@@ -119,7 +118,6 @@ impl Inner {
             startup_lock: Arc::new(tokio::sync::Mutex::new(())),
             startup_last: Mutex::new((0, Vec::new())),
             draining: watch::Sender::new(false),
-            last_verdict: Mutex::new(None),
             #[cfg(feature = "tonic")]
             grpc,
         }
@@ -205,7 +203,7 @@ impl Inner {
             results,
         });
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(snap.clone());
-        self.verdict_changed(self.verdict(&snap, &[])).await;
+        self.publish_grpc(self.verdict(&snap, &[])).await;
         snap
     }
 
@@ -227,19 +225,39 @@ impl Inner {
         verdict
     }
 
-    /// Remembers the overall verdict; on a change, tells the gRPC health service.
-    pub(crate) async fn verdict_changed(&self, verdict: Verdict) {
-        let changed = {
-            let mut last = self.last_verdict.lock().unwrap_or_else(|e| e.into_inner());
-            let changed = last.is_none_or(|l| l.serving() != verdict.serving());
-            *last = Some(verdict);
-            changed
-        };
-        if changed {
-            #[cfg(feature = "tonic")]
-            if let Some(grpc) = &self.grpc {
-                grpc.set(verdict.serving()).await;
-            }
+    /// Tells the gRPC health service (if any) whether to serve, after a run.
+    ///
+    /// Whether draining is decided again when the status is set, not taken from
+    /// `verdict`: it was computed before this waited for its turn, and the drain may have
+    /// begun since (see [`crate::grpc`]).
+    pub(crate) async fn publish_grpc(&self, verdict: Verdict) {
+        #[cfg(feature = "tonic")]
+        if let Some(grpc) = &self.grpc {
+            grpc.publish(|| verdict.serving() && !self.is_draining()).await;
+        }
+        #[cfg(not(feature = "tonic"))]
+        let _ = verdict;
+    }
+
+    /// Sets the gRPC status to not serving before returning, unless another update to
+    /// it is under way at this very moment; then a task does it as soon as that one is
+    /// done (or, outside a Tokio runtime, the next background run). `Health::drain`
+    /// awaits it instead.
+    #[cfg(feature = "tonic")]
+    pub(crate) fn publish_drain_now(self: &Arc<Self>) {
+        use futures_util::FutureExt as _;
+        if self.grpc.is_none() {
+            return;
+        }
+        // `unconstrained`: a task that has used up its Tokio budget would get `Pending`
+        // from every lock, contended or not.
+        let now = tokio::task::unconstrained(self.publish_grpc(Verdict::Draining));
+        if now.now_or_never().is_some() {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let inner = self.clone();
+            handle.spawn(async move { inner.publish_grpc(Verdict::Draining).await });
         }
     }
 

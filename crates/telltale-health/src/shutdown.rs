@@ -115,7 +115,8 @@ where
                 () = trigger => {}
                 _ = drained.wait_for(|d| *d) => {}
             }
-            health.start_draining();
+            // The delay counts from when every readiness answer, gRPC's too, says so.
+            health.drain().await;
             tokio::time::sleep(config.drain_delay).await;
             tracing::info!(
                 grace_deadline_ms = config.grace_deadline.as_millis() as u64,
@@ -164,7 +165,7 @@ pub(crate) fn drain_on_signal(health: Health) -> impl Future<Output = ()> + Send
             }
             _ = drained.wait_for(|d| *d) => {}
         }
-        health.start_draining();
+        health.drain().await;
     }
 }
 

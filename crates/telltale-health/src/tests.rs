@@ -189,6 +189,84 @@ async fn draining_turns_readiness_503_and_leaves_liveness_200() {
 }
 
 #[tokio::test]
+async fn a_single_check_path_answers_503_draining_while_draining() {
+    let f = fixture();
+    assert_eq!(get(&f.health, "/readyz/db", false).await.0, StatusCode::OK);
+    f.health.start_draining();
+    // The same answer as `/readyz`, in every format: the check passes, but a load
+    // balancer probing it must stop sending all the same.
+    for (query, json, body) in [
+        ("", false, "draining"),
+        ("?verbose", false, "readyz check failed: draining"),
+        ("", true, r#"{"status":"draining"}"#),
+        ("?verbose", true, r#"{"status":"draining"}"#),
+    ] {
+        for path in ["/readyz/db", "/readyz/cache", "/readyz"] {
+            let uri = format!("{path}{query}");
+            let (status, got, headers) = get(&f.health, &uri, json).await;
+            assert_eq!(
+                (status, got.as_str()),
+                (StatusCode::SERVICE_UNAVAILABLE, body),
+                "{uri} json={json}"
+            );
+            let content_type = if json {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            assert_eq!(headers["content-type"], content_type, "{uri}");
+        }
+    }
+    let (status, _, _) = get(&f.health, "/readyz/unknown", false).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get(&f.health, "/livez", false).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readiness_answers_draining_when_the_drain_begins_during_its_checks() {
+    for path in ["/readyz/db", "/readyz", "/readyz?verbose"] {
+        // The check starts the drain while it runs: the probe came in before the
+        // drain, its answer goes out after it.
+        let slot: Arc<std::sync::Mutex<Option<Health>>> = Arc::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let health = {
+            let (slot, runs) = (slot.clone(), runs.clone());
+            Health::builder()
+                .check(
+                    "db",
+                    checks::from_fn(move || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        if let Some(health) = slot.lock().unwrap().take() {
+                            health.start_draining();
+                        }
+                        async { Ok(()) }
+                    }),
+                )
+                .cache_for(Duration::from_nanos(1))
+                .build()
+                .unwrap()
+        };
+        *slot.lock().unwrap() = Some(health.clone());
+        let want = if path.ends_with("verbose") {
+            "readyz check failed: draining"
+        } else {
+            "draining"
+        };
+        for _ in 0..2 {
+            let (status, body, _) = get(&health, path, false).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::SERVICE_UNAVAILABLE, want),
+                "{path}"
+            );
+        }
+        // Once draining, probes no longer run the check.
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn startupz_passes_once_and_then_stays_passed() {
     let migrated = Arc::new(AtomicBool::new(false));
     let health = Health::builder()
@@ -617,4 +695,131 @@ async fn grpc_health_follows_readiness_and_drain() {
     wait_for(ServingStatus::Serving).await;
     health.start_draining();
     wait_for(ServingStatus::NotServing).await;
+}
+
+// === gRPC health and the start of the drain ===
+
+#[cfg(feature = "tonic")]
+mod grpc {
+    use std::time::Duration;
+
+    use futures_util::{FutureExt as _, StreamExt as _};
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_server::Health as _;
+    use tonic_health::server::HealthService;
+
+    use crate::registry::Verdict;
+    use crate::{Health, checks};
+
+    const SERVICES: [&str; 2] = ["", "orders.v1.Orders"];
+
+    /// Passing checks, refreshed once at start-up (and then not for an hour).
+    fn passing() -> (Health, HealthService) {
+        let (reporter, _server) = tonic_health::server::health_reporter();
+        let service = HealthService::from_health_reporter(reporter.clone());
+        let health = Health::builder()
+            .check("db", checks::from_fn(|| async { Ok(()) }))
+            .refresh_every(Duration::from_secs(3600))
+            .grpc_reporter(reporter, ["orders.v1.Orders"])
+            .build()
+            .unwrap();
+        (health, service)
+    }
+
+    /// The status gRPC `Check` answers now, without yielding to other tasks.
+    async fn check(service: &HealthService, name: &str) -> Option<ServingStatus> {
+        let request = tonic::Request::new(HealthCheckRequest { service: name.into() });
+        let status = service.check(request).await.ok()?.into_inner().status;
+        ServingStatus::try_from(status).ok()
+    }
+
+    /// Waits (bounded) for the start-up run to have set every service to serving.
+    async fn serving_after_first_run(service: &HealthService) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            for name in SERVICES {
+                while check(service, name).await != Some(ServingStatus::Serving) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+        .await
+        .expect("the first readiness run sets every service serving");
+    }
+
+    fn assert_not_serving_now(statuses: [Option<ServingStatus>; 2], when: &str) {
+        for (name, status) in SERVICES.iter().zip(statuses) {
+            assert_eq!(status, Some(ServingStatus::NotServing), "{name:?} {when}");
+        }
+    }
+
+    // Tests run on the current-thread runtime: no other task runs between two lines
+    // without an `.await` that yields, so "at once" means at once.
+
+    #[tokio::test]
+    async fn grpc_check_answers_not_serving_as_soon_as_start_draining_returns() {
+        let (health, service) = passing();
+        serving_after_first_run(&service).await;
+        assert!(health.start_draining());
+        let statuses = [
+            check(&service, SERVICES[0]).await,
+            check(&service, SERVICES[1]).await,
+        ];
+        assert_not_serving_now(statuses, "right after start_draining returned");
+    }
+
+    #[tokio::test]
+    async fn drain_waits_for_an_update_under_way_then_grpc_answers_not_serving() {
+        let (health, service) = passing();
+        serving_after_first_run(&service).await;
+        // A readiness run is setting the gRPC status at the very moment the drain
+        // begins: `start_draining` cannot set it before returning, `drain` waits.
+        let run_under_way = health.inner.grpc.as_ref().unwrap().hold_for_test().await;
+        let drain = health.drain();
+        assert!(health.is_draining(), "HTTP readiness turns at once");
+        let mut drain = std::pin::pin!(drain);
+        assert!(futures_util::poll!(drain.as_mut()).is_pending());
+        drop(run_under_way);
+        assert!(drain.await);
+        let statuses = [
+            check(&service, SERVICES[0]).await,
+            check(&service, SERVICES[1]).await,
+        ];
+        assert_not_serving_now(statuses, "once drain() completed");
+    }
+
+    #[tokio::test]
+    async fn a_readiness_run_that_finished_before_the_drain_cannot_set_grpc_back_to_serving() {
+        let (health, service) = passing();
+        serving_after_first_run(&service).await;
+        let mut watches = Vec::new();
+        for name in SERVICES {
+            let request = tonic::Request::new(HealthCheckRequest { service: name.into() });
+            let mut watch = service.watch(request).await.unwrap().into_inner();
+            let first = watch.next().await.unwrap().unwrap().status;
+            assert_eq!(first, ServingStatus::Serving as i32, "{name:?}");
+            watches.push(watch);
+        }
+
+        assert!(health.drain().await);
+        // The interleaving: a run computed its verdict (`Ok`: not draining yet) just
+        // before the drain began, and sets the gRPC status just after it did.
+        health.inner.publish_grpc(Verdict::Ok).await;
+
+        let statuses = [
+            check(&service, SERVICES[0]).await,
+            check(&service, SERVICES[1]).await,
+        ];
+        assert_not_serving_now(statuses, "after a stale run's update");
+        for (name, watch) in SERVICES.iter().zip(&mut watches) {
+            // `Watch` sends the latest status once per change: NOT_SERVING, and
+            // nothing after it.
+            let sent = watch.next().now_or_never().flatten().map(|r| r.unwrap().status);
+            assert_eq!(sent, Some(ServingStatus::NotServing as i32), "{name:?} watch");
+            assert!(
+                watch.next().now_or_never().is_none(),
+                "{name:?} watch: nothing after"
+            );
+        }
+    }
 }
