@@ -20,7 +20,9 @@
 //!   enqueued. [`JobContext::encode`] writes it as a few `name: value` lines, for a text
 //!   column or a message header; [`JobContext::decode`] reads it back and never fails:
 //!   a malformed part is dropped, exactly as a malformed HTTP header is (an invalid
-//!   `traceparent` starts a new trace, an invalid request id is not carried).
+//!   `traceparent` starts a new trace, an invalid request id is not carried). `baggage`
+//!   is kept as one header within the W3C limits (64 members, 8,192 bytes, whole
+//!   members only), however it arrived, so what a job sends on is always valid.
 //! - [`JobTrace::start`] opens the run's span: kind **consumer**, named
 //!   `process {queue}`, with the OpenTelemetry messaging attributes
 //!   (`messaging.operation.type = process`, `messaging.destination.name`,
@@ -54,13 +56,16 @@ use telltale_core::headers::X_REQUEST_ID;
 
 use crate::names::{self, attr};
 use crate::pipeline::SpanPipeline;
+use crate::propagation::Baggage;
 use crate::span::{self, SpanStart};
 
 /// Header-style name of the enqueue time (Unix milliseconds) in an encoded [`JobContext`].
 pub const ENQUEUED_AT: &str = "enqueued-at";
 
 /// Longest encoded context [`JobContext::decode`] reads; the rest is ignored. W3C caps
-/// `tracestate` at 512 and `baggage` at 8,192 bytes; this leaves room for both.
+/// `tracestate` at 512 and `baggage` at 8,192 bytes; this leaves room for both. A line
+/// the cap cuts is never read cut short: a `tracestate` or `baggage` line keeps the
+/// list members that end before the cap, any other line is dropped.
 pub const MAX_ENCODED_LEN: usize = 16 * 1024;
 
 /// The names an encoded context may carry; any other line is ignored.
@@ -100,8 +105,11 @@ impl JobContext {
     }
 
     /// Reads the context carried by incoming headers (e.g. a message's headers). Every
-    /// value is kept, as HTTP extraction reads them: `tracestate` and `baggage` values are
-    /// combined, and two `traceparent` values start a new trace.
+    /// value is kept, as HTTP extraction reads them: `tracestate` values are combined,
+    /// and two `traceparent` values start a new trace. All `baggage` values become one
+    /// `baggage` header within the W3C limits, as [`Baggage::parse`] reads them
+    /// (malformed members and members past 64 or 8,192 bytes dropped whole), so
+    /// [`headers`](Self::headers) never sends on more than a hop may.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let mut out = HeaderMap::new();
         for name in CARRIED {
@@ -109,6 +117,7 @@ impl JobContext {
                 out.append(HeaderName::from_static(name), v.clone());
             }
         }
+        normalise_baggage(&mut out);
         JobContext { headers: out }
     }
 
@@ -174,28 +183,97 @@ impl JobContext {
     }
 
     /// Reads an encoded context back. Never fails: unknown names, malformed lines and
-    /// values that are not valid header values are skipped, input past
-    /// [`MAX_ENCODED_LEN`] bytes is ignored, and what is kept is validated when used
-    /// (an invalid `traceparent` gives a new trace, an invalid request id none).
+    /// values that are not valid header values are skipped, and what is kept is
+    /// validated when used (an invalid `traceparent` gives a new trace, an invalid
+    /// request id none). `baggage` is kept as [`from_headers`](Self::from_headers) keeps
+    /// it.
+    ///
+    /// Input past [`MAX_ENCODED_LEN`] bytes is ignored, and a line the cap cuts is not
+    /// read cut short: of a `tracestate` or `baggage` line only the list members that end
+    /// before the cap are kept (a member cut in two is dropped whole), any other cut line
+    /// is dropped.
+    ///
+    /// ```
+    /// use telltale_trace::job::{JobContext, MAX_ENCODED_LEN};
+    ///
+    /// let filler = format!("x-filler: {}\n", "f".repeat(MAX_ENCODED_LEN - 40));
+    /// let cx = JobContext::decode(&format!("{filler}baggage: tenant=acme,user=alice-the-admin\n"));
+    /// // The cap falls inside `user`'s value: that member is dropped, not sent on as a
+    /// // shorter user name.
+    /// assert_eq!(cx.headers()["baggage"], "tenant=acme");
+    /// ```
     pub fn decode(encoded: &str) -> Self {
         let mut end = encoded.len().min(MAX_ENCODED_LEN);
         while !encoded.is_char_boundary(end) {
             end -= 1;
         }
+        let (read, rest) = encoded.split_at(end);
+        // The line the cap cuts, if it cuts one (the cap may fall on a line break).
+        let (whole_lines, cut_line) = if rest.is_empty() || rest.starts_with('\n') || rest.starts_with("\r\n")
+        {
+            (read, "")
+        } else {
+            match read.rfind('\n') {
+                Some(nl) => read.split_at(nl + 1),
+                None => ("", read),
+            }
+        };
         let mut headers = HeaderMap::new();
-        for line in encoded[..end].lines() {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let name = name.trim();
-            let Some(known) = CARRIED.iter().find(|c| c.eq_ignore_ascii_case(name)) else {
-                continue;
-            };
-            if let Ok(v) = HeaderValue::from_str(value.trim()) {
-                headers.append(HeaderName::from_static(known), v);
+        for line in whole_lines.lines() {
+            if let Some((name, value)) = carried_line(line) {
+                append_value(&mut headers, name, value);
             }
         }
+        if let Some((name, value)) = carried_line(cut_line)
+            && let Some(value) = whole_members(name, value, rest)
+        {
+            append_value(&mut headers, name, value);
+        }
+        normalise_baggage(&mut headers);
         JobContext { headers }
+    }
+}
+
+/// The carried name and the trimmed value of an encoded line, if it is one we carry.
+fn carried_line(line: &str) -> Option<(&'static str, &str)> {
+    let (name, value) = line.split_once(':')?;
+    let name = name.trim();
+    let known = CARRIED.iter().find(|c| c.eq_ignore_ascii_case(name))?;
+    Some((known, value.trim()))
+}
+
+fn append_value(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.append(HeaderName::from_static(name), v);
+    }
+}
+
+/// Of a value the decoding cap cut (`rest` is what followed it), the part that is whole:
+/// for the list headers the members up to the last `,` (all of them if the cut fell
+/// right before a `,`), `None` for anything else, which cannot be read in part.
+fn whole_members<'a>(name: &str, value: &'a str, rest: &str) -> Option<&'a str> {
+    if name != "tracestate" && name != "baggage" {
+        return None;
+    }
+    if rest.starts_with(',') {
+        return Some(value);
+    }
+    value.rfind(',').map(|comma| &value[..comma])
+}
+
+/// Replaces the `baggage` values with one header holding what [`Baggage::parse`] keeps
+/// of them (W3C limits, whole members), or none if nothing is left.
+fn normalise_baggage(headers: &mut HeaderMap) {
+    let name = &telltale_core::headers::BAGGAGE;
+    if !headers.contains_key(name) {
+        return;
+    }
+    let baggage = Baggage::parse(headers.get_all(name).iter().map(HeaderValue::as_bytes));
+    headers.remove(name);
+    if !baggage.is_empty()
+        && let Ok(value) = HeaderValue::try_from(baggage.to_string())
+    {
+        headers.insert(name.clone(), value);
     }
 }
 
@@ -487,8 +565,9 @@ mod tests {
         assert!(parent.is_valid());
         assert_eq!(parent.trace_state().header(), "a=1,b=2");
         let back = JobContext::decode(&cx.encode());
+        // Baggage values are combined into one header, as they would be sent.
         let baggage: Vec<_> = back.headers().get_all("baggage").iter().collect();
-        assert_eq!(baggage, ["x=1", "y=2"]);
+        assert_eq!(baggage, ["x=1,y=2"]);
         // Two different `traceparent` values: which one is meant is unknown, so a new
         // trace, as for an HTTP request.
         headers.append(
@@ -531,6 +610,121 @@ mod tests {
         let cx = JobContext::decode(&raw);
         assert_eq!(cx.request_id().unwrap().as_str(), "ok-1");
         assert_eq!(cx.headers().get_all("x-request-id").iter().count(), 1);
+    }
+
+    /// The baggage a job's run extracts (and so sends on from its calls).
+    fn run_baggage(cx: &JobContext) -> Vec<(String, String)> {
+        use opentelemetry::baggage::BaggageExt;
+        let run = JobTrace::new(SpanPipeline::disabled(), "q").start(cx);
+        let mut b: Vec<(String, String)> = run
+            .context()
+            .baggage()
+            .iter()
+            .map(|(k, (v, _))| (k.to_string(), v.to_string()))
+            .collect();
+        b.sort_unstable();
+        run.end_ok();
+        b
+    }
+
+    #[test]
+    fn decode_never_keeps_a_member_or_value_cut_by_the_cap() {
+        // Filler so that the cap falls `at` bytes into the last line's value.
+        let cut_at = |last: &str, at: usize| -> String {
+            let before = format!("x-filler: \n{last}");
+            let value_start = before.len() - last.len() + last.find(": ").unwrap() + 2;
+            let pad = MAX_ENCODED_LEN - value_start - at;
+            format!("x-filler: {}\n{last}\n", "f".repeat(pad))
+        };
+        let line = "baggage: tenant=acme,user=alice-the-admin,role=ops";
+        // Inside `user`'s value: `user` is dropped whole, not kept as `user=ali`.
+        let raw = cut_at(line, "tenant=acme,user=ali".len());
+        assert_eq!(raw.find("ali").unwrap() + 3, MAX_ENCODED_LEN);
+        let cx = JobContext::decode(&raw);
+        assert_eq!(cx.headers()["baggage"], "tenant=acme");
+        assert_eq!(run_baggage(&cx), [("tenant".to_owned(), "acme".to_owned())]);
+        // Right before a comma: the members before it are whole.
+        let cx = JobContext::decode(&cut_at(line, "tenant=acme,user=alice-the-admin".len()));
+        assert_eq!(cx.headers()["baggage"], "tenant=acme,user=alice-the-admin");
+        // Inside the first member: nothing.
+        let cx = JobContext::decode(&cut_at(line, 4));
+        assert!(cx.headers().get("baggage").is_none());
+        // Inside a property: the member goes with it.
+        let cx = JobContext::decode(&cut_at("baggage: a=1,b=2;ttl=500", "a=1,b=2;ttl=5".len()));
+        assert_eq!(cx.headers()["baggage"], "a=1");
+        // tracestate: the same, by whole entries.
+        let cx = JobContext::decode(&cut_at("tracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", 22));
+        assert_eq!(cx.headers()["tracestate"], "rojo=00f067aa0ba902b7");
+        // Anything else cut is dropped: never a shorter request id.
+        let cx = JobContext::decode(&cut_at("x-request-id: order-7f3a", 5));
+        assert!(cx.headers().get("x-request-id").is_none());
+        assert_eq!(cx.request_id(), None);
+        let cx = JobContext::decode(&cut_at(&format!("traceparent: {TP}"), 30));
+        assert!(cx.headers().get("traceparent").is_none());
+        // The cap right at a line break (`\n` or `\r\n`): the line is whole.
+        let at_end = cut_at("x-request-id: order-7f3a", "order-7f3a".len());
+        assert_eq!(
+            JobContext::decode(&at_end).request_id().unwrap().as_str(),
+            "order-7f3a"
+        );
+        let crlf = at_end.replace('\n', "\r\n").replacen("\r\n", "\n", 1);
+        assert_eq!(
+            JobContext::decode(&crlf).request_id().unwrap().as_str(),
+            "order-7f3a"
+        );
+    }
+
+    #[test]
+    fn baggage_carried_by_a_job_stays_within_the_w3c_limits() {
+        // Two headers, 12 KB in all, with a malformed member: what the job sends on is one
+        // header of whole valid members, at most 8,192 bytes and 64 members.
+        let first: Vec<String> = (0..30).map(|i| format!("a{i:02}={}", "x".repeat(196))).collect();
+        let second: Vec<String> = (0..30).map(|i| format!("b{i:02}={}", "y".repeat(196))).collect();
+        let mut headers = HeaderMap::new();
+        headers.append("traceparent", HeaderValue::from_static(TP));
+        headers.append("baggage", HeaderValue::from_str(&first.join(",")).unwrap());
+        headers.append("baggage", HeaderValue::from_static("bad member"));
+        headers.append("baggage", HeaderValue::from_str(&second.join(",")).unwrap());
+        let cx = JobContext::from_headers(&headers);
+        let sent: Vec<_> = cx.headers().get_all("baggage").iter().collect();
+        assert_eq!(sent.len(), 1);
+        let sent = sent[0].to_str().unwrap();
+        assert!(
+            sent.len() <= crate::propagation::BAGGAGE_MAX_BYTES,
+            "{}",
+            sent.len()
+        );
+        let members: Vec<&str> = sent.split(',').collect();
+        // 200 bytes and a comma each: 40 fit in 8,192 bytes.
+        assert_eq!(members.len(), 40);
+        assert!(members.iter().all(|m| m.len() == 200), "whole members only");
+        assert!(!sent.contains("bad"));
+        // The encoded form carries the same, and decodes to the same.
+        let text = cx.encode();
+        assert_eq!(text.matches("baggage: ").count(), 1);
+        assert_eq!(JobContext::decode(&text).headers()["baggage"], sent);
+        // 65 small members: 64 kept.
+        let many: Vec<String> = (0..65).map(|i| format!("k{i}=v")).collect();
+        let mut text = format!("traceparent: {TP}\n");
+        for m in &many {
+            text.push_str(&format!("baggage: {m}\n"));
+        }
+        let cx = JobContext::decode(&text);
+        assert_eq!(cx.headers()["baggage"].to_str().unwrap().split(',').count(), 64);
+    }
+
+    #[test]
+    fn tracestate_with_a_14_character_system_id_reaches_the_jobs_calls() {
+        let state = "rojo=1,acme@abcdefghijklmn=2,congo=3";
+        let cx = JobContext::decode(&format!("traceparent: {TP}\ntracestate: {state}\n"));
+        let run = JobTrace::new(SpanPipeline::disabled(), "q").start(&cx);
+        let mut out = HeaderMap::new();
+        span::inject(run.context(), &mut out);
+        assert_eq!(out["tracestate"], state);
+        // And a job enqueued from inside that run carries it on.
+        let again = run.in_scope(JobContext::current);
+        assert_eq!(again.headers()["tracestate"], state);
+        run.end_ok();
     }
 
     #[test]

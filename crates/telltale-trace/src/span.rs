@@ -28,7 +28,8 @@ fn propagator() -> crate::propagation::TelltalePropagator {
 /// Without a `baggage` header the base is an empty context, so extraction allocates no
 /// context of its own (the request's context is then one allocation), unless the caller's
 /// trace needs the mark that keeps its missing `random` flag missing on outgoing calls
-/// (see `propagation::upstream_context`).
+/// (see `propagation::upstream_context`) or its `tracestate` has entries OpenTelemetry's
+/// `TraceState` cannot hold.
 pub(crate) fn extract(headers: &HeaderMap) -> (SpanContext, Context) {
     let p = propagator();
     if telltale_core::headers::contains(headers, &telltale_core::headers::BAGGAGE) {
@@ -36,11 +37,7 @@ pub(crate) fn extract(headers: &HeaderMap) -> (SpanContext, Context) {
         let sc = cx.span().span_context().clone();
         (sc, cx)
     } else {
-        let sc = p
-            .extract_span_context(headers)
-            .unwrap_or_else(SpanContext::empty_context);
-        let base = crate::propagation::upstream_context(&sc);
-        (sc, base)
+        p.extract_parent(headers)
     }
 }
 

@@ -10,9 +10,9 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use opentelemetry::{Context, KeyValue};
 use proptest::prelude::*;
 use telltale_trace::propagation::{
-    BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS, Baggage, TRACE_FLAG_RANDOM, TRACESTATE_MAX_LEN,
-    TelltalePropagator, TraceParent, TraceParentError, TraceState, TraceStateError, new_root_trace_id,
-    new_span_id,
+    BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS, Baggage, HeaderMapExtractor, HeaderMapInjector,
+    TRACE_FLAG_RANDOM, TRACESTATE_MAX_LEN, TelltalePropagator, TraceParent, TraceParentError, TraceState,
+    TraceStateError, is_valid_tracestate_key, new_root_trace_id, new_span_id,
 };
 
 const TRACE_ID: &str = "12345678901234567890123456789012";
@@ -348,6 +348,44 @@ fn tracestate_simple_keys_are_validated() {
     }
 }
 
+/// The Level 2 key grammar, at each boundary:
+/// `simple-key = lcalpha 0*255(lcalpha / DIGIT / "_" / "-"/ "*" / "/")`,
+/// `tenant-id = (lcalpha / DIGIT) 0*240(...)`, `system-id = lcalpha 0*13(...)`.
+#[test]
+fn tracestate_key_grammar_is_level_2_at_every_boundary() {
+    let key = |s: String| is_valid_tracestate_key(s.as_bytes());
+    let rest = "a0_-*/";
+    // simple-key: lcalpha first, 1 to 256 characters.
+    assert!(key("a".into()));
+    assert!(key(format!("a{rest}")));
+    assert!(key(format!("a{}", "z".repeat(255))));
+    assert!(!key(format!("a{}", "z".repeat(256))));
+    for first in ["0", "_", "-", "*", "/", "A", "@"] {
+        assert!(!key(format!("{first}abc")), "simple key starting with {first}");
+    }
+    assert!(!key(String::new()));
+    // tenant-id: lcalpha or DIGIT first, 1 to 241 characters.
+    assert!(key("0@a".into()));
+    assert!(key(format!("t{rest}@v")));
+    assert!(key(format!("{}@v", "t".repeat(241))));
+    assert!(!key(format!("{}@v", "t".repeat(242))));
+    for first in ["_", "-", "*", "/", "A"] {
+        assert!(!key(format!("{first}t@v")), "tenant id starting with {first}");
+    }
+    // system-id: lcalpha first, 1 to 14 characters.
+    assert!(key(format!("t@v{rest}")));
+    assert!(key(format!("t@{}", "v".repeat(14))));
+    assert!(!key(format!("t@{}", "v".repeat(15))));
+    for first in ["0", "_", "-", "*", "/", "A"] {
+        assert!(!key(format!("t@{first}v")), "system id starting with {first}");
+    }
+    // The longest multi-tenant key: 241 + 1 + 14 = 256 characters.
+    assert!(key(format!("{}@{}", "t".repeat(241), "v".repeat(14))));
+    for bad in ["t@", "@v", "t@@v", "t@v@w", "t@v.w", "t v@w"] {
+        assert!(!key(bad.into()), "{bad}");
+    }
+}
+
 #[test]
 fn tracestate_multi_tenant_keys_are_validated() {
     let ok = format!("{}@{}=1", "t".repeat(241), "v".repeat(13));
@@ -368,14 +406,85 @@ fn tracestate_multi_tenant_keys_are_validated() {
     }
 }
 
+const FOURTEEN: &str = "foo=1,tenant@abcdefghijklmn=2,bar=3";
+
+/// Sends `parent` on through a client span, as the injector sees it.
+fn sent_tracestate(p: &TelltalePropagator, parent: &Context) -> Option<String> {
+    let mut out = HeaderMap::new();
+    p.inject_headers(&client_cx(parent).0, &mut out);
+    out.get("tracestate").map(|v| v.to_str().unwrap().to_owned())
+}
+
 #[test]
-fn tracestate_entry_opentelemetry_cannot_hold_is_dropped_alone() {
+fn tracestate_14_character_system_id_is_propagated() {
     // A 14-character system id is valid, but OpenTelemetry 0.33's TraceState refuses it
-    // (it allows 13): that entry alone is lost, not the whole state.
-    let ts = TraceState::parse([&b"foo=1,tenant@abcdefghijklmn=2,bar=3"[..]]).unwrap();
+    // (it allows 13): the span context's state lacks it...
+    let ts = TraceState::parse([FOURTEEN.as_bytes()]).unwrap();
     assert_eq!(ts.len(), 3);
     assert_eq!(ts.to_otel().header(), "foo=1,bar=3");
-    assert_eq!(with_tp(&["foo=1,tenant@abcdefghijklmn=2,bar=3"]), "foo=1,bar=3");
+    assert_eq!(with_tp(&[FOURTEEN]), "foo=1,bar=3");
+    // ... but the next hop gets it, in its place, with or without baggage.
+    let p = TelltalePropagator::new();
+    for baggage in [None, Some(&b"a=1"[..])] {
+        let mut pairs: Vec<(&str, &[u8])> = vec![
+            ("traceparent", VALID_TP.as_bytes()),
+            ("tracestate", FOURTEEN.as_bytes()),
+        ];
+        pairs.extend(baggage.map(|b| ("baggage", b)));
+        let parent = p.extract_headers(&headers(&pairs));
+        assert_eq!(sent_tracestate(&p, &parent).as_deref(), Some(FOURTEEN));
+    }
+    // Also through OpenTelemetry's carrier API.
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    carrier.insert("traceparent".into(), VALID_TP.into());
+    carrier.insert("tracestate".into(), FOURTEEN.into());
+    let parent = p.extract_with_context(&Context::new(), &carrier);
+    let mut out: HashMap<String, String> = HashMap::new();
+    p.inject_context(&client_cx(&parent).0, &mut out);
+    assert_eq!(out["tracestate"], FOURTEEN);
+}
+
+#[test]
+fn tracestate_14_character_system_id_keeps_its_place_when_the_state_changes() {
+    let own = TelltalePropagator::new()
+        .with_tracestate_entry("telltale", "1")
+        .unwrap();
+    let raw = "t@abcdefghijklmn=0,foo=1,x@abcdefghijklmn=2,bar=3,y@abcdefghijklmn=4";
+    let parent = own.extract_headers(&headers(&[
+        ("traceparent", VALID_TP.as_bytes()),
+        ("tracestate", raw.as_bytes()),
+    ]));
+    assert_eq!(
+        sent_tracestate(&own, &parent).as_deref(),
+        Some(format!("telltale=1,{raw}").as_str())
+    );
+    // A vendor updates its entry (moved to the front) and another is deleted, through
+    // OpenTelemetry's API: the held-back entries stay next to the entries they followed.
+    let sc = parent.span().span_context().clone();
+    let changed = sc
+        .trace_state()
+        .insert("bar", "9")
+        .unwrap()
+        .delete("foo")
+        .unwrap();
+    let sc = SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, changed);
+    let cx = parent.with_remote_span_context(sc);
+    assert_eq!(
+        sent_tracestate(&TelltalePropagator::new(), &cx).as_deref(),
+        Some("bar=9,t@abcdefghijklmn=0,x@abcdefghijklmn=2,y@abcdefghijklmn=4")
+    );
+    // Another trace in the same context: nothing from the first one.
+    let other = SpanContext::new(
+        TraceId::from(7),
+        SpanId::from(8),
+        TraceFlags::SAMPLED,
+        false,
+        opentelemetry::trace::TraceState::from_key_value([("z", "1")]).unwrap(),
+    );
+    let cx = parent.with_remote_span_context(other);
+    let mut out = HeaderMap::new();
+    TelltalePropagator::new().inject_headers(&cx, &mut out);
+    assert_eq!(out["tracestate"], "z=1");
 }
 
 #[test]
@@ -417,9 +526,35 @@ fn tracestate_values_are_validated() {
     assert_eq!(ts.get("foo"), Some(" x"));
 }
 
+/// The W3C test suite's expectations: one invalid member discards the whole header
+/// (`test_tracestate_key_illegal_vendor_format`, `test_tracestate_key_length_limit`),
+/// while a 241-character tenant id with a 14-character system id is valid.
 #[test]
 fn tracestate_invalid_member_discards_the_whole_header() {
     assert_eq!(with_tp(&["foo=1,BAD=2,bar=3"]), "");
+    for bad in [
+        "foo@=1,bar=2",
+        "@foo=1,bar=2",
+        "foo@@bar=1,bar=2",
+        "foo@bar@baz=1,bar=2",
+    ] {
+        assert_eq!(with_tp(&[bad]), "", "{bad}");
+    }
+    let long_key = format!("{}=1", "z".repeat(257));
+    assert_eq!(with_tp(&["foo=1", &long_key]), "");
+    let long_system = format!("t@{}=1", "v".repeat(15));
+    assert_eq!(with_tp(&["foo=1", &long_system]), "");
+    let longest = format!("{}@{}=1", "t".repeat(241), "v".repeat(14));
+    let p = TelltalePropagator::new();
+    let parent = p.extract_headers(&headers(&[
+        ("traceparent", VALID_TP.as_bytes()),
+        ("tracestate", b"foo=1"),
+        ("tracestate", longest.as_bytes()),
+    ]));
+    assert_eq!(
+        sent_tracestate(&p, &parent).as_deref(),
+        Some(format!("foo=1,{longest}").as_str())
+    );
     // ... but never the traceparent.
     assert!(remote(&[("traceparent", VALID_TP.as_bytes()), ("tracestate", b"BAD=2")]).is_some());
 }
@@ -579,6 +714,51 @@ fn inject_replaces_existing_headers() {
 }
 
 #[test]
+fn inject_through_an_opentelemetry_injector_replaces_a_stale_tracestate() {
+    // An outgoing request built from another one's headers: its tracestate must not go
+    // out with our traceparent.
+    let parent = extract(&[("traceparent", VALID_TP.as_bytes())]);
+    let (cx, id) = client_cx(&parent);
+    let p = TelltalePropagator::new();
+
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    carrier.insert("traceparent".into(), "stale".into());
+    carrier.insert("tracestate".into(), "congo=t61rcWkgMzE".into());
+    p.inject_context(&cx, &mut carrier);
+    assert_eq!(carrier["traceparent"], format!("00-{TRACE_ID}-{id}-01"));
+    // `Injector` cannot remove: an empty tracestate, which means none.
+    assert_eq!(carrier["tracestate"], "");
+
+    let mut map = headers(&[("tracestate", b"congo=t61rcWkgMzE"), ("tracestate", b"rojo=1")]);
+    p.inject_context(&cx, &mut HeaderMapInjector(&mut map));
+    assert_eq!(map["traceparent"], format!("00-{TRACE_ID}-{id}-01"));
+    assert!(map.get("tracestate").is_none(), "removed, not sent empty");
+
+    // With a state to send, it replaces the stale one on both paths.
+    let parent = extract(&[("traceparent", VALID_TP.as_bytes()), ("tracestate", b"foo=1")]);
+    let (cx, _) = client_cx(&parent);
+    p.inject_context(&cx, &mut carrier);
+    assert_eq!(carrier["tracestate"], "foo=1");
+    let mut map = headers(&[("tracestate", b"congo=t61rcWkgMzE"), ("tracestate", b"rojo=1")]);
+    p.inject_context(&cx, &mut HeaderMapInjector(&mut map));
+    assert_eq!(map.get_all("tracestate").iter().collect::<Vec<_>>(), ["foo=1"]);
+}
+
+#[test]
+fn header_map_injector_removes_on_empty_or_invalid_values() {
+    use opentelemetry::propagation::Injector;
+    let mut map = headers(&[("tracestate", b"a=1"), ("baggage", b"k=v"), ("x-other", b"1")]);
+    HeaderMapInjector(&mut map).set("tracestate", String::new());
+    HeaderMapInjector(&mut map).set("baggage", "line\nbreak".into());
+    HeaderMapInjector(&mut map).set("Bad Name", "v".into());
+    HeaderMapInjector(&mut map).set("x-new", "v".into());
+    assert!(map.get("tracestate").is_none());
+    assert!(map.get("baggage").is_none());
+    assert_eq!(map["x-other"], "1");
+    assert_eq!(map["x-new"], "v");
+}
+
+#[test]
 fn inject_without_span_context_writes_nothing() {
     let mut out = HeaderMap::new();
     TelltalePropagator::new().inject_headers(&Context::new(), &mut out);
@@ -729,6 +909,42 @@ fn baggage_inject_respects_the_limits() {
     }
 }
 
+/// W3C Baggage limits the *resulting* baggage-string, what a platform propagates: a
+/// received header longer than 8,192 bytes only because of optional whitespace or
+/// needless percent-encoding is propagated whole, and what is sent is never over.
+#[test]
+fn baggage_limit_counts_the_baggage_string_sent_not_the_bytes_received() {
+    // 16 members of 500 bytes as sent (8,015 with commas); received with OWS around
+    // each member and every value character percent-encoded where one byte would do.
+    let members: Vec<String> = (0..16).map(|i| format!("k{i:02}={}", "v".repeat(496))).collect();
+    let sent_form = members.join(",");
+    assert!(sent_form.len() <= BAGGAGE_MAX_BYTES);
+    let received: Vec<String> = (0..16)
+        .map(|i| format!(" \t k{i:02}={}{} \t ", "%76".repeat(100), "v".repeat(396)))
+        .collect();
+    let received = received.join(",");
+    assert!(received.len() > BAGGAGE_MAX_BYTES);
+    let cx = extract(&[
+        ("traceparent", VALID_TP.as_bytes()),
+        ("baggage", received.as_bytes()),
+    ]);
+    assert_eq!(cx.baggage().len(), 16, "all members must be propagated");
+    let mut out = HeaderMap::new();
+    TelltalePropagator::new().inject_headers(&client_cx(&cx).0, &mut out);
+    assert_eq!(out["baggage"], sent_form.as_str());
+    // The reverse: a received header under the limit whose resulting string would be
+    // over it (a literal `%` is sent as `%25`) loses whole members, so the sent one fits.
+    let mut tight: Vec<String> = (0..7).map(|i| format!("p{i}={}", "%".repeat(1020))).collect();
+    tight.push(format!("p7={}", "%".repeat(1021)));
+    let tight = tight.join(",");
+    assert_eq!(tight.len(), BAGGAGE_MAX_BYTES);
+    let cx = extract(&[("baggage", tight.as_bytes())]);
+    assert_eq!(cx.baggage().len(), 2);
+    let mut out = HeaderMap::new();
+    TelltalePropagator::new().inject_headers(&cx, &mut out);
+    assert!(out["baggage"].len() <= BAGGAGE_MAX_BYTES);
+}
+
 // === the OpenTelemetry carrier path ===
 
 #[test]
@@ -777,6 +993,90 @@ fn text_map_propagator_sees_multiple_traceparents_through_http_carrier() {
     ]);
     let cx = TelltalePropagator::new().extract_with_context(&Context::new(), &Multi(&map));
     assert!(!cx.has_active_span());
+}
+
+/// opentelemetry-http's `HeaderExtractor`, as 0.33 has it: `get` reads the first value,
+/// `get_all` leaves out values that are not visible ASCII.
+struct LikeOtelHttp<'a>(&'a HeaderMap);
+
+impl opentelemetry::propagation::Extractor for LikeOtelHttp<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let all = self.0.get_all(key).iter();
+        if let (0, Some(0)) = all.size_hint() {
+            return None;
+        }
+        Some(all.filter_map(|v| v.to_str().ok()).collect())
+    }
+}
+
+#[test]
+fn text_map_propagator_refuses_a_second_traceparent_the_carrier_hides() {
+    use opentelemetry::propagation::Extractor;
+    let p = TelltalePropagator::new();
+    let valid = VALID_TP.as_bytes();
+    let hidden: &[u8] = b"00-12345678901234567890123456789012-1234567890123456-0\xe9";
+    // The unreadable one first: `get` and `get_all` disagree, so a value is hidden.
+    let map = headers(&[("traceparent", hidden), ("traceparent", valid)]);
+    assert_eq!(LikeOtelHttp(&map).get_all("traceparent").unwrap().len(), 1);
+    assert!(
+        !p.extract_with_context(&Context::new(), &LikeOtelHttp(&map))
+            .has_active_span()
+    );
+    // Present but unreadable alone: a new trace too (not "absent").
+    let map = headers(&[("traceparent", hidden)]);
+    assert!(
+        !p.extract_with_context(&Context::new(), &LikeOtelHttp(&map))
+            .has_active_span()
+    );
+    // One readable value, `get` agreeing: continued.
+    let map = headers(&[("traceparent", valid)]);
+    assert!(
+        p.extract_with_context(&Context::new(), &LikeOtelHttp(&map))
+            .has_active_span()
+    );
+    // HeaderMapExtractor shows every value, in either order.
+    for pair in [[hidden, valid], [valid, hidden], [valid, valid]] {
+        let map = headers(&[("traceparent", pair[0]), ("traceparent", pair[1])]);
+        let cx = p.extract_with_context(&Context::new(), &HeaderMapExtractor(&map));
+        assert!(!cx.has_active_span(), "{pair:?}");
+    }
+    let map = headers(&[
+        ("traceparent", valid),
+        ("tracestate", b"a=1"),
+        ("tracestate", b"b=2"),
+        ("baggage", b"k=v"),
+    ]);
+    let cx = p.extract_with_context(&Context::new(), &HeaderMapExtractor(&map));
+    assert_eq!(cx.span().span_context().trace_state().header(), "a=1,b=2");
+    assert_eq!(cx.baggage().get("k").map(|v| v.as_str()), Some("v"));
+}
+
+#[test]
+fn header_map_extractor_get_answers_only_for_a_header_sent_once() {
+    use opentelemetry::propagation::Extractor;
+    let map = headers(&[
+        ("traceparent", VALID_TP.as_bytes()),
+        ("traceparent", VALID_TP.as_bytes()),
+        ("tracestate", b"a=1\t, b=2"),
+        ("baggage", b"k=\xff"),
+    ]);
+    let e = HeaderMapExtractor(&map);
+    assert_eq!(e.get("traceparent"), None);
+    assert_eq!(e.get_all("traceparent").unwrap().len(), 2);
+    // Tabs are fine (valid UTF-8), other bytes become U+FFFD in `get_all` only.
+    assert_eq!(e.get("TraceState"), Some("a=1\t, b=2"));
+    assert_eq!(e.get("baggage"), None);
+    assert_eq!(e.get_all("baggage").unwrap(), ["\u{FFFD}"]);
+    assert_eq!(e.get_all("absent"), None);
+    let mut keys = e.keys();
+    keys.sort_unstable();
+    assert_eq!(keys, ["baggage", "traceparent", "tracestate"]);
 }
 
 // === B3 and Jaeger ===

@@ -451,6 +451,23 @@ async fn incoming_baggage_reaches_outgoing_calls_made_in_the_handler() {
     assert_eq!(sent, "tenant=acme");
 }
 
+/// A 14-character tracestate system id is valid, but OpenTelemetry 0.33's `TraceState`
+/// refuses it: it must still reach the calls made for the request, in its place, on both
+/// extraction paths (with and without `baggage`).
+#[tokio::test]
+async fn tracestate_with_a_14_character_system_id_reaches_outgoing_calls() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let state = "rojo=1,acme@abcdefghijklmn=2,congo=3";
+    for sampling in [Sampling::always(), Sampling::never()] {
+        for baggage in [None, Some("a=1")] {
+            let mut headers = vec![("traceparent", tp), ("tracestate", state)];
+            headers.extend(baggage.map(|b| ("baggage", b)));
+            let sent = outgoing_header(sampling.clone(), &headers, "tracestate").await;
+            assert_eq!(sent, state, "baggage {baggage:?}");
+        }
+    }
+}
+
 /// The `echo` header (empty when absent) of an outgoing call made in the handler through
 /// `ClientTraceLayer`, for a request with `headers`.
 async fn outgoing_header(sampling: Sampling, headers: &[(&str, &str)], echo: &'static str) -> String {

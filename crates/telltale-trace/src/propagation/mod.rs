@@ -56,7 +56,9 @@
 //!   the specification requires). All `tracestate` headers are combined in order. It is
 //!   validated strictly, and an invalid header is dropped whole (see [`TraceState`] for
 //!   why). A valid one is truncated to [`TRACESTATE_MAX_LEN`] (512) characters by whole
-//!   entries, entries over 128 characters first, then from the right.
+//!   entries, entries over 128 characters first, then from the right. Entries OpenTelemetry's `TraceState` cannot
+//!   hold (14-character system ids, see [`TraceState::to_otel`]) travel in the context
+//!   beside the span context and are injected again for the same trace.
 //! - **`baggage`** is independent of trace context (its own W3C specification): it is
 //!   extracted even when `traceparent` is missing or invalid. See [`Baggage`] for the
 //!   limits (64 members, 8,192 bytes) and the per-member error handling.
@@ -65,6 +67,15 @@
 //!   consulted when **no** `traceparent` header is present: W3C wins when both are
 //!   present, and a present but invalid `traceparent` still starts a new trace rather than
 //!   falling back (the W3C processing model says to restart).
+//!
+//! Through OpenTelemetry's [`Extractor`] (the [`TextMapPropagator`] path) the propagator
+//! sees what the carrier's `get_all` reports, so it can only refuse two `traceparent`
+//! headers the carrier shows it. Extractors that do not implement `get_all` report one
+//! value, and opentelemetry-http's `HeaderExtractor` leaves out values that are not
+//! visible ASCII; a carrier whose `get` and `get_all` disagree about the first value is
+//! taken to hide one and starts a new trace. For an `http::HeaderMap`, use
+//! [`TelltalePropagator::extract_headers`] or [`HeaderMapExtractor`], which report every
+//! value.
 //!
 //! # What the injector does
 //!
@@ -80,8 +91,13 @@
 //! `tracestate` is passed on (re-validated, our own entry if configured moved to the
 //! front, truncated to 512 characters; removed when empty rather than sent empty), and
 //! `baggage` within the same limits, values percent-encoded. Existing
-//! `traceparent`/`tracestate`/`baggage` headers are replaced, never duplicated. Nothing is
-//! written for a context without a valid span context (and no `baggage` without baggage).
+//! `traceparent`/`tracestate`/`baggage` headers are replaced, never duplicated, so the
+//! carrier's `tracestate` always belongs to the `traceparent` written: one already in
+//! the carrier is removed when the state to send is empty. OpenTelemetry's [`Injector`]
+//! cannot remove, so on that path the stale value is overwritten with an empty
+//! `tracestate` (valid, and equal to none); [`HeaderMapInjector`] turns that into a
+//! removal. Nothing is written for a context without a valid span context (the carrier
+//! is left as it is), and no `baggage` without baggage.
 //!
 //! # Why not opentelemetry_sdk's propagators
 //!
@@ -98,6 +114,7 @@
 //! | multiple `tracestate` headers | only the first read | combined in order |
 //! | `tracestate` > 32 members | first 32 kept silently | invalid, discarded |
 //! | `tracestate` keys/values | any key may start with a digit; values only checked for `,`/`=` (control characters, trailing spaces, empty values pass); duplicates kept | Level 2 grammar; duplicates invalid |
+//! | `tracestate` 14-character system id | the whole header dropped (`TraceState` off by one) | kept and propagated |
 //! | `tracestate` size | not limited | 512 characters, whole entries, long ones first |
 //! | empty `tracestate` | injected as an empty header | not sent |
 //! | multiple `baggage` headers | only the first read | all read, limits across them |
@@ -113,6 +130,7 @@
 //! syscall per id); a root trace id comes with the `random` flag set.
 
 mod baggage;
+mod carrier;
 mod ids;
 mod traceparent;
 mod tracestate;
@@ -136,6 +154,7 @@ pub use self::b3::B3Encoding;
 pub use self::baggage::{
     BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS, Baggage, BaggageMember, is_valid_baggage_key,
 };
+pub use self::carrier::{HeaderMapExtractor, HeaderMapInjector};
 pub use self::ids::{new_root_trace_id, new_span_id};
 pub use self::traceparent::{
     KNOWN_TRACE_FLAGS, TRACE_FLAG_RANDOM, TRACE_FLAG_SAMPLED, TRACEPARENT_LEN, TraceParent, TraceParentError,
@@ -173,12 +192,25 @@ struct UpstreamTrace {
     flags: u8,
 }
 
+/// Put into the extracted context when the received `tracestate` has entries that
+/// OpenTelemetry's `TraceState` cannot hold (see [`TraceState::to_otel`]): the whole
+/// state as received (validated, truncated), for injection to put them back while the
+/// trace is the same. Absent in the common case, so it costs nothing there.
+#[derive(Clone, Debug)]
+struct ExtractedTraceState {
+    trace_id: TraceId,
+    state: Arc<TraceState>,
+}
+
+/// A remote parent read from the headers, and the state to keep beside it, if any.
+type RemoteParent = (SpanContext, Option<ExtractedTraceState>);
+
 /// The context to build on for an upstream span context extracted without baggage. It
 /// carries the [`UpstreamTrace`] marker only when injection needs it: when the caller did
 /// not set the `random` flag, which must then not be invented downstream. (A caller that
 /// set it, or no caller, is what injection assumes without a marker.) So a request from a
 /// Level 2 caller, or with no `traceparent`, allocates nothing here.
-pub(crate) fn upstream_context(sc: &SpanContext) -> Context {
+fn upstream_context(sc: &SpanContext) -> Context {
     let flags = sc.trace_flags().to_u8();
     if sc.is_valid() && flags & TRACE_FLAG_RANDOM == 0 {
         Context::new().with_value(UpstreamTrace {
@@ -192,11 +224,27 @@ pub(crate) fn upstream_context(sc: &SpanContext) -> Context {
 
 // === header access, shared by the `HeaderMap` and the OpenTelemetry carrier paths ===
 
+/// A header that must appear at most once (`traceparent`).
+enum Single<'a> {
+    Absent,
+    One(&'a [u8]),
+    /// Twice or more, or present but unreadable: invalid, and not "absent".
+    Invalid,
+}
+
 trait HeaderLookup {
     type Values<'a>: Iterator<Item = &'a [u8]>
     where
         Self: 'a;
     fn values(&self, name: &HeaderName) -> Self::Values<'_>;
+    fn single(&self, name: &HeaderName) -> Single<'_> {
+        let mut values = self.values(name);
+        match (values.next(), values.next()) {
+            (None, _) => Single::Absent,
+            (Some(v), None) => Single::One(v),
+            (Some(_), Some(_)) => Single::Invalid,
+        }
+    }
     #[cfg(any(feature = "b3", feature = "jaeger"))]
     fn first(&self, name: &HeaderName) -> Option<&[u8]> {
         self.values(name).next()
@@ -230,6 +278,17 @@ impl HeaderLookup for ExtractorLookup<'_> {
             .into_iter()
             .map(str::as_bytes as StrAsBytes<'_>)
     }
+    fn single(&self, name: &HeaderName) -> Single<'_> {
+        match self.0.get_all(name.as_str()).as_deref() {
+            None => Single::Absent,
+            // `get_all` only shows what the carrier can show as text. A carrier whose
+            // `get` disagrees with it about the first value (opentelemetry-http's
+            // `HeaderExtractor` when the first of two values is not visible ASCII) holds a
+            // value `get_all` left out: more than one, or one that cannot be read.
+            Some([one]) if self.0.get(name.as_str()) == Some(*one) => Single::One(one.as_bytes()),
+            Some(_) => Single::Invalid,
+        }
+    }
 }
 
 trait HeaderSink {
@@ -256,8 +315,12 @@ impl HeaderSink for InjectorSink<'_> {
         self.0
             .set(name.as_str(), String::from_utf8_lossy(value).into_owned());
     }
-    fn remove(&mut self, _name: &HeaderName) {
-        // OpenTelemetry's `Injector` cannot remove; a fresh carrier has nothing to remove.
+    fn remove(&mut self, name: &HeaderName) {
+        // OpenTelemetry's `Injector` cannot remove, and cannot tell whether the carrier
+        // already holds a value (e.g. a `tracestate` copied from another request). An
+        // empty value overwrites it and means "no entries" (receivers must accept it);
+        // `HeaderMapInjector` removes the header instead.
+        self.0.set(name.as_str(), String::new());
     }
 }
 
@@ -330,18 +393,45 @@ impl TelltalePropagator {
     }
 
     /// The remote span context carried by `headers`, if valid (see the module docs).
+    ///
+    /// A span context alone cannot carry `tracestate` entries OpenTelemetry's `TraceState`
+    /// refuses (see [`TraceState::to_otel`]); [`extract_headers`](Self::extract_headers)
+    /// keeps them in the context it returns.
     pub fn extract_span_context(&self, headers: &HeaderMap) -> Option<SpanContext> {
-        self.span_context(headers)
+        self.remote_parent(headers).map(|(sc, _)| sc)
+    }
+
+    /// The parent span context of a request and the context to build its span's context
+    /// on, for a request without `baggage` (the server and job spans): an empty context
+    /// unless injection needs a mark from the caller (see [`upstream_context`]) or the
+    /// received `tracestate` has entries OpenTelemetry's `TraceState` cannot hold.
+    pub(crate) fn extract_parent(&self, headers: &HeaderMap) -> (SpanContext, Context) {
+        match self.remote_parent(headers) {
+            Some((sc, extracted)) => {
+                let base = upstream_context(&sc);
+                let base = match extracted {
+                    Some(state) => base.with_value(state),
+                    None => base,
+                };
+                (sc, base)
+            }
+            None => (SpanContext::empty_context(), Context::new()),
+        }
     }
 
     fn extract_from<H: HeaderLookup + ?Sized>(&self, parent: &Context, h: &H) -> Context {
-        let mut cx = match self.span_context(h) {
-            Some(sc) => {
+        let mut cx = match self.remote_parent(h) {
+            Some((sc, extracted)) => {
                 let upstream = UpstreamTrace {
                     trace_id: sc.trace_id(),
                     flags: sc.trace_flags().to_u8(),
                 };
-                parent.with_value(upstream).with_remote_span_context(sc)
+                let cx = parent.with_value(upstream);
+                let cx = match extracted {
+                    Some(state) => cx.with_value(state),
+                    None => cx,
+                };
+                cx.with_remote_span_context(sc)
             }
             None => parent.clone(),
         };
@@ -355,44 +445,44 @@ impl TelltalePropagator {
         cx
     }
 
-    fn span_context<H: HeaderLookup + ?Sized>(&self, h: &H) -> Option<SpanContext> {
-        let mut traceparents = h.values(&TRACEPARENT);
-        if let Some(first) = traceparents.next() {
-            if traceparents.next().is_some() {
-                return None; // TraceParentError::MultipleHeaders
+    fn remote_parent<H: HeaderLookup + ?Sized>(&self, h: &H) -> Option<RemoteParent> {
+        match h.single(&TRACEPARENT) {
+            Single::Absent => {}
+            // Two or more (`TraceParentError::MultipleHeaders`), or one the carrier hides.
+            Single::Invalid => return None,
+            Single::One(value) => {
+                let tp = TraceParent::parse(value).ok()?;
+                let mut values = h.values(&TRACESTATE).peekable();
+                let (trace_state, whole) = if values.peek().is_some() {
+                    tracestate::otel_from_headers(values)
+                } else {
+                    (opentelemetry::trace::TraceState::NONE, None)
+                };
+                let extracted = whole.map(|state| ExtractedTraceState {
+                    trace_id: tp.trace_id,
+                    state: Arc::new(state),
+                });
+                let sc = SpanContext::new(tp.trace_id, tp.parent_id, tp.known_flags(), true, trace_state);
+                return Some((sc, extracted));
             }
-            let tp = TraceParent::parse(first).ok()?;
-            let mut values = h.values(&TRACESTATE).peekable();
-            let trace_state = if values.peek().is_some() {
-                tracestate::otel_from_headers(values)
-            } else {
-                opentelemetry::trace::TraceState::NONE
-            };
-            return Some(SpanContext::new(
-                tp.trace_id,
-                tp.parent_id,
-                tp.known_flags(),
-                true,
-                trace_state,
-            ));
         }
         #[cfg(feature = "b3")]
         if self.b3.is_some() {
             if let Some(sc) = h.first(&b3::B3).and_then(b3::parse_single) {
-                return Some(sc);
+                return Some((sc, None));
             }
             if let (Some(trace), Some(span)) = (h.first(&b3::X_B3_TRACE_ID), h.first(&b3::X_B3_SPAN_ID))
                 && let Some(sc) =
                     b3::parse_multi(trace, span, h.first(&b3::X_B3_SAMPLED), h.first(&b3::X_B3_FLAGS))
             {
-                return Some(sc);
+                return Some((sc, None));
             }
         }
         #[cfg(feature = "jaeger")]
         if self.jaeger
             && let Some(sc) = h.first(&jaeger::UBER_TRACE_ID).and_then(jaeger::parse)
         {
-            return Some(sc);
+            return Some((sc, None));
         }
         None
     }
@@ -405,6 +495,11 @@ impl TelltalePropagator {
             sink.set(&TRACEPARENT, &tp.to_bytes());
 
             let mut ts = TraceState::from_otel(sc.trace_state());
+            if let Some(extracted) = cx.get::<ExtractedTraceState>()
+                && extracted.trace_id == sc.trace_id()
+            {
+                ts.restore_unheld(&extracted.state);
+            }
             if let Some(own) = &self.own_entry {
                 // Validated in `with_tracestate_entry`.
                 let _ = ts.insert_front(&own.0, &own.1);

@@ -20,7 +20,9 @@ pub const TRACESTATE_LONG_ENTRY: usize = 128;
 /// or more than 32 members makes the **whole** header invalid, and the caller discards
 /// it. The specification allows either discarding the entire header or only the invalid
 /// entries ("MAY"); we discard the entire header because that is what the W3C test suite
-/// expects at its strict level, and because forwarding a half-understood state could
+/// expects (`test_tracestate_key_illegal_vendor_format` sends `foo@=1,bar=2` and expects
+/// `bar` gone; `test_tracestate_key_length_limit` sends `foo=1` with a 257-character key
+/// and expects `foo` gone), and because forwarding a half-understood state could
 /// attribute a corrupted vendor entry to the wrong hop.
 ///
 /// ```
@@ -140,13 +142,16 @@ impl TraceState {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let entries = parse_borrowed(values)?;
-        Ok(TraceState {
+        Ok(Self::from_borrowed(parse_borrowed(values)?))
+    }
+
+    fn from_borrowed(entries: Vec<(&str, &str)>) -> Self {
+        TraceState {
             entries: entries
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
-        })
+        }
     }
 
     /// Builds a state from OpenTelemetry's [`TraceState`](opentelemetry::trace::TraceState),
@@ -179,11 +184,17 @@ impl TraceState {
     /// also refuses the whole list when one entry fails. So when it refuses, the entries
     /// it would refuse are left out one by one and the rest kept, rather than losing the
     /// whole state: such an entry cannot be carried in an OpenTelemetry span context.
+    ///
+    /// [`TelltalePropagator`](super::TelltalePropagator) does not lose them on the way
+    /// through: when an extracted state has such entries, the whole state is kept next
+    /// to the span context in the OpenTelemetry `Context`, and injection puts them back
+    /// for the same trace. (Exported spans, which only have OpenTelemetry's
+    /// `TraceState`, still lack them.)
     pub fn to_otel(&self) -> opentelemetry::trace::TraceState {
         if self.entries.is_empty() {
             return opentelemetry::trace::TraceState::NONE;
         }
-        otel_from_pairs(self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        otel_from_pairs(self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))).0
     }
 
     /// The value for `key`, if present.
@@ -232,6 +243,26 @@ impl TraceState {
         entries + self.entries.len().saturating_sub(1)
     }
 
+    /// Puts back the entries of `extracted` (the state as received) that OpenTelemetry's
+    /// `TraceState` could not hold, and that this state, built from the span context's
+    /// OpenTelemetry state, therefore lacks. Each goes where it was relative to the
+    /// received entries still present: just before the first one that followed it, or at
+    /// the end; entries added in front since (own entries, updated keys) stay in front.
+    /// Then at most 32 entries are kept, the right-most dropped.
+    pub(crate) fn restore_unheld(&mut self, extracted: &TraceState) {
+        for (i, (key, value)) in extracted.entries.iter().enumerate() {
+            if self.entries.iter().any(|(k, _)| k == key) || otel_can_hold(key, value) {
+                continue;
+            }
+            let at = extracted.entries[i + 1..]
+                .iter()
+                .find_map(|next| self.entries.iter().position(|e| e == next))
+                .unwrap_or(self.entries.len());
+            self.entries.insert(at, (key.clone(), value.clone()));
+        }
+        self.entries.truncate(TRACESTATE_MAX_MEMBERS);
+    }
+
     /// Truncates by whole entries until the header is at most `max_len` characters, as
     /// the specification says: entries longer than 128 characters are removed first
     /// (right-most first), then entries from the end. Returns how many were removed.
@@ -255,20 +286,7 @@ where
             if entries.len() == TRACESTATE_MAX_MEMBERS {
                 return Err(TraceStateError::TooManyMembers);
             }
-            let eq = member
-                .iter()
-                .position(|&b| b == b'=')
-                .ok_or(TraceStateError::MissingEquals)?;
-            let (key, value) = (&member[..eq], &member[eq + 1..]);
-            if !is_valid_key(key) {
-                return Err(TraceStateError::InvalidKey);
-            }
-            if !is_valid_value(value) {
-                return Err(TraceStateError::InvalidValue);
-            }
-            // Both validated as ASCII above, so these never fail.
-            let key = std::str::from_utf8(key).map_err(|_| TraceStateError::InvalidKey)?;
-            let value = std::str::from_utf8(value).map_err(|_| TraceStateError::InvalidValue)?;
+            let (key, value) = parse_member(member)?;
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err(TraceStateError::DuplicateKey);
             }
@@ -276,6 +294,25 @@ where
         }
     }
     Ok(entries)
+}
+
+/// One non-empty, OWS-trimmed list member.
+fn parse_member(member: &[u8]) -> Result<(&str, &str), TraceStateError> {
+    let eq = member
+        .iter()
+        .position(|&b| b == b'=')
+        .ok_or(TraceStateError::MissingEquals)?;
+    let (key, value) = (&member[..eq], &member[eq + 1..]);
+    if !is_valid_key(key) {
+        return Err(TraceStateError::InvalidKey);
+    }
+    if !is_valid_value(value) {
+        return Err(TraceStateError::InvalidValue);
+    }
+    // Both validated as ASCII above, so these never fail.
+    let key = std::str::from_utf8(key).map_err(|_| TraceStateError::InvalidKey)?;
+    let value = std::str::from_utf8(value).map_err(|_| TraceStateError::InvalidValue)?;
+    Ok((key, value))
 }
 
 /// The specification's truncation over any entry representation.
@@ -295,30 +332,45 @@ fn truncate_entries<S: AsRef<str>>(entries: &mut Vec<(S, S)>, max_len: usize) ->
     removed
 }
 
-/// OpenTelemetry's trace state from validated pairs (see [`TraceState::to_otel`]).
-fn otel_from_pairs<'a, I>(pairs: I) -> opentelemetry::trace::TraceState
+/// OpenTelemetry's trace state from validated pairs (see [`TraceState::to_otel`]), and
+/// whether it holds all of them.
+fn otel_from_pairs<'a, I>(pairs: I) -> (opentelemetry::trace::TraceState, bool)
 where
     I: Iterator<Item = (&'a str, &'a str)> + Clone,
 {
     use opentelemetry::trace::TraceState as OtelTraceState;
-    OtelTraceState::from_key_value(pairs.clone()).unwrap_or_else(|_| {
-        OtelTraceState::from_key_value(pairs.filter(|&pair| OtelTraceState::from_key_value([pair]).is_ok()))
-            .unwrap_or_default()
-    })
+    match OtelTraceState::from_key_value(pairs.clone()) {
+        Ok(ts) => (ts, true),
+        Err(_) => (
+            OtelTraceState::from_key_value(pairs.filter(|&(k, v)| otel_can_hold(k, v))).unwrap_or_default(),
+            false,
+        ),
+    }
+}
+
+/// Whether OpenTelemetry 0.33's `TraceState` accepts this (valid) entry: not when the key
+/// is a multi-tenant key with a 14-character system id (it allows 13).
+fn otel_can_hold(key: &str, value: &str) -> bool {
+    opentelemetry::trace::TraceState::from_key_value([(key, value)]).is_ok()
 }
 
 /// The extraction path: validate, truncate to [`TRACESTATE_MAX_LEN`] and convert, without
 /// the intermediate owned [`TraceState`]. An invalid header gives the empty state.
-pub(crate) fn otel_from_headers<'a, I>(values: I) -> opentelemetry::trace::TraceState
+///
+/// The second part is the whole state, in order, when OpenTelemetry's `TraceState`
+/// could not hold all of it (see [`TraceState::to_otel`]); `None` in the common case,
+/// which allocates nothing more.
+pub(crate) fn otel_from_headers<'a, I>(values: I) -> (opentelemetry::trace::TraceState, Option<TraceState>)
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
     match parse_borrowed(values) {
         Ok(mut entries) if !entries.is_empty() => {
             truncate_entries(&mut entries, TRACESTATE_MAX_LEN);
-            otel_from_pairs(entries.iter().copied())
+            let (otel, all_held) = otel_from_pairs(entries.iter().copied());
+            (otel, (!all_held).then(|| TraceState::from_borrowed(entries)))
         }
-        _ => opentelemetry::trace::TraceState::NONE,
+        _ => (opentelemetry::trace::TraceState::NONE, None),
     }
 }
 
