@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use telltale::Telemetry;
-use telltale_test_support::otlp::{ReceivedMetric, attribute, number_value};
+use telltale_test_support::otlp::{ReceivedMetric, attribute};
 
 /// The mix sent, in this order: status code → requests. The empty-bodied 404s and 503s
 /// are observed when hyper drops their body, which may be just after the client has the
@@ -106,8 +106,10 @@ pub async fn wait_for_the_mix(
 }
 
 /// The newest export of each OS process metric holds a plausible reading of this process.
+#[cfg(feature = "otlp-metrics")]
 pub fn assert_process_metrics(metrics: &[ReceivedMetric]) {
     use telltale::otlp_metrics::process;
+    use telltale_test_support::otlp::number_value;
     let newest = |name: &str| {
         metrics
             .iter()
