@@ -40,6 +40,13 @@ pub(crate) struct Group<K, H> {
     series: ArcSwap<Map<K, H>>,
 }
 
+impl<K, H> Group<K, H> {
+    /// The text label the group is named by.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 type MakeFn<K, H> = dyn Fn(&str, &K) -> H + Send + Sync;
 type MakeOverflowFn<H> = dyn Fn() -> H + Send + Sync;
 
@@ -83,6 +90,11 @@ where
             overflow: OnceLock::new(),
             warned: AtomicBool::new(false),
         }
+    }
+
+    /// The group named `name` if it exists already; never creates one (no lock).
+    pub(crate) fn existing_group(&self, name: &str) -> Option<Arc<Group<K, H>>> {
+        self.groups.load().get(name).cloned()
     }
 
     /// The group named `name`, or `None` when it would exceed the cap (record into the

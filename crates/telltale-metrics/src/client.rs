@@ -336,6 +336,18 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> ErrorType {
         if e.is::<tower::timeout::error::Elapsed>() {
             return ErrorType::Timeout;
         }
+        #[cfg(feature = "tonic")]
+        {
+            // What tonic's `Endpoint::timeout` ends a call with, and a deadline status.
+            if e.is::<tonic::TimeoutExpired>() {
+                return ErrorType::Timeout;
+            }
+            if e.downcast_ref::<tonic::Status>()
+                .is_some_and(|s| s.code() == tonic::Code::DeadlineExceeded)
+            {
+                return ErrorType::Timeout;
+            }
+        }
         #[cfg(feature = "reqwest")]
         if let Some(r) = e.downcast_ref::<reqwest::Error>() {
             if r.is_timeout() {

@@ -21,8 +21,14 @@
 //! Why not gauges in the `metrics` facade? Process, runtime and pool figures are cheap to
 //! read but pointless to update between scrapes, and some are float counters (CPU
 //! seconds) that the facade's integer counters cannot hold. A collector reads them once
-//! per scrape and writes them straight into the exposition, after the recorder's
-//! families, with the same global labels.
+//! per scrape and writes them into the exposition, after the recorder's families, with
+//! the same global labels.
+//!
+//! The text format wants every sample of a family together, under one `# HELP` and one
+//! `# TYPE` line. Several collectors may write the same family (two connection pools),
+//! so [`Exposition`] gathers the samples by family and writes each family once, whole, in
+//! the order families were first written. Label values are escaped as the format
+//! requires: `\` as `\\`, `"` as `\"`, a line feed as `\n`.
 
 use std::fmt::Write as _;
 
@@ -50,12 +56,23 @@ where
     }
 }
 
-/// Writes families in the Prometheus text format, adding the global labels to every sample.
+/// Writes families in the Prometheus text format, adding the global labels to every
+/// sample. Samples are gathered by family and written when the scrape's collectors are
+/// done, so a family's samples stay together whichever collector wrote them.
 #[derive(Debug)]
 pub struct Exposition<'a> {
     out: &'a mut String,
     global_labels: &'a str,
-    written: Vec<String>,
+    /// In the order first written.
+    families: Vec<FamilyText>,
+}
+
+#[derive(Debug)]
+struct FamilyText {
+    name: String,
+    /// The `# HELP` and `# TYPE` lines; empty until [`Exposition::family`] is called.
+    header: String,
+    samples: String,
 }
 
 impl<'a> Exposition<'a> {
@@ -63,42 +80,68 @@ impl<'a> Exposition<'a> {
         Exposition {
             out,
             global_labels,
-            written: Vec::new(),
+            families: Vec::new(),
         }
     }
 
-    /// Writes the `# HELP` and `# TYPE` lines of a family; call before its samples. A
-    /// family already written in this scrape (two pools) is not written twice.
+    fn family_text(&mut self, name: &str) -> &mut FamilyText {
+        // A scrape has a few dozen families at most: a scan beats a map here.
+        let i = match self.families.iter().position(|f| f.name == name) {
+            Some(i) => i,
+            None => {
+                self.families.push(FamilyText {
+                    name: name.to_owned(),
+                    header: String::new(),
+                    samples: String::new(),
+                });
+                self.families.len() - 1
+            }
+        };
+        &mut self.families[i]
+    }
+
+    /// Declares a family: its `# HELP` and `# TYPE` lines. A family declared again in the
+    /// same scrape (two pools) keeps its first declaration; its samples all go under it.
     pub fn family(&mut self, name: &str, kind: MetricKind, help: &str) {
-        if self.written.iter().any(|w| w == name) {
+        let family = self.family_text(name);
+        if !family.header.is_empty() {
             return;
         }
-        self.written.push(name.to_owned());
         let kind = match kind {
             MetricKind::Counter => "counter",
             MetricKind::Gauge => "gauge",
         };
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = write!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        let _ = write!(family.header, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
     }
 
-    /// Writes one sample of `name` with the global labels and `labels`.
+    /// Adds one sample of `name` with the global labels and `labels`.
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        self.out.push('{');
-        self.out.push_str(self.global_labels);
-        let mut first = self.global_labels.is_empty();
+        let global_labels = self.global_labels;
+        let out = &mut self.family_text(name).samples;
+        out.push_str(name);
+        out.push('{');
+        out.push_str(global_labels);
+        let mut first = global_labels.is_empty();
         for (k, v) in labels {
             if !first {
-                self.out.push(',');
+                out.push(',');
             }
             first = false;
-            self.out.push_str(k);
-            self.out.push_str("=\"");
-            escape_into(self.out, v);
-            self.out.push('"');
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_into(out, v);
+            out.push('"');
         }
-        let _ = writeln!(self.out, "}} {}", format_value(value));
+        let _ = writeln!(out, "}} {}", format_value(value));
+    }
+
+    /// Writes the gathered families, each whole.
+    pub(crate) fn finish(self) {
+        for f in self.families {
+            self.out.push_str(&f.header);
+            self.out.push_str(&f.samples);
+        }
     }
 }
 

@@ -4,11 +4,12 @@
 //! | feature | what |
 //! |---|---|
 //! | *(none)* | [`names`]: every metric and label name, nothing else (no dependencies) |
-//! | `layers` (default) | [`MetricsLayer`] (HTTP server), [`GrpcMetricsLayer`] (gRPC server), [`client`] metrics |
+//! | `layers` (default) | [`MetricsLayer`] (HTTP server), [`GrpcMetricsLayer`] (gRPC server), [`GrpcClientMetricsLayer`] (gRPC client), [`client`] metrics |
 //! | `prometheus` (default) | [`PrometheusConfig`] recorder install, [`metrics_router`], OpenMetrics [`exemplars`], scrape-time [`collector`]s, [`saturation`] gauges |
 //! | `reqwest` | `client::ClientMetricsMiddleware` for reqwest-middleware |
 //! | `process` | `process::ProcessCollector`: CPU, memory, fds, threads, start time |
 //! | `tokio-runtime` | `runtime::RuntimeCollector`: workers, global queue depth, busy time |
+//! | `tonic` | [`GrpcClientMetricsLayer`] also recognises tonic's `TimeoutExpired` and `DEADLINE_EXCEEDED` `Status` errors as `error_type="timeout"` |
 //!
 #![cfg_attr(feature = "prometheus", doc = "```")]
 #![cfg_attr(not(feature = "prometheus"), doc = "```ignore")]
@@ -59,7 +60,10 @@ pub mod saturation;
 #[cfg(feature = "layers")]
 pub use client::ClientMetrics;
 #[cfg(feature = "layers")]
-pub use grpc::{GrpcClientMetricsLayer, GrpcMetricsLayer, GrpcMetricsService};
+pub use grpc::{
+    GrpcClientMetricsLayer, GrpcClientMetricsService, GrpcMetricsLayer, GrpcMetricsLayerBuilder,
+    GrpcMetricsService,
+};
 #[cfg(feature = "layers")]
 pub use job::JobMetrics;
 #[cfg(feature = "layers")]

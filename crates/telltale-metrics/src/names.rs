@@ -143,6 +143,18 @@ pub mod meta {
     pub const CARDINALITY_OVERFLOW_TOTAL: &str = "telltale_metrics_cardinality_overflow_total";
     /// The label value that overflowing label sets are folded into.
     pub const OVERFLOW_LABEL_VALUE: &str = "overflow";
+    /// OpenTelemetry's value for an attribute whose real value is not known to the
+    /// instrumentation: `rpc_service`/`rpc_method` of a call to a gRPC service or method
+    /// the server does not have (see `telltale_metrics::grpc`).
+    ///
+    /// ```
+    /// use telltale_metrics::names::meta;
+    ///
+    /// // Calls to a gRPC method the server does not have, in PromQL:
+    /// let unknown = format!("rpc_server_call_duration_seconds_count{{rpc_method=\"{}\"}}", meta::OTHER_LABEL_VALUE);
+    /// assert_eq!(unknown, r#"rpc_server_call_duration_seconds_count{rpc_method="_OTHER"}"#);
+    /// ```
+    pub const OTHER_LABEL_VALUE: &str = "_OTHER";
     /// Process CPU seconds, counter.
     pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
     /// Process resident memory, gauge.
@@ -276,6 +288,10 @@ mod tests {
         assert_eq!(legacy::HTTP_REQUEST_DURATION, "http_request_duration_seconds");
         assert_eq!(client::CIRCUIT_BREAKER_STATE, "telltale_circuit_breaker_state");
         assert_eq!(meta::BUILD_INFO, "build_info");
+        assert_eq!(
+            [meta::OVERFLOW_LABEL_VALUE, meta::OTHER_LABEL_VALUE],
+            ["overflow", "_OTHER"]
+        );
         assert_eq!(
             [
                 job::MESSAGING_PROCESS_DURATION,

@@ -35,11 +35,42 @@ impl RequestObservation {
     }
 
     /// The response head: its status, and for gRPC its headers (`grpc-status` in a
-    /// trailers-only response).
+    /// trailers-only response). Prefer [`on_response`](Self::on_response), which also
+    /// sees the response's extensions (the
+    /// [`HandlerPanic`](telltale_core::outcome::HandlerPanic) marker).
     pub fn on_head(&mut self, status: StatusCode, headers: &HeaderMap) {
         match &mut self.0 {
             Kind::Http(o) => o.on_head(status),
-            Kind::Grpc(o) => o.on_head(headers),
+            Kind::Grpc(o) => o.on_head(status, headers),
+        }
+    }
+
+    /// The response head, whole: as [`on_head`](Self::on_head), and a response that an
+    /// inner catch-panic layer marked with [`HandlerPanic`] is recorded with
+    /// `error_type="panic"` (HTTP) instead of its status code.
+    ///
+    /// ```
+    /// use telltale_core::body::{BodyEnd, BodyObserver};
+    /// use telltale_core::outcome::HandlerPanic;
+    /// use telltale_metrics::{MetricsLayer, PrometheusConfig};
+    ///
+    /// let prom = PrometheusConfig::new("svc").build().unwrap();
+    /// let part = MetricsLayer::builder().recorder(prom.recorder()).build().unwrap().part();
+    /// let req = http::Request::get("/boom").body(String::new()).unwrap();
+    /// let mut observation = part.on_request(&req).unwrap();
+    /// let mut res = http::Response::new(());
+    /// *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    /// res.extensions_mut().insert(HandlerPanic("boom".into()));
+    /// observation.on_response(&res);
+    /// observation.on_end(BodyEnd::Complete { trailers: None, bytes: 0 });
+    /// assert!(prom.handle().render().contains(r#"error_type="panic""#));
+    /// ```
+    ///
+    /// [`HandlerPanic`]: telltale_core::outcome::HandlerPanic
+    pub fn on_response<B>(&mut self, res: &Response<B>) {
+        match &mut self.0 {
+            Kind::Http(o) => o.on_response(res),
+            Kind::Grpc(o) => o.on_head(res.status(), res.headers()),
         }
     }
 
@@ -141,7 +172,7 @@ where
             Ok(res) => match observation {
                 None => Ok(res.map(ObservedBody::unobserved)),
                 Some(mut o) => {
-                    o.on_head(res.status(), res.headers());
+                    o.on_response(&res);
                     let declared = telltale_core::body::content_length(res.headers());
                     Ok(res.map(|b| ObservedBody::new(b, o).with_declared_length(declared)))
                 }

@@ -183,24 +183,24 @@ impl PrometheusConfig {
         crate::collector::render_labels(&l)
     }
 
-    fn recorder(&self) -> Result<PrometheusRecorder, PrometheusError> {
+    fn recorder(&self) -> Result<ExporterRecorder, PrometheusError> {
         if self.service.trim().is_empty() {
             return Err(PrometheusError::Config("the service name is empty".into()));
         }
         check_buckets("duration_buckets", &self.duration_buckets)?;
         check_buckets("size_buckets", &self.size_buckets)?;
         let mut b = PrometheusBuilder::new()
-            .add_global_label(labels::SERVICE, self.service.clone())
+            .add_global_label(labels::SERVICE, exporter_label_value(&self.service).into_owned())
             .set_buckets(&self.duration_buckets)
             .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &self.size_buckets))
             .map_err(|e| PrometheusError::Config(e.to_string()))?;
         if let Some(env) = &self.environment {
-            b = b.add_global_label(labels::ENVIRONMENT, env.clone());
+            b = b.add_global_label(labels::ENVIRONMENT, exporter_label_value(env).into_owned());
         }
         if let Some(v) = &self.version {
-            b = b.add_global_label(labels::VERSION, v.clone());
+            b = b.add_global_label(labels::VERSION, exporter_label_value(v).into_owned());
         }
-        let recorder = b.build_recorder();
+        let recorder = ExporterRecorder(b.build_recorder());
         describe(&recorder);
         let unknown = || "unknown".to_owned();
         recorder
@@ -221,7 +221,7 @@ impl PrometheusConfig {
     /// Builds the recorder without installing it (tests, several registries).
     pub fn build(self) -> Result<Prometheus, PrometheusError> {
         let recorder = Arc::new(self.recorder()?);
-        let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars);
+        let handle = MetricsHandle::new(recorder.0.handle(), self.global_labels(), self.exemplars);
         Ok(Prometheus { recorder, handle })
     }
 
@@ -245,7 +245,7 @@ impl PrometheusConfig {
         R: Recorder + Sync + 'static,
     {
         let recorder = self.recorder()?;
-        let handle = MetricsHandle::new(recorder.handle(), self.global_labels(), self.exemplars);
+        let handle = MetricsHandle::new(recorder.0.handle(), self.global_labels(), self.exemplars);
         metrics::set_global_recorder(wrap(Arc::new(recorder)))
             .map_err(|_| PrometheusError::RecorderAlreadyInstalled)?;
         // The global recorder lives as long as the process: so does its upkeep.
@@ -371,9 +371,88 @@ fn describe(r: &dyn Recorder) {
     );
 }
 
+// === label-value escaping ===
+
+/// The exporter's recorder, handed label values that it renders as the text format
+/// requires.
+///
+/// metrics-exporter-prometheus (0.18) takes a backslash in a label value for the start of
+/// an escape already written: `a\\b` (two backslashes) comes out as `a\\b`, which reads
+/// back as one backslash, and `\"` loses its backslash. The collectors' samples escape
+/// every backslash, so the same global label (`service`) would read differently in the
+/// two halves of one scrape, and the exemplar side-table would miss such series. Given a
+/// value with every backslash doubled, the exporter writes exactly `\\` per backslash,
+/// `\"` per quote and `\n` per line feed. Values without a backslash (nearly all) pass
+/// through untouched, and nothing is done if the exporter ever escapes correctly itself.
+pub(crate) struct ExporterRecorder(PrometheusRecorder);
+
+/// Whether the exporter needs backslashes doubled (checked once, on its own code).
+fn exporter_unescapes_backslashes() -> bool {
+    static CHECK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CHECK.get_or_init(|| metrics_exporter_prometheus::formatting::sanitize_label_value("\\\\") != "\\\\\\\\")
+}
+
+/// `value` as the exporter must be given it to render it correctly.
+fn exporter_label_value(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\\') && exporter_unescapes_backslashes() {
+        value.replace('\\', "\\\\").into()
+    } else {
+        value.into()
+    }
+}
+
+impl ExporterRecorder {
+    fn key<'k>(&self, key: &'k Key) -> std::borrow::Cow<'k, Key> {
+        if !key.labels().any(|l| l.value().contains('\\')) {
+            return std::borrow::Cow::Borrowed(key);
+        }
+        let labels: Vec<Label> = key
+            .labels()
+            .map(|l| Label::new(l.key().to_owned(), exporter_label_value(l.value()).into_owned()))
+            .collect();
+        std::borrow::Cow::Owned(Key::from_parts(key.name_shared(), labels))
+    }
+}
+
+impl Recorder for ExporterRecorder {
+    fn describe_counter(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.0.describe_counter(key, unit, description)
+    }
+
+    fn describe_gauge(&self, key: metrics::KeyName, unit: Option<Unit>, description: metrics::SharedString) {
+        self.0.describe_gauge(key, unit, description)
+    }
+
+    fn describe_histogram(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.0.describe_histogram(key, unit, description)
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &metrics::Metadata<'_>) -> metrics::Counter {
+        self.0.register_counter(&self.key(key), metadata)
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &metrics::Metadata<'_>) -> metrics::Gauge {
+        self.0.register_gauge(&self.key(key), metadata)
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &metrics::Metadata<'_>) -> metrics::Histogram {
+        self.0.register_histogram(&self.key(key), metadata)
+    }
+}
+
 /// A Prometheus recorder built by [`PrometheusConfig::build`], not installed globally.
 pub struct Prometheus {
-    recorder: Arc<PrometheusRecorder>,
+    recorder: Arc<ExporterRecorder>,
     handle: MetricsHandle,
 }
 
@@ -484,6 +563,7 @@ impl MetricsHandle {
             for c in collectors.iter() {
                 c.collect(&mut exposition);
             }
+            exposition.finish();
         }
         out
     }

@@ -29,8 +29,9 @@
 //! ```text
 //! # request rate per route
 //! sum by (http_route) (rate(http_server_request_duration_seconds_count[5m]))
-//! # error ratio (5xx only: 4xx are the client's fault; `error_type!=""` is equivalent)
-//! sum(rate(http_server_request_duration_seconds_count{http_response_status_code=~"5.."}[5m]))
+//! # error ratio: 5xx (4xx are the client's fault) and bodies that failed mid-stream,
+//! # which keep the status already sent; what telltale-slo's availability SLOs count
+//! sum(rate(http_server_request_duration_seconds_count{error_type!=""}[5m]))
 //!   / sum(rate(http_server_request_duration_seconds_count[5m]))
 //! # p50 / p95 / p99 latency per route (0.5, 0.95, 0.99)
 //! histogram_quantile(0.99, sum by (http_route, le) (rate(http_server_request_duration_seconds_bucket[5m])))
@@ -62,6 +63,10 @@
 //!   Add the layer with `Router::layer` (not around the router from outside), or every
 //!   request is `unmatched`; axum applies it only to the routes and fallback that exist
 //!   at that point, so set a `.fallback(...)` before `.layer(...)` to measure 404s.
+//! - **A panic caught inside**: a catch-panic layer added *inside* this one (tower-http's
+//!   `CatchPanicLayer`, telltale-resilience's server protection) answers 500; when it
+//!   marks that response with [`HandlerPanic`] in its extensions, the request is recorded
+//!   with `error_type="panic"` instead of `"500"` (the status stays `500`).
 //! - **Cardinality cap**: at most [`MetricsLayerBuilder::max_label_sets`] label sets
 //!   (default 2000, the `overflow` series included); beyond it requests are recorded in
 //!   one series whose labels are all `overflow`, counted in
@@ -72,11 +77,28 @@
 //!   no buckets): [`PrometheusConfig`](crate::PrometheusConfig) sets the OpenTelemetry
 //!   recommendation by default.
 //!
+//! # Nested routers and services
+//!
+//! - `Router::nest("/api", router)`: axum copies the nested routes into the outer router
+//!   with their full path, so `MatchedPath` — and the label — is the full template
+//!   (`/api/users/{id}`), whether the layer is added to the outer router after `nest` or
+//!   to the inner router before it.
+//! - `Router::nest_service("/files", service)` (tower-http's `ServeDir`, a tonic router,
+//!   any `Service`): axum 0.8 registers `/files`, `/files/` and `/files/{*rest}` for it.
+//!   The first two get a `MatchedPath` (labels `/files` and `/files/`); for any path
+//!   below (`/files/css/site.css`) axum keeps the template in a private extension and
+//!   sets **no** `MatchedPath`, so by default those requests are labelled `unmatched`,
+//!   together with the 404s. The same holds for the fallback of a nested router. The raw
+//!   path is never used instead (one series per file). Declare the prefix with
+//!   [`MetricsLayerBuilder::nested_service`] to label them `/files/{*rest}`.
+//!
 //! # Hot path
 //!
-//! Per request: one hash look-up of the route template in an immutable map at the start,
-//! one of `(method, status, error_type)` at the end, an `Instant`, and the histogram
-//! observation. No lock, no `String`, no boxing. Handles are resolved once per label set.
+//! Per request: one hash look-up of the route template in an immutable map at the start
+//! (a request that matched no route also compares its path with the declared nested
+//! service prefixes), one of `(method, status, error_type)` at the end, an `Instant`, one
+//! extensions look-up for the panic marker, and the histogram observation. No lock, no
+//! `String`, no boxing. Handles are resolved once per label set.
 
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -85,7 +107,7 @@ use std::time::Instant;
 use http::{Method, Request, Response, StatusCode};
 use metrics::{Counter, Gauge, Histogram, Key, Label};
 use telltale_core::body::BodyEnd;
-use telltale_core::outcome::{self, ErrorType};
+use telltale_core::outcome::{self, ErrorType, HandlerPanic};
 use telltale_core::{method, route, status};
 use tower::{Layer, Service};
 
@@ -111,6 +133,8 @@ pub(crate) struct HttpSeries {
 
 pub(crate) struct HttpShared {
     exclude: Box<[Box<str>]>,
+    /// `(prefix, label)` of the services nested with `Router::nest_service`.
+    nested: Box<[(Box<str>, Box<str>)]>,
     body_sizes: bool,
     names: LabelNames,
     recorder: RecorderRef,
@@ -128,6 +152,22 @@ impl HttpShared {
 
     fn is_excluded(&self, path: &str) -> bool {
         self.exclude.iter().any(|p| **p == *path)
+    }
+
+    /// The route label: the template axum matched, else the label of a declared nested
+    /// service the path is under, else `unmatched`.
+    fn route<'r>(&'r self, req_extensions: &'r http::Extensions, path: &str) -> &'r str {
+        let template = route::template_str(req_extensions);
+        if self.nested.is_empty() || template != route::UNMATCHED {
+            return template;
+        }
+        self.nested
+            .iter()
+            .find(|(prefix, _)| {
+                path.strip_prefix(&**prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .map_or(route::UNMATCHED, |(_, label)| label)
     }
 }
 
@@ -196,7 +236,8 @@ impl MetricsLayer {
 /// [`MetricsLayer`]'s work on one request, for a composed service (see
 /// [`MetricsLayer::part`]): [`on_request`](MetricsPart::on_request) starts the
 /// [`RequestObservation`]; the service then tells it the response head
-/// ([`RequestObservation::on_head`]) and the end of the body (it is a
+/// ([`RequestObservation::on_response`], which also sees a panic marker) and the end of
+/// the body (it is a
 /// [`BodyObserver`](telltale_core::body::BodyObserver)), or that the service failed or the
 /// request was abandoned. It records exactly once.
 #[derive(Clone)]
@@ -228,7 +269,9 @@ impl MetricsPart {
             return None;
         }
         let request_bytes = if shared.body_sizes { request_size(req) } else { 0 };
-        let group = shared.cache.group(route::template_str(req.extensions()));
+        let group = shared
+            .cache
+            .group(shared.route(req.extensions(), req.uri().path()));
         shared.in_flight().increment(1.0);
         Some(RequestObservation::http(HttpObservation {
             shared: shared.clone(),
@@ -238,6 +281,7 @@ impl MetricsPart {
             request_bytes,
             status: 0,
             body_expected: req.method() != Method::HEAD,
+            panicked: false,
             #[cfg(feature = "prometheus")]
             trace: shared
                 .exemplars
@@ -252,6 +296,7 @@ impl MetricsPart {
 pub struct MetricsLayerBuilder {
     scheme: Scheme,
     exclude: Vec<String>,
+    nested: Vec<String>,
     body_sizes: bool,
     max_label_sets: usize,
     recorder: RecorderRef,
@@ -264,6 +309,7 @@ impl Default for MetricsLayerBuilder {
         MetricsLayerBuilder {
             scheme: Scheme::OpenTelemetry,
             exclude: DEFAULT_EXCLUDED_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+            nested: Vec::new(),
             body_sizes: false,
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             recorder: RecorderRef::global(),
@@ -297,6 +343,30 @@ impl MetricsLayerBuilder {
         self
     }
 
+    /// Declares a service nested with axum's `Router::nest_service(prefix, ...)`, so its
+    /// requests below `prefix` are labelled `{prefix}/{*rest}` instead of `unmatched`
+    /// (axum gives them no `MatchedPath`: see
+    /// [Nested routers and services](self#nested-routers-and-services)). Only requests
+    /// that matched no route are looked at. Call once per prefix. Default: none.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use telltale_metrics::MetricsLayer;
+    ///
+    /// let files = tower::service_fn(|_req: axum::extract::Request| async {
+    ///     Ok::<_, std::convert::Infallible>(axum::response::Response::new(axum::body::Body::empty()))
+    /// });
+    /// let layer = MetricsLayer::builder().nested_service("/files").build().unwrap();
+    /// let app: Router = Router::new()
+    ///     .route("/orders/{id}", get(|| async { "order" }))
+    ///     .nest_service("/files", files) // `/files/a/b.txt` → http_route="/files/{*rest}"
+    ///     .layer(layer);
+    /// ```
+    pub fn nested_service(mut self, prefix: impl Into<String>) -> Self {
+        self.nested.push(prefix.into());
+        self
+    }
+
     /// Also record request and response body sizes (bytes). Default: off. The request
     /// size is its `Content-Length` (or the body's exact size hint), 0 when unknown.
     pub fn body_sizes(mut self, enabled: bool) -> Self {
@@ -327,7 +397,8 @@ impl MetricsLayerBuilder {
         self
     }
 
-    /// Builds the layer. Errors on a cap below 2 or an excluded path not starting with `/`.
+    /// Builds the layer. Errors on a cap below 2, an excluded path not starting with `/`, or
+    /// a nested service prefix that is not a fixed path.
     pub fn build(self) -> Result<MetricsLayer, ConfigError> {
         if self.max_label_sets < 2 {
             return Err(ConfigError::new(format!(
@@ -339,6 +410,18 @@ impl MetricsLayerBuilder {
             return Err(ConfigError::new(format!(
                 "excluded path {bad:?} does not start with '/': paths are matched exactly against the request path"
             )));
+        }
+        let mut nested = Vec::with_capacity(self.nested.len());
+        for prefix in &self.nested {
+            let trimmed = prefix.trim_end_matches('/');
+            if !prefix.starts_with('/') || trimmed.is_empty() || prefix.contains(['{', '}', '*']) {
+                return Err(ConfigError::new(format!(
+                    "nested service prefix {prefix:?} must be a fixed path like \"/files\": it starts \
+                     with '/', is not the root, and has no path parameters"
+                )));
+            }
+            let label = format!("{trimmed}/{{*rest}}");
+            nested.push((Box::from(trimmed), label.into_boxed_str()));
         }
         let names = LabelNames::for_scheme(self.scheme);
         let legacy = self.scheme == Scheme::Legacy;
@@ -378,6 +461,7 @@ impl MetricsLayerBuilder {
         Ok(MetricsLayer {
             shared: Arc::new(HttpShared {
                 exclude: self.exclude.into_iter().map(String::into_boxed_str).collect(),
+                nested: nested.into_boxed_slice(),
                 body_sizes,
                 names,
                 in_flight: OnceLock::new(),
@@ -466,11 +550,19 @@ pub(crate) struct HttpObservation {
     request_bytes: u64,
     status: u16,
     body_expected: bool,
+    /// An inner catch-panic layer answered for a handler that panicked.
+    panicked: bool,
     #[cfg(feature = "prometheus")]
     trace: Option<telltale_core::trace_ids::TraceIds>,
 }
 
 impl HttpObservation {
+    pub(crate) fn on_response<B>(&mut self, res: &Response<B>) {
+        self.on_head(res.status());
+        // Only a 500 from a panic carries the marker: looked up for server errors only.
+        self.panicked = res.status().is_server_error() && res.extensions().get::<HandlerPanic>().is_some();
+    }
+
     pub(crate) fn on_head(&mut self, status: StatusCode) {
         self.status = status.as_u16();
         // hyper never polls these bodies, it drops them: that is their normal end.
@@ -495,6 +587,10 @@ impl HttpObservation {
     /// The end of the body, at `now`.
     pub(crate) fn on_body_end(self, end: &BodyEnd<'_>, now: Instant) {
         let status = self.status;
+        if self.panicked {
+            // The panic decided the outcome, however its 500 body then ends.
+            return self.finish(status, Some(ErrorType::Panic), end.bytes(), now);
+        }
         let ok_error = || {
             StatusCode::from_u16(status)
                 .ok()

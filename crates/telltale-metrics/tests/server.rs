@@ -366,6 +366,164 @@ async fn a_handler_panic_is_a_500_panic_not_a_hang_up() {
     assert_eq!(sample(&text, otel::HTTP_SERVER_ACTIVE_REQUESTS, &[]), Some(0.0));
 }
 
+/// A panic that a catch-panic layer inside turns into a 500 marked with `HandlerPanic`
+/// (as telltale-resilience's server protection does) is `error_type="panic"`, not `500`.
+#[tokio::test]
+async fn a_panic_caught_inside_and_marked_is_labelled_panic() {
+    use telltale_core::outcome::HandlerPanic;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    let prom = prom();
+    let layer = MetricsLayer::builder().recorder(prom.recorder()).build().unwrap();
+    let catch_panic = CatchPanicLayer::custom(|_payload: Box<dyn std::any::Any + Send>| {
+        let mut res = http::Response::new(http_body_util::Full::new(Bytes::from_static(b"oops")));
+        *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        res.extensions_mut().insert(HandlerPanic("boom".into()));
+        res
+    });
+    let app: Router = Router::new()
+        .route(
+            "/boom",
+            get(|| async {
+                panic!("boom");
+                #[allow(unreachable_code)]
+                StatusCode::OK
+            }),
+        )
+        .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .layer(catch_panic)
+        .layer(layer);
+    assert_eq!(
+        call(&app, "GET", "/boom").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        call(&app, "GET", "/fail").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let text = prom.handle().render();
+    let route = |route, error| {
+        sample(
+            &text,
+            DUR,
+            &[
+                (l::HTTP_ROUTE, route),
+                (l::HTTP_RESPONSE_STATUS_CODE, "500"),
+                (l::ERROR_TYPE, error),
+            ],
+        )
+    };
+    assert_eq!(route("/boom", "panic"), Some(1.0), "{text}");
+    assert_eq!(route("/boom", "500"), None, "{text}");
+    // An ordinary 500 stays a 500.
+    assert_eq!(route("/fail", "500"), Some(1.0), "{text}");
+}
+
+fn nested_app(prom: &Prometheus, layer: MetricsLayer) -> Router {
+    let files = tower::service_fn(|req: Request<Body>| async move {
+        let path = req.uri().path().to_owned();
+        Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::from(path)))
+    });
+    let _ = prom;
+    Router::new()
+        .route("/orders/{id}", get(|| async { "order" }))
+        .nest(
+            "/api",
+            Router::new().route("/users/{id}", get(|| async { "user" })),
+        )
+        .nest_service("/files", files)
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(layer)
+}
+
+fn routes(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = series(text, DUR)
+        .into_iter()
+        .filter_map(|s| {
+            common::split_labels(s)
+                .find(|(k, _)| *k == l::HTTP_ROUTE)
+                .map(|(_, v)| v.to_owned())
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// `nest` keeps the full template; below a `nest_service` prefix axum sets no
+/// `MatchedPath`, so those requests are `unmatched` (never the raw path)...
+#[tokio::test]
+async fn nested_router_keeps_its_template_and_nest_service_is_unmatched_by_default() {
+    let prom = prom();
+    let layer = MetricsLayer::builder().recorder(prom.recorder()).build().unwrap();
+    let app = nested_app(&prom, layer);
+    assert_eq!(call(&app, "GET", "/api/users/7").await.0, StatusCode::OK);
+    let (status, body) = call(&app, "GET", "/files/css/site.css").await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"/css/site.css"[..]));
+    call(&app, "GET", "/files").await;
+    call(&app, "GET", "/nope").await;
+    let text = prom.handle().render();
+    assert_eq!(
+        routes(&text),
+        ["/api/users/{id}", "/files", "unmatched"],
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[
+                (l::HTTP_ROUTE, "unmatched"),
+                (l::HTTP_RESPONSE_STATUS_CODE, "200")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("site.css"), "{text}");
+}
+
+/// ...unless the prefix is declared: then they get `{prefix}/{*rest}`, and 404s stay
+/// `unmatched`.
+#[tokio::test]
+async fn a_declared_nested_service_is_labelled_by_its_prefix() {
+    let prom = prom();
+    let layer = MetricsLayer::builder()
+        .recorder(prom.recorder())
+        .nested_service("/files/")
+        .build()
+        .unwrap();
+    let app = nested_app(&prom, layer);
+    for path in ["/files/css/site.css", "/files/js/app.js", "/files/"] {
+        assert_eq!(call(&app, "GET", path).await.0, StatusCode::OK, "{path}");
+    }
+    call(&app, "GET", "/filesystem").await;
+    call(&app, "GET", "/api/users/7").await;
+    let text = prom.handle().render();
+    assert_eq!(
+        routes(&text),
+        ["/api/users/{id}", "/files/", "/files/{*rest}", "unmatched"],
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, DUR, &[(l::HTTP_ROUTE, "/files/{*rest}")]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            DUR,
+            &[
+                (l::HTTP_ROUTE, "unmatched"),
+                (l::HTTP_RESPONSE_STATUS_CODE, "404")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
 /// A download whose `Content-Length` was all sent is a 200, not a client hang-up (499).
 #[tokio::test]
 async fn a_streamed_download_with_a_content_length_is_complete_not_abandoned() {
@@ -400,6 +558,17 @@ async fn metrics_router_serves_text_format() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     assert!(res.text().await.unwrap().contains("build_info"));
+}
+
+#[test]
+fn nonsense_nested_service_prefixes_are_an_error() {
+    for bad in ["files", "/", "/{tenant}/files", "/files/{*rest}"] {
+        let err = MetricsLayer::builder().nested_service(bad).build().unwrap_err();
+        assert!(
+            err.to_string().contains("nested service prefix"),
+            "{bad:?}: {err}"
+        );
+    }
 }
 
 #[test]

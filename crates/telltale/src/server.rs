@@ -294,7 +294,7 @@ where
                     state.access = AccessState::Body(observer);
                 }
                 if let Some(metrics) = &mut state.metrics {
-                    metrics.on_head(status, res.headers());
+                    metrics.on_response(&res);
                 }
                 let trace = std::mem::replace(&mut state.trace, TraceState::Body(None));
                 if let TraceState::Request(traced) = trace {

@@ -155,6 +155,16 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
             }),
         )
         .route("/healthz", axum::routing::get(|| async { "up" }))
+        .route(
+            "/caught",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("handler panicked on purpose, caught inside");
+                }
+                "unreachable"
+            })
+            .layer(telltale::resilience::server::CatchPanicLayer::new()),
+        )
         .layer(layer.clone());
     let res = app.clone().oneshot(request("/ok", 1)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -202,6 +212,11 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         .unwrap();
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "abcdef");
 
+    // 8. A handler panic caught by a catch-panic layer inside: a 500 marked as a panic.
+    let res = app.clone().oneshot(request("/caught", 8)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    res.into_body().collect().await.unwrap();
+
     // The lines: one each, with the span's trace id. The log writer is non-blocking: wait
     // (bounded) until its thread has written all of them.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -211,7 +226,7 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         .iter()
         .filter(|l| l["target"] == "telltale::access")
         .count()
-        < 6
+        < 7
     {
         assert!(std::time::Instant::now() < deadline, "{}", logs.contents());
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -326,14 +341,27 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         "{text}"
     );
     assert!(!text.contains("/healthz"), "{text}");
-    assert_eq!(count(&text, &[]), 6, "{text}");
+    // The caught panic is a panic, not a plain 500.
+    assert_eq!(
+        count(
+            &text,
+            &[
+                "http_route=\"/caught\"",
+                "status_code=\"500\"",
+                "error_type=\"panic\""
+            ]
+        ),
+        1,
+        "{text}"
+    );
+    assert_eq!(count(&text, &[]), 7, "{text}");
 
     // The spans: one each, ended the way the request ended.
     telemetry.tracing().pipeline().force_flush().unwrap();
     let spans = receiver
-        .wait_for_spans(|s| s.len() >= 6, Duration::from_secs(30))
+        .wait_for_spans(|s| s.len() >= 7, Duration::from_secs(30))
         .await
-        .unwrap_or_else(|s| panic!("6 server spans, got {s:#?}"));
+        .unwrap_or_else(|s| panic!("7 server spans, got {s:#?}"));
     let ok = span_of(&spans, 1);
     assert!(!ok.is_error(), "{ok:#?}");
     assert_eq!(ok.attr("http.response.status_code").as_deref(), Some("200"));
