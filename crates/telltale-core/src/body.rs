@@ -123,12 +123,20 @@ pin_project! {
         observer: Option<O>,
         bytes: u64,
         declared: Option<u64>,
+        // Set while the inner body is polled: dropped with it set, the poll panicked.
+        in_poll: bool,
     }
 
     impl<B: Body, O: BodyObserver> PinnedDrop for ObservedBody<B, O> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(observer) = this.observer.take() {
+                if *this.in_poll {
+                    // Unwinding from a panic inside the body's `poll_frame`: the body
+                    // failed, the client did not go away.
+                    observer.on_end(BodyEnd::Error { error: &BodyPanicked, bytes: *this.bytes });
+                    return;
+                }
                 // An empty body is never polled by hyper; it ended, it was not abandoned.
                 // Nor is a body once the `Content-Length` it declared has been sent: hyper's
                 // HTTP/1 writer stops there without asking a stream for its end.
@@ -150,6 +158,7 @@ impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
             observer: Some(observer),
             bytes: 0,
             declared: None,
+            in_poll: false,
         }
     }
 
@@ -170,8 +179,47 @@ impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
             observer: None,
             bytes: 0,
             declared: None,
+            in_poll: false,
         }
     }
+}
+
+/// The error a body that panicked while streaming is reported with ([`BodyEnd::Error`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPanicked;
+
+impl fmt::Display for BodyPanicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the response body panicked while streaming")
+    }
+}
+
+/// The body length `res` will be sent with, for [`ObservedBody::with_declared_length`]:
+/// `0` when no body is sent at all (the answer to a `HEAD` request, `head_request`; a 1xx,
+/// 204 or 304), else its `Content-Length`, else its body's exact size hint, which hyper
+/// sends as the `Content-Length` when there is none. hyper drops such a body without
+/// polling it to its end (or at all): with this, that drop is the body's normal end, not
+/// a client that went away.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use telltale_core::body::declared_length;
+///
+/// let res = http::Response::new(Full::new(Bytes::from_static(b"hello")));
+/// assert_eq!(declared_length(false, &res), Some(5)); // the size hint
+/// assert_eq!(declared_length(true, &res), Some(0)); // HEAD: nothing is sent
+/// ```
+pub fn declared_length<B: Body>(head_request: bool, res: &http::Response<B>) -> Option<u64> {
+    let status = res.status();
+    if head_request
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+    {
+        return Some(0);
+    }
+    content_length(res.headers()).or_else(|| res.body().size_hint().exact())
 }
 
 /// The `Content-Length` of `headers`, if it holds one valid length (for
@@ -195,7 +243,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let polled = ready!(this.inner.as_mut().poll_frame(cx));
+        *this.in_poll = true;
+        let polled = this.inner.as_mut().poll_frame(cx);
+        *this.in_poll = false;
+        let polled = ready!(polled);
         match &polled {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
@@ -329,6 +380,97 @@ mod tests {
         );
         assert!(body.collect().await.is_err());
         assert_eq!(*seen.lock().unwrap(), vec![Seen::Error("boom".into(), 2)]);
+    }
+
+    /// A body whose second poll panics.
+    struct PanicsOnSecondPoll(bool);
+
+    impl Body for PanicsOnSecondPoll {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            if std::mem::replace(&mut self.0, true) {
+                panic!("stream broke");
+            }
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"hello")))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_polling_is_an_error_not_a_hang_up() {
+        let (seen, obs) = recorder();
+        let body = ObservedBody::new(PanicsOnSecondPoll(false), obs);
+        let polled = tokio::spawn(body.collect()).await;
+        assert!(polled.unwrap_err().is_panic());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![Seen::Error(BodyPanicked.to_string(), 5)]
+        );
+    }
+
+    /// Five bytes, announced by an exact size hint, with no end of its own.
+    struct SizedStream(bool);
+
+    impl Body for SizedStream {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            if std::mem::replace(&mut self.0, true) {
+                return Poll::Pending;
+            }
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"hello")))))
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(5)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_after_its_declared_length_is_complete() {
+        // HEAD: hyper never polls the body.
+        let res = http::Response::new(http_body_util::Full::new(Bytes::from_static(b"hello")));
+        let (seen, obs) = recorder();
+        drop(
+            ObservedBody::new(
+                StreamBody::new(futures_util::stream::pending::<
+                    Result<Frame<Bytes>, std::io::Error>,
+                >()),
+                obs,
+            )
+            .with_declared_length(declared_length(true, &res)),
+        );
+        assert_eq!(*seen.lock().unwrap(), vec![Seen::Complete(None, 0)]);
+        // A stream whose exact size hint hyper sent as the Content-Length: dropped once
+        // that many bytes went out, without being asked for its end.
+        let (seen, obs) = recorder();
+        let sized = http::Response::new(SizedStream(false));
+        let declared = declared_length(false, &sized);
+        assert_eq!(declared, Some(5));
+        let mut body = ObservedBody::new(sized.into_body(), obs).with_declared_length(declared);
+        let frame = Pin::new(&mut body)
+            .poll_frame(&mut Context::from_waker(std::task::Waker::noop()))
+            .map(|f| f.unwrap().unwrap().into_data().unwrap());
+        assert_eq!(frame, Poll::Ready(Bytes::from_static(b"hello")));
+        drop(body);
+        assert_eq!(*seen.lock().unwrap(), vec![Seen::Complete(None, 5)]);
+        // Not for a GET with a 200 and no length: dropped unread is a hang-up.
+        let res = http::Response::new(StreamBody::new(futures_util::stream::pending::<
+            Result<Frame<Bytes>, std::io::Error>,
+        >()));
+        assert_eq!(declared_length(false, &res), None);
+        let mut no_content = http::Response::new(());
+        *no_content.status_mut() = http::StatusCode::NO_CONTENT;
+        let no_content = no_content.map(|()| http_body_util::Empty::<Bytes>::new());
+        assert_eq!(declared_length(false, &no_content), Some(0));
     }
 
     #[tokio::test]

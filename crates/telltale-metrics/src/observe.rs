@@ -173,7 +173,8 @@ where
                 None => Ok(res.map(ObservedBody::unobserved)),
                 Some(mut o) => {
                     o.on_response(&res);
-                    let declared = telltale_core::body::content_length(res.headers());
+                    // A HEAD answer is handled by the observation (no body expected).
+                    let declared = telltale_core::body::declared_length(false, &res);
                     Ok(res.map(|b| ObservedBody::new(b, o).with_declared_length(declared)))
                 }
             },

@@ -157,10 +157,12 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let traced = TracePart::on_request_with(&self.config, &req);
+        let head = req.method() == http::Method::HEAD;
         let future = traced.in_call(|| self.inner.call(req));
         ResponseFuture {
             inner: future,
             state: Some(traced),
+            head,
         }
     }
 }
@@ -625,6 +627,8 @@ pin_project! {
         #[pin]
         inner: F,
         state: Option<TracedRequest>,
+        // The request was a HEAD: its response body is never sent.
+        head: bool,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -683,7 +687,7 @@ where
                 let end = this.state.take().and_then(|state| state.on_response(&mut res));
                 let declared = end
                     .is_some()
-                    .then(|| telltale_core::body::content_length(res.headers()))
+                    .then(|| telltale_core::body::declared_length(*this.head, &res))
                     .flatten();
                 Poll::Ready(Ok(res.map(|b| match end {
                     Some(end) => ObservedBody::new(b, end).with_declared_length(declared),

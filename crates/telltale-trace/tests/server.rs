@@ -176,6 +176,31 @@ async fn a_client_hang_up_is_recorded_but_not_an_error() {
     assert_eq!(got[0].status, Status::Unset);
 }
 
+/// A HEAD answer's body is never sent (axum drops it unpolled), nor is a streamed body
+/// past the exact length it announced (hyper stops there): that is their normal end.
+#[tokio::test]
+async fn a_head_answer_and_a_body_sent_to_its_announced_length_are_not_hang_ups() {
+    let (p, spans) = pipeline(Sampling::always());
+    let app = Router::new()
+        .route(
+            "/big",
+            get(|| async {
+                let stream = futures_util::stream::iter(
+                    (0..3).map(|_| Ok::<_, Infallible>(Bytes::from_static(b"chunk"))),
+                );
+                Body::from_stream(stream)
+            }),
+        )
+        .layer(TraceLayer::new(p));
+    let head = Request::head("/big").body(Body::empty()).unwrap();
+    let res = app.clone().oneshot(head).await.unwrap();
+    assert!(res.into_body().collect().await.unwrap().to_bytes().is_empty());
+    let got = spans.spans();
+    assert_eq!(got.len(), 1);
+    assert_eq!(attr(&got[0], "telltale.client_disconnected"), None);
+    assert_eq!(got[0].status, Status::Unset);
+}
+
 #[tokio::test]
 async fn query_is_redacted_when_opted_in_and_traceresponse_is_sent() {
     let (p, spans) = pipeline(Sampling::always());

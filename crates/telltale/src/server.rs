@@ -143,6 +143,7 @@ where
         let parts = &*self.parts;
         let id = parts.request_id.on_request(&mut req);
         let traced = parts.trace.on_request(&req);
+        let head = req.method() == http::Method::HEAD;
         let start = Instant::now();
         // Inside the request's span: the metrics exemplar takes its ids; the access line is
         // given them (it is written without a parent span, see the module docs).
@@ -154,6 +155,7 @@ where
         ResponseFuture {
             inner: with_request_id(id, future),
             state: Some(Box::new(State {
+                head,
                 header: parts.request_id.header().clone(),
                 trace: TraceState::Request(traced),
                 metrics,
@@ -166,6 +168,8 @@ where
 /// One request's state, from the call to the end of the response body: one allocation,
 /// moved from the response future to the body as a pointer.
 struct State {
+    /// The request was a HEAD: its response body is never sent.
+    head: bool,
     header: HeaderName,
     trace: TraceState,
     metrics: Option<RequestObservation>,
@@ -304,7 +308,7 @@ where
                     || state.metrics.is_some()
                     || matches!(state.trace, TraceState::Body(Some(_)));
                 let declared = if observed {
-                    telltale_core::body::content_length(res.headers())
+                    telltale_core::body::declared_length(state.head, &res)
                 } else {
                     None
                 };

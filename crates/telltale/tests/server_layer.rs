@@ -217,6 +217,13 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     res.into_body().collect().await.unwrap();
 
+    // 9. A HEAD request: axum drops the handler's body unsent, which is its normal end.
+    let mut head = request("/ok", 9);
+    *head.method_mut() = http::Method::HEAD;
+    let res = app.clone().oneshot(head).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.into_body().collect().await.unwrap().to_bytes().is_empty());
+
     // The lines: one each, with the span's trace id. The log writer is non-blocking: wait
     // (bounded) until its thread has written all of them.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -226,11 +233,17 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         .iter()
         .filter(|l| l["target"] == "telltale::access")
         .count()
-        < 7
+        < 8
     {
         assert!(std::time::Instant::now() < deadline, "{}", logs.contents());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let head = access_line(&logs, 9);
+    assert_eq!(
+        (head["status"].as_u64(), head["end"].as_str()),
+        (Some(200), Some("complete")),
+        "{head}"
+    );
     let ok = access_line(&logs, 1);
     assert_eq!(
         (ok["status"].as_u64(), ok["level"].as_str()),
@@ -309,7 +322,14 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
     // The metrics: one observation each, under the status the line has.
     let text = telemetry.metrics_handle().unwrap().render();
     assert_eq!(
-        count(&text, &["http_route=\"/ok\"", "status_code=\"200\""]),
+        count(
+            &text,
+            &[
+                "http_request_method=\"GET\"",
+                "http_route=\"/ok\"",
+                "status_code=\"200\""
+            ]
+        ),
         1,
         "{text}"
     );
@@ -354,18 +374,33 @@ async fn every_way_a_request_ends_gives_one_line_one_observation_and_one_span() 
         1,
         "{text}"
     );
-    assert_eq!(count(&text, &[]), 7, "{text}");
+    assert_eq!(
+        count(
+            &text,
+            &[
+                "http_request_method=\"HEAD\"",
+                "http_route=\"/ok\"",
+                "status_code=\"200\""
+            ]
+        ),
+        1,
+        "{text}"
+    );
+    assert_eq!(count(&text, &[]), 8, "{text}");
 
     // The spans: one each, ended the way the request ended.
     telemetry.tracing().pipeline().force_flush().unwrap();
     let spans = receiver
-        .wait_for_spans(|s| s.len() >= 7, Duration::from_secs(30))
+        .wait_for_spans(|s| s.len() >= 8, Duration::from_secs(30))
         .await
-        .unwrap_or_else(|s| panic!("7 server spans, got {s:#?}"));
+        .unwrap_or_else(|s| panic!("8 server spans, got {s:#?}"));
     let ok = span_of(&spans, 1);
     assert!(!ok.is_error(), "{ok:#?}");
     assert_eq!(ok.attr("http.response.status_code").as_deref(), Some("200"));
     assert_eq!(ok.attr("request_id").as_deref(), Some("req-1"));
+    let head = span_of(&spans, 9);
+    assert!(!head.is_error(), "{head:#?}");
+    assert_eq!(head.attr("telltale.client_disconnected"), None, "{head:#?}");
     let panic = span_of(&spans, 2);
     assert!(panic.is_error(), "{panic:#?}");
     assert_eq!(panic.attr("error.type").as_deref(), Some("panic"));
