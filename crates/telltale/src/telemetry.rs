@@ -554,21 +554,32 @@ impl Telemetry {
     }
 
     /// Flushes and stops what [`init`](TelemetryBuilder::init) started. Also done on drop.
-    /// With OTLP metrics, pushes the last values (waiting at most 5 s for the collector).
+    ///
+    /// The last span export and, with OTLP metrics, the last metrics push run at the same
+    /// time, each waiting at most 5 s for its collector: an unreachable collector costs at
+    /// most 5 s of shutdown, not 5 s per signal (keep the drain delay, the grace deadline
+    /// and these 5 s within the pod's termination grace period). Then the log writer is
+    /// flushed, its lines (the warnings of a failed export included) last.
     pub fn shutdown(&self) {
         #[cfg(feature = "otlp-metrics")]
-        if let Ok(mut provider) = self.otlp_provider.lock()
-            && let Some(p) = provider.take()
-            && let Err(e) = p.shutdown()
-        {
-            tracing::warn!(error = %e, "pushing the last metrics at shutdown failed");
-        }
-        if let Ok(mut guard) = self.trace_guard.lock()
-            && let Some(g) = guard.take()
-            && let Err(e) = g.shutdown()
-        {
-            tracing::warn!(error = %e, "flushing spans at shutdown failed");
-        }
+        let metrics = self.otlp_provider.lock().ok().and_then(|mut p| p.take());
+        let traces = self.trace_guard.lock().ok().and_then(|mut g| g.take());
+        std::thread::scope(|scope| {
+            #[cfg(feature = "otlp-metrics")]
+            if let Some(p) = metrics {
+                scope.spawn(move || {
+                    if let Err(e) = p.shutdown() {
+                        tracing::warn!(error = %e, "pushing the last metrics at shutdown failed");
+                    }
+                });
+            }
+            if let Some(g) = traces
+                && let Err(e) = g.shutdown()
+            {
+                tracing::warn!(error = %e, "flushing spans at shutdown failed");
+            }
+            let _ = scope;
+        });
         if let Ok(mut guard) = self.log_guard.lock() {
             drop(guard.take());
         }

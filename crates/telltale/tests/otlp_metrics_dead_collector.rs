@@ -23,6 +23,8 @@ async fn a_hung_collector_never_blocks_requests_and_shutdown_is_bounded() {
     });
 
     let telemetry = Telemetry::builder("stuck")
+        .otlp(format!("http://{hung_addr}"), OtlpProtocol::Grpc)
+        .sampling(telltale::Sampling::always())
         .otlp_metrics(format!("http://{hung_addr}"), OtlpProtocol::Grpc)
         .otlp_metrics_interval(Duration::from_millis(20))
         .init()
@@ -40,7 +42,8 @@ async fn a_hung_collector_never_blocks_requests_and_shutdown_is_bounded() {
         );
     }
 
-    // Shutdown waits for the last push at most 5 s (the SDK's reader), not forever.
+    // Shutdown waits for the last push and the last span export at most 5 s each, at the
+    // same time: not forever, and not 5 s per signal one after the other (10 s).
     let started = Instant::now();
     telemetry.shutdown();
     assert!(
