@@ -71,7 +71,7 @@
 //! or `:4317`), `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` else `OTEL_EXPORTER_OTLP_PROTOCOL`
 //! (`grpc` or `http/protobuf`, the default), `OTEL_EXPORTER_OTLP_HEADERS` and
 //! `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds,
-//! default 60000; an interval set in code wins). `OTEL_SDK_DISABLED=true` turns the push
+//! default 60000, at most a day; an interval set in code wins). `OTEL_SDK_DISABLED=true` turns the push
 //! off in both modes, and `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`
 //! (`cumulative`, `delta`, `lowmemory`) is read in both, as the OpenTelemetry SDK does,
 //! unless the temporality is set in code. For HTTP, `/v1/metrics` is appended to an
@@ -128,6 +128,10 @@ pub use telltale_metrics::prometheus::DEFAULT_SIZE_BUCKETS;
 
 /// The export interval when neither code nor `OTEL_METRIC_EXPORT_INTERVAL` sets one.
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The longest export interval accepted: a day. A longer one (say `u64::MAX`
+/// milliseconds, a typo) would mean no push ever happens while everything looks set up.
+pub const MAX_EXPORT_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The longest one export may take before it is abandoned.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -643,6 +647,8 @@ pub enum OtlpMetricsError {
     Endpoint(String),
     /// The export interval is zero.
     ZeroInterval,
+    /// The export interval is longer than [`MAX_EXPORT_INTERVAL`].
+    IntervalTooLong(Duration),
     /// The OTLP exporter or its runtime could not be built.
     Exporter(String),
     /// A global `metrics` recorder is already installed in this process.
@@ -663,6 +669,10 @@ impl fmt::Display for OtlpMetricsError {
             ),
             OtlpMetricsError::ZeroInterval => f.write_str(
                 "the export interval is zero: pass a duration such as Duration::from_secs(15) to otlp_metrics_interval",
+            ),
+            OtlpMetricsError::IntervalTooLong(i) => write!(
+                f,
+                "the export interval {i:?} is longer than a day: pass a duration such as Duration::from_secs(15) to otlp_metrics_interval"
             ),
             OtlpMetricsError::Exporter(e) => write!(f, "cannot build the OTLP metric exporter: {e}"),
             OtlpMetricsError::Resource(e) => write!(f, "cannot describe the service: {e}"),
@@ -713,6 +723,9 @@ impl OtlpMetricsSetting {
         let interval = in_code.interval;
         if interval.is_some_and(|i| i.is_zero()) {
             return Err(OtlpMetricsError::ZeroInterval);
+        }
+        if let Some(i) = interval.filter(|i| *i > MAX_EXPORT_INTERVAL) {
+            return Err(OtlpMetricsError::IntervalTooLong(i));
         }
         let temporality = match (in_code.temporality, non_empty(TEMPORALITY_ENV)) {
             (Some(t), _) => t,
@@ -792,12 +805,14 @@ impl OtlpMetricsSetting {
                     (Some(i), _) => i,
                     (None, None) => DEFAULT_EXPORT_INTERVAL,
                     (None, Some(ms)) => match ms.parse::<u64>() {
-                        Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                        Ok(ms) if ms > 0 && Duration::from_millis(ms) <= MAX_EXPORT_INTERVAL => {
+                            Duration::from_millis(ms)
+                        }
                         _ => {
                             return Err(env_error(
                                 "OTEL_METRIC_EXPORT_INTERVAL",
                                 &ms,
-                                "use a whole number of milliseconds above zero, e.g. 15000",
+                                "use a whole number of milliseconds from 1 to 86400000 (a day), e.g. 15000",
                             ));
                         }
                     },
@@ -1220,6 +1235,16 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, OtlpMetricsError::ZeroInterval), "{e:?}");
+        let e = ok
+            .resolve(
+                InCode {
+                    interval: Some(Duration::MAX),
+                    ..InCode::default()
+                },
+                &env_of(&[]),
+            )
+            .unwrap_err();
+        assert!(matches!(e, OtlpMetricsError::IntervalTooLong(_)), "{e:?}");
 
         let from_env = OtlpMetricsSetting::FromEnv;
         for (pairs, var) in [
@@ -1245,6 +1270,13 @@ mod tests {
                 &[
                     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
                     ("OTEL_METRIC_EXPORT_INTERVAL", "15s"),
+                ][..],
+                "OTEL_METRIC_EXPORT_INTERVAL",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    ("OTEL_METRIC_EXPORT_INTERVAL", "18446744073709551615"),
                 ][..],
                 "OTEL_METRIC_EXPORT_INTERVAL",
             ),
