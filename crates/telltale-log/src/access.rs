@@ -17,6 +17,21 @@
 //! (`complete`, `error` or `aborted`), `request_id` when known, and `request_headers`
 //! when some allow-listed header is present.
 //!
+//! **Redaction comes from the layer, not from the log format.** The JSON layer cannot see
+//! inside `request_headers`, so the access log redacts allow-listed headers itself, with
+//! its own [`Redaction`]. [`AccessLogLayer::new`] and [`AccessLogLayer::builder`] use the
+//! [default names](crate::redact::DEFAULT_REDACTED) only: names added with
+//! `LogConfig::redact` are **not** applied. Build the layer from the same configuration
+//! to share them:
+//!
+//! ```
+//! use telltale_log::LogConfig;
+//!
+//! let config = LogConfig::new("orders-api").redact(["x-session"]);
+//! let access = config.access_log().request_headers(["user-agent", "x-session"]).build().unwrap();
+//! # let _ = access;
+//! ```
+//!
 //! Things to know:
 //!
 //! - **Measured to the end of the body.** The event is written when the response body
@@ -37,11 +52,21 @@
 //!   instead, see [`AccessPart::on_request_at`].)
 //! - **Request id.** From the [`RequestId`] in the request extensions, else the current
 //!   one ([`telltale_core::current_request_id`]). Put this layer inside the request-id layer.
+//! - **Path under `Router::nest`.** `path`, and the excluded paths, are the path the
+//!   client sent: when axum's `OriginalUri` is in the request extensions (a `Router`
+//!   puts it there; feature `axum`), it is used, so a layer inside
+//!   `Router::nest("/api/v1", ...)` logs `/api/v1/orders/42`, not `/orders/42`, matching
+//!   the `route` `/api/v1/orders/{id}`.
 //! - **Excluded paths.** `/healthz`, `/livez`, `/readyz`, `/startupz` and `/metrics` are
-//!   not logged by default (exact path match; see [`AccessLogBuilder::exclude_paths`]).
+//!   not logged by default (exact match on the whole path as sent, so a nested
+//!   `/ops/healthz` is logged unless excluded by that name; see
+//!   [`AccessLogBuilder::exclude_paths`]).
 //! - **Headers.** None are logged unless allow-listed
-//!   ([`AccessLogBuilder::request_headers`]); allow-listed headers in the redaction set are
-//!   written as `[REDACTED]`; bytes that are not UTF-8 are replaced with U+FFFD.
+//!   ([`AccessLogBuilder::request_headers`]); allow-listed headers in the layer's
+//!   redaction set (see above) are written as `[REDACTED]`: the built-in secret names
+//!   match as the last segment of a header name, so `proxy-authorization`, `x-api-key`
+//!   and `x-auth-token` are redacted by default. Bytes that are not UTF-8 are replaced
+//!   with U+FFFD.
 //! - **Route.** Read when the request enters the layer: apply it with axum's
 //!   `Router::layer` (routes see their `MatchedPath`), not around the whole router.
 
@@ -53,7 +78,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use http::uri::PathAndQuery;
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use telltale_core::RequestId;
@@ -82,8 +107,9 @@ pub struct AccessLogLayer {
 #[derive(Clone, Debug)]
 struct AccessConfig {
     excluded: Box<[Box<str>]>,
-    headers: Box<[HeaderName]>,
-    redaction: Redaction,
+    /// The allow-listed headers, each with whether its value is redacted (decided once,
+    /// here, not per request).
+    headers: Box<[(HeaderName, bool)]>,
 }
 
 /// Builder for [`AccessLogLayer`], validated by [`build`](AccessLogBuilder::build).
@@ -132,7 +158,9 @@ impl AccessLogBuilder {
         self
     }
 
-    /// Adds names to the redaction set (default [`DEFAULT_REDACTED`](crate::redact::DEFAULT_REDACTED)).
+    /// Adds names to the redaction set (default [`DEFAULT_REDACTED`](crate::redact::DEFAULT_REDACTED)),
+    /// matched whole. Names given to `LogConfig::redact` are not here unless the builder
+    /// came from [`LogConfig::access_log`](crate::LogConfig::access_log).
     pub fn redact<I, N>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,
@@ -157,14 +185,16 @@ impl AccessLogBuilder {
             .headers
             .iter()
             .map(|h| {
-                HeaderName::from_bytes(h.as_bytes()).map_err(|_| LogConfigError::InvalidHeaderName(h.clone()))
+                let name = HeaderName::from_bytes(h.as_bytes())
+                    .map_err(|_| LogConfigError::InvalidHeaderName(h.clone()))?;
+                let redacted = self.redaction.is_redacted(name.as_str());
+                Ok((name, redacted))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(AccessLogLayer {
             config: Arc::new(AccessConfig {
                 excluded: self.excluded.into_iter().map(String::into_boxed_str).collect(),
                 headers: headers.into(),
-                redaction: self.redaction,
             }),
         })
     }
@@ -179,17 +209,27 @@ impl Default for AccessLogLayer {
 impl AccessLogLayer {
     /// The layer with the defaults: excluded [`DEFAULT_EXCLUDED_PATHS`], no headers, the
     /// default redaction set.
+    ///
+    /// It logs no header, so no redaction applies; to log headers, build the layer with
+    /// [`LogConfig::access_log`](crate::LogConfig::access_log) so that the names given to
+    /// `LogConfig::redact` are redacted in them too (see [`builder`](Self::builder)).
     pub fn new() -> Self {
         AccessLogLayer {
             config: Arc::new(AccessConfig {
                 excluded: DEFAULT_EXCLUDED_PATHS.iter().map(|p| Box::from(*p)).collect(),
                 headers: Box::new([]),
-                redaction: Redaction::default_names(),
             }),
         }
     }
 
-    /// A builder starting from the defaults.
+    /// A builder starting from the defaults, with the
+    /// [default redaction names](crate::redact::DEFAULT_REDACTED) only.
+    ///
+    /// **Names given to `LogConfig::redact` are not applied** to the headers this layer
+    /// logs: the access log redacts headers itself, before the log format sees them.
+    /// Start from [`LogConfig::access_log`](crate::LogConfig::access_log) instead, which
+    /// shares the configuration's redaction set, or pass it with
+    /// [`AccessLogBuilder::redaction`].
     pub fn builder() -> AccessLogBuilder {
         AccessLogBuilder::default()
     }
@@ -353,22 +393,22 @@ impl AccessConfig {
         if !tracing::enabled!(target: keys::ACCESS_TARGET, Level::ERROR) {
             return None;
         }
-        let path = req.uri().path();
+        let uri = original_uri(req);
+        let path = uri.path();
         if self.excluded.iter().any(|p| **p == *path) {
             return None;
         }
         let mut headers = Vec::new();
-        for name in self.headers.iter() {
+        for (name, redacted) in self.headers.iter() {
             if let Some(value) = req.headers().get(name) {
-                let value = (!self.redaction.is_redacted(name.as_str())).then(|| value.clone());
-                headers.push((name.clone(), value));
+                headers.push((name.clone(), (!redacted).then(|| value.clone())));
             }
         }
         Some(Pending {
             start,
             method: telltale_core::method::normalize(req.method()),
             route: telltale_core::route::from_extensions(req.extensions()),
-            path: req.uri().path_and_query().cloned(),
+            path: uri.path_and_query().cloned(),
             request_id: req
                 .extensions()
                 .get::<RequestId>()
@@ -378,6 +418,21 @@ impl AccessConfig {
             parent: parent(),
         })
     }
+}
+
+/// The URI the client sent: axum's `OriginalUri` when a `Router` recorded it (a layer
+/// inside `Router::nest` sees the path with the nest prefix stripped), else the request's.
+#[cfg(feature = "axum")]
+fn original_uri<B>(req: &Request<B>) -> &Uri {
+    req.extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(req.uri(), |original| &original.0)
+}
+
+/// The URI the client sent (without axum, the request's own).
+#[cfg(not(feature = "axum"))]
+fn original_uri<B>(req: &Request<B>) -> &Uri {
+    req.uri()
 }
 
 /// `{"name": "value", ...}` with redacted values replaced and non-UTF-8 bytes replaced.
@@ -525,10 +580,11 @@ where
         Poll::Ready(match result {
             Ok(res) => {
                 let status = res.status().as_u16();
+                // A HEAD answer's body is never sent, nor a body past the length it
+                // announced: dropped there, it ended, the client did not go away.
                 let declared = pending
-                    .is_some()
-                    .then(|| telltale_core::body::content_length(res.headers()))
-                    .flatten();
+                    .as_ref()
+                    .and_then(|p| telltale_core::body::declared_length(p.0.method == "HEAD", &res));
                 Ok(res.map(|body| match pending {
                     Some(pending) => {
                         ObservedBody::new(body, pending.on_response(status)).with_declared_length(declared)

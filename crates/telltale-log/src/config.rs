@@ -213,7 +213,10 @@ impl LogConfig {
         self
     }
 
-    /// Adds field/header names to redact, on top of the defaults (see [`Redaction`]).
+    /// Adds field/header names to redact, on top of the defaults (see [`Redaction`]), each
+    /// matched as a whole name. They apply to the formats made from this configuration and
+    /// to an access log built with [`access_log`](LogConfig::access_log); an
+    /// [`AccessLogLayer`] built on its own (`AccessLogLayer::builder()`) does not know them.
     pub fn redact<I, N>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,
@@ -393,7 +396,8 @@ impl LogConfig {
         ))
     }
 
-    /// An access-log layer builder sharing this configuration's redaction set.
+    /// An access-log layer builder sharing this configuration's redaction set: the way to
+    /// build the access log when names were added with [`redact`](LogConfig::redact).
     pub fn access_log(&self) -> AccessLogBuilder {
         AccessLogLayer::builder().redaction(self.redaction.clone())
     }

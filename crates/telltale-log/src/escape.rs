@@ -2,8 +2,10 @@
 //!
 //! Everything that is not plain printable text is escaped: `"` and `\`, every C0 control
 //! character (so newlines, carriage returns, NUL and the ESC of ANSI sequences never
-//! reach the output raw), DEL, and U+2028/U+2029 (valid JSON, but line breaks for
-//! JavaScript and some log shippers). The input is `&str`, so it is valid UTF-8; bytes
+//! reach the output raw), DEL, every C1 control character (U+0080 to U+009F: U+0085 NEL
+//! is a line break for some readers, U+009B the one-byte CSI that starts a terminal
+//! escape sequence), and U+2028/U+2029 (valid JSON, but line breaks for JavaScript and
+//! some log shippers). The input is `&str`, so it is valid UTF-8; bytes
 //! that were not (header values, `Debug` of byte strings) have already been replaced or
 //! escaped by the code that turned them into text.
 
@@ -11,7 +13,8 @@ use std::fmt;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// 0: copy; b'u': `\u00XX`; other: the letter after the backslash; b'E': maybe U+2028/9.
+/// 0: copy; b'u': `\u00XX`; other: the letter after the backslash; b'E': maybe U+2028/9;
+/// b'C': maybe a C1 control (U+0080 to U+009F are C2 80 to C2 9F).
 static ESCAPE: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -28,12 +31,13 @@ static ESCAPE: [u8; 256] = {
     t[b'"' as usize] = b'"';
     t[b'\\' as usize] = b'\\';
     t[0xe2] = b'E';
+    t[0xc2] = b'C';
     t
 };
 
 #[inline(always)]
 fn may_need_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xe2
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xe2 || b == 0xc2
 }
 
 /// Length of a prefix of `bytes` made of plain printable ASCII (0x20 to 0x7e except `"`
@@ -100,6 +104,26 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
                 start = i;
             } else {
                 i += 1;
+            }
+            continue;
+        }
+        if e == b'C' {
+            // U+0080 to U+009F: the second byte is the code point.
+            match bytes.get(i + 1) {
+                Some(&c1 @ 0x80..=0x9f) => {
+                    out.extend_from_slice(&bytes[start..i]);
+                    out.extend_from_slice(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[usize::from(c1 >> 4)],
+                        HEX[usize::from(c1 & 0xf)],
+                    ]);
+                    i += 2;
+                    start = i;
+                }
+                _ => i += 1,
             }
             continue;
         }
@@ -244,6 +268,21 @@ mod tests {
         assert_eq!(esc("é€😀"), "\"é€😀\"");
     }
 
+    #[test]
+    fn c1_control_characters_are_escaped() {
+        // NEL splits lines for some readers; U+009B is the one-byte CSI of terminals.
+        assert_eq!(
+            esc("a\u{80}b\u{85}c\u{9b}31md\u{9f}"),
+            r#""a\u0080b\u0085c\u009b31md\u009f""#
+        );
+        // Their neighbours in the C2 block are printable and stay as they are.
+        assert_eq!(esc("\u{a0}£\u{bf}"), "\"\u{a0}£\u{bf}\"");
+        // Escaped as they come through `Debug`/`Display` too.
+        let mut v = Vec::new();
+        debug_quoted_into(&mut v, &format_args!("x\u{85}y"));
+        assert_eq!(String::from_utf8(v).unwrap(), r#""x\u0085y""#);
+    }
+
     /// The escaping rules, one char at a time, as the module docs state them.
     fn reference(s: &str) -> String {
         let mut out = String::from("\"");
@@ -258,7 +297,9 @@ mod tests {
                 '\u{c}' => out.push_str("\\f"),
                 '\u{2028}' => out.push_str("\\u2028"),
                 '\u{2029}' => out.push_str("\\u2029"),
-                c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) => {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                }
                 c => out.push(c),
             }
         }
@@ -269,7 +310,9 @@ mod tests {
     #[test]
     fn the_word_at_a_time_scan_agrees_with_the_rules_at_every_length_and_position() {
         let specials: Vec<char> = (0u32..0x80)
-            .chain([0xe9, 0x2027, 0x2028, 0x2029, 0x202a, 0x20ac, 0x1f600])
+            .chain([
+                0x80, 0x85, 0x9b, 0x9f, 0xa0, 0xa3, 0xe9, 0x2027, 0x2028, 0x2029, 0x202a, 0x20ac, 0x1f600,
+            ])
             .filter_map(char::from_u32)
             .collect();
         for len in 1..=24 {

@@ -25,10 +25,16 @@
 //! telltale's `server_layer()` (docs/performance.md, session 5).
 //!
 //! Most filters (`info`, `info,sqlx=warn`) are plain `target=level` lists. For them
-//! [`LogFilter`] uses tracing-subscriber's own [`Targets`]. `Targets` parses the same static directives into the same matcher that
-//! `EnvFilter` uses for them, so the two enable exactly the same events and spans. A
-//! filter with a span or field directive (`[span]`, `[{field=value}]`) gets `EnvFilter`,
-//! unchanged.
+//! [`LogFilter`] uses tracing-subscriber's own [`Targets`]. `Targets` parses the same
+//! static directives into the same matcher that `EnvFilter` uses for them, so the two
+//! enable exactly the same events and spans. A filter with a span or field directive
+//! (`[span]`, `[{field=value}]`) gets `EnvFilter`, unchanged.
+//!
+//! Where `Targets`' parser reads the text differently, the directives are first put the
+//! way `EnvFilter` reads them: an empty directive (`info,`, `info,,app=debug`, a stray
+//! comma in `RUST_LOG`) is ignored, as `EnvFilter` ignores it (`Targets` alone would read
+//! it as a global `error`, turning `info,` into errors only), and `target=` with no level
+//! means `target=trace`.
 //!
 //! # Trace ids at every level
 //!
@@ -52,6 +58,7 @@
 //! });
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 use tracing::level_filters::LevelFilter;
@@ -75,17 +82,18 @@ enum Inner {
 
 impl LogFilter {
     /// Parses `directives` (`EnvFilter` syntax). An invalid directive is an error, not
-    /// skipped: the message is `EnvFilter`'s.
+    /// skipped: the message is `EnvFilter`'s. Empty directives (`info,`) are ignored, as
+    /// `EnvFilter` ignores them.
     pub fn parse(directives: &str) -> Result<LogFilter, tracing_subscriber::filter::ParseError> {
         // `EnvFilter` validates the whole syntax (and is the fallback for anything
-        // `Targets` reads differently, such as empty directives between commas).
+        // `Targets` cannot parse).
         let env = EnvFilter::builder().parse(directives)?;
         if directives.contains('[') {
             return Ok(LogFilter(Inner::Dynamic(Box::new(env))));
         }
-        Ok(LogFilter(match directives.parse::<Targets>() {
-            Ok(targets) => Inner::Static(Box::new(targets)),
-            Err(_) => Inner::Dynamic(Box::new(env)),
+        Ok(LogFilter(match static_directives(directives) {
+            Some(targets) => Inner::Static(Box::new(targets)),
+            None => Inner::Dynamic(Box::new(env)),
         }))
     }
 
@@ -93,6 +101,26 @@ impl LogFilter {
     pub fn is_dynamic(&self) -> bool {
         matches!(self.0, Inner::Dynamic(_))
     }
+}
+
+/// `directives` (with no span or field directive) as `Targets`, read as `EnvFilter` reads
+/// them; `None` if `Targets` cannot parse them.
+fn static_directives(directives: &str) -> Option<Targets> {
+    let directives: Vec<Cow<'_, str>> = directives
+        .split(',')
+        // `EnvFilter` skips empty directives; `Targets` would read each as a global `error`.
+        .filter(|d| !d.is_empty())
+        .map(|d| match d.strip_suffix('=') {
+            // `EnvFilter` reads `target=` as `target=trace`; `Targets` as `target=error`.
+            Some(target) if !target.contains('=') => Cow::Owned(format!("{target}=trace")),
+            _ => Cow::Borrowed(d),
+        })
+        .collect();
+    if directives.is_empty() {
+        // Nothing left: `EnvFilter` enables nothing either.
+        return Some(Targets::new());
+    }
+    directives.join(",").parse().ok()
 }
 
 impl fmt::Debug for LogFilter {
@@ -270,6 +298,42 @@ mod tests {
             let env = EnvFilter::builder().parse(directives).unwrap();
             assert_eq!(seen(ours), seen(env), "{directives}");
         }
+    }
+
+    #[test]
+    fn empty_directives_are_ignored_as_env_filter_ignores_them() {
+        // A stray comma in RUST_LOG: `Targets` alone reads an empty directive as a global
+        // `error`, so `info,` logged errors only.
+        for directives in [
+            "info,",
+            "warn,",
+            "debug,",
+            ",info",
+            "info,,app=debug",
+            "info,app=debug,",
+            ",app=debug",
+            "error,,",
+            "info,app=warn,,",
+            "trace,app::db=off,",
+            ",",
+            ",,",
+            "",
+            // `target=` with no level: `EnvFilter` reads it as `trace`.
+            "app=",
+            "warn,app=",
+            "app=,info",
+        ] {
+            let ours = LogFilter::parse(directives).unwrap();
+            assert!(!ours.is_dynamic(), "{directives:?} stays on the fast path");
+            let env = EnvFilter::builder().parse(directives).unwrap();
+            assert_eq!(seen(ours), seen(env), "{directives:?}");
+        }
+        // The case from the report: errors and infos both logged.
+        let seen = seen(LogFilter::parse("info,").unwrap());
+        assert!(
+            seen.contains(&"app info".to_owned()) && seen.contains(&"sqlx error".to_owned()),
+            "{seen:?}"
+        );
     }
 
     #[test]

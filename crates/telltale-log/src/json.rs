@@ -32,15 +32,22 @@
 //! missing, so every line has the same shape. Then the event's own fields, then the
 //! fields of the spans in scope, innermost span first.
 //!
-//! - **Duplicates**: each field name is written once; the innermost wins (the event's own
-//!   field over any span's, an inner span's over an outer one's).
 //! - **Reserved names**: a field named like a reserved key is written under
 //!   `fields.<name>` (a field `level` becomes `fields.level`), so it can never overwrite
 //!   one. Two exceptions, both on purpose: the event's `message` *is* the message, and a
 //!   field called `request_id` *is* the request id: `request_id` comes from the event's own
 //!   `request_id` field, else the innermost span with a `request_id` field, else
 //!   [`telltale_core::current_request_id`]. Span `request_id` fields are not repeated
-//!   among the other fields.
+//!   among the other fields. An event with *two* `message` (or `request_id`) values, as
+//!   `info!(message = "explicit", "formatted {}", 1)` has, takes the first as the message
+//!   (the format string's, which `tracing` puts first) and writes the second as an
+//!   ordinary field, `fields.message`.
+//! - **Duplicates**: each key is written once, compared as written (`fields.` prefix
+//!   included, so an event's `level` and another field named `fields.level` are one key).
+//!   The first value wins: the event's own fields come first, in the order they are
+//!   written in the macro (`info!(a = 1, a = 2)` gives `"a":1`), then the spans', innermost
+//!   first (so the event's field wins over a span's, an inner span's over an outer
+//!   one's).
 //! - **trace_id / span_id** come from the innermost span in scope whose extensions hold a
 //!   [`TraceIds`] (telltale-trace puts one there), else from
 //!   [`telltale_core::trace_ids::in_call`] (how `telltale::Telemetry::server_layer` gives
@@ -52,12 +59,15 @@
 //!   (`Debug`/`Display` output, errors with their sources joined by `": "`).
 //! - **Redaction**: a field whose name is in the [`Redaction`] set is written as
 //!   `"[REDACTED]"`, in events and spans; a span's secret is dropped when it is recorded,
-//!   never stored.
+//!   never stored. The built-in secret names match as the last segment of a field name
+//!   (`db.password`, `access_token`; see [`crate::redact`]).
 //! - **One line**: every string is escaped (quotes, backslashes, all control characters
-//!   including NUL and ANSI escapes, DEL, U+2028/2029), so an event is exactly one line
-//!   of valid JSON whatever it holds.
-//! - Events bridged from the `log` crate use their `log.target` as `target`; the other
-//!   `log.*` fields are left out.
+//!   including NUL and ANSI escapes, DEL, the C1 controls U+0080 to U+009F, U+2028/2029),
+//!   so an event is exactly one line of valid JSON whatever it holds.
+//! - Events bridged from the `log` crate (by tracing-log's `LogTracer`, which
+//!   [`LogConfig::init`](crate::LogConfig::init) installs) use their `log.target` as
+//!   `target`; their other `log.*` fields are left out. In any other event a field named
+//!   `log.target` is an ordinary field: it cannot change `target`.
 //!
 //! # Why not tracing-subscriber's JSON formatter
 //!
@@ -303,7 +313,7 @@ struct Bufs {
     request_id: Vec<u8>,
     log_target: Vec<u8>,
     fields: Vec<u8>,
-    seen: Vec<&'static str>,
+    seen: SeenKeys,
     clock: SecondCache,
     names: NameCache,
 }
@@ -323,6 +333,11 @@ struct NameInfo {
     kind: NameKind,
     redacted: bool,
     prefix: Box<[u8]>,
+    /// The key as written (`fields.<name>` for a reserved name), to write each key once.
+    key: &'static str,
+    /// One bit from a hash of `key`: two keys with different bits differ, so telling
+    /// whether a key is on the line is one AND unless its bit is already set.
+    key_bit: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -335,7 +350,7 @@ enum NameKind {
 }
 
 impl NameInfo {
-    fn new(name: &str, redaction: &Redaction) -> Self {
+    fn new(name: &'static str, redaction: &Redaction) -> Self {
         let kind = match name {
             "message" => NameKind::Message,
             "request_id" => NameKind::RequestId,
@@ -343,18 +358,53 @@ impl NameInfo {
             "log.module_path" | "log.file" | "log.line" => NameKind::LogIgnored,
             _ => NameKind::Field,
         };
-        let mut prefix = Vec::with_capacity(name.len() + 4);
+        let key = prefixed_reserved(name).unwrap_or(name);
+        let mut prefix = Vec::with_capacity(key.len() + 4);
         prefix.extend_from_slice(b",\"");
-        if is_reserved(name) {
-            prefix.extend_from_slice(keys::COLLISION_PREFIX.as_bytes());
-        }
-        escape_into(&mut prefix, name);
+        escape_into(&mut prefix, key);
         prefix.extend_from_slice(b"\":");
         NameInfo {
             kind,
             redacted: redaction.is_redacted(name),
             prefix: prefix.into(),
+            key,
+            key_bit: key_bit(key),
         }
+    }
+}
+
+/// A bit for `key` (FNV-1a), for [`SeenKeys`].
+fn key_bit(key: &str) -> u64 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    1 << (hash >> 58)
+}
+
+/// The keys written to the line so far, to write each once (see "Duplicates" in the
+/// module docs). Most lines have no duplicate: each key then costs an AND and a push.
+#[derive(Default)]
+struct SeenKeys {
+    keys: Vec<&'static str>,
+    /// The [`NameInfo::key_bit`]s of `keys`.
+    bits: u64,
+}
+
+impl SeenKeys {
+    /// Records `info`'s key; `false` if it is already on the line.
+    #[inline]
+    fn first(&mut self, info: &NameInfo) -> bool {
+        if self.bits & info.key_bit != 0 && self.keys.contains(&info.key) {
+            return false;
+        }
+        self.bits |= info.key_bit;
+        self.keys.push(info.key);
+        true
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.bits = 0;
     }
 }
 
@@ -560,32 +610,43 @@ fn write_string(out: &mut Vec<u8>, v: Val<'_>) {
     }
 }
 
-fn is_reserved(name: &str) -> bool {
-    matches!(
-        name,
-        "timestamp"
-            | "level"
-            | "service"
-            | "environment"
-            | "version"
-            | "target"
-            | "message"
-            | "trace_id"
-            | "span_id"
-            | "request_id"
-    )
+/// The key a field named like a reserved key is written under: `fields.<name>`
+/// ([`keys::COLLISION_PREFIX`]); `None` for other names.
+fn prefixed_reserved(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "timestamp" => "fields.timestamp",
+        "level" => "fields.level",
+        "service" => "fields.service",
+        "environment" => "fields.environment",
+        "version" => "fields.version",
+        "target" => "fields.target",
+        "message" => "fields.message",
+        "trace_id" => "fields.trace_id",
+        "span_id" => "fields.span_id",
+        "request_id" => "fields.request_id",
+        _ => return None,
+    })
 }
 
-/// Appends `,"name":value` unless `name` was already written (only span fields can
-/// repeat a name: an event's field names are unique); reserved names get the collision
-/// prefix; redacted names get the redaction marker (see [`NameInfo`]).
-fn write_field(bufs: &mut Bufs, inner: &Inner, name: &'static str, v: Val<'_>, check_seen: bool) {
-    if check_seen && bufs.seen.contains(&name) {
-        return;
-    }
-    bufs.seen.push(name);
+/// Whether the event comes from the `log` crate through tracing-log's `LogTracer`: only
+/// those carry the real target in a `log.target` field. Their metadata is tracing-log's
+/// own (name `log event`, target `log`, no file, line or module: those are fields), which
+/// no `tracing` macro produces.
+fn from_log_bridge(meta: &tracing::Metadata<'_>) -> bool {
+    meta.name() == "log event"
+        && meta.target() == "log"
+        && meta.file().is_none()
+        && meta.line().is_none()
+        && meta.module_path().is_none()
+}
+
+/// Appends a span's `,"name":value` unless its key is already on the line (see
+/// [`NameInfo`]).
+fn write_field(bufs: &mut Bufs, inner: &Inner, name: &'static str, v: Val<'_>) {
     let info = bufs.names.get(inner.id, name, &inner.redaction);
-    write_prefixed(&mut bufs.fields, info, v);
+    if bufs.seen.first(info) {
+        write_prefixed(&mut bufs.fields, info, v);
+    }
 }
 
 /// Appends an ordinary field: its cached prefix, then its value or the redaction marker.
@@ -602,6 +663,7 @@ fn write_prefixed(out: &mut Vec<u8>, info: &NameInfo, v: Val<'_>) {
 struct EventVisitor<'a> {
     bufs: &'a mut Bufs,
     inner: &'a Inner,
+    meta: &'static tracing::Metadata<'static>,
 }
 
 impl EventVisitor<'_> {
@@ -610,18 +672,23 @@ impl EventVisitor<'_> {
         let bufs = &mut *self.bufs;
         let info = bufs.names.get(self.inner.id, name, &self.inner.redaction);
         match info.kind {
-            NameKind::Message => write_string(&mut bufs.message, v),
-            NameKind::RequestId => {
+            // The first `message` and `request_id` take their reserved places; a second one
+            // is an ordinary field (`fields.message`), below.
+            NameKind::Message if bufs.message.is_empty() => {
+                return write_string(&mut bufs.message, v);
+            }
+            NameKind::RequestId if bufs.request_id.is_empty() => {
                 let v = if info.redacted { Val::Redacted } else { v };
-                write_string(&mut bufs.request_id, v);
+                return write_string(&mut bufs.request_id, v);
             }
-            NameKind::LogTarget => write_string(&mut bufs.log_target, v),
-            NameKind::LogIgnored => {}
-            NameKind::Field => {
-                // An event's field names are unique: no need to check `seen`.
-                bufs.seen.push(name);
-                write_prefixed(&mut bufs.fields, info, v);
+            NameKind::LogTarget if bufs.log_target.is_empty() && from_log_bridge(self.meta) => {
+                return write_string(&mut bufs.log_target, v);
             }
+            NameKind::LogIgnored if from_log_bridge(self.meta) => return,
+            _ => {}
+        }
+        if bufs.seen.first(info) {
+            write_prefixed(&mut bufs.fields, info, v);
         }
     }
 }
@@ -753,7 +820,7 @@ where
         let meta = event.metadata();
         let inner = &*self.inner;
         with_bufs(|bufs| {
-            event.record(&mut EventVisitor { bufs, inner });
+            event.record(&mut EventVisitor { bufs, inner, meta });
 
             let mut ids: Option<TraceIds> = None;
             if let Some(scope) = ctx.event_scope(event) {
@@ -769,7 +836,7 @@ where
                                     write_string(&mut bufs.request_id, value.into());
                                 }
                             } else {
-                                write_field(bufs, inner, name, value.into(), true);
+                                write_field(bufs, inner, name, value.into());
                             }
                         }
                     }
@@ -918,10 +985,36 @@ mod tests {
     }
 
     #[test]
-    fn reserved_names_match_the_key_constants() {
+    fn reserved_names_are_written_under_the_collision_prefix() {
         for k in keys::RESERVED {
-            assert!(is_reserved(k), "{k}");
+            assert_eq!(
+                prefixed_reserved(k),
+                Some(format!("{}{k}", keys::COLLISION_PREFIX).as_str()),
+                "{k}"
+            );
+            let info = NameInfo::new(k, &Redaction::none());
+            assert_eq!(&*info.prefix, format!(",\"fields.{k}\":").as_bytes());
         }
-        assert!(!is_reserved("levels"));
+        assert_eq!(prefixed_reserved("levels"), None);
+        assert_eq!(prefixed_reserved("fields.level"), None);
+    }
+
+    #[test]
+    fn a_key_is_seen_once_whatever_name_it_is_written_from() {
+        let none = Redaction::none();
+        let (level, prefixed, a, b) = (
+            NameInfo::new("level", &none),
+            NameInfo::new("fields.level", &none),
+            NameInfo::new("a", &none),
+            NameInfo::new("b", &none),
+        );
+        let mut seen = SeenKeys::default();
+        assert!(seen.first(&a));
+        assert!(seen.first(&level));
+        assert!(!seen.first(&prefixed), "`level` is written as `fields.level`");
+        assert!(!seen.first(&a));
+        assert!(seen.first(&b));
+        seen.clear();
+        assert!(seen.first(&prefixed) && seen.first(&a));
     }
 }

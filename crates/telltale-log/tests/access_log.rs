@@ -138,6 +138,34 @@ async fn one_line_per_request_over_real_tcp_with_one_request_id() {
     assert!(!raw.contains("s3cret") && !raw.contains("session=xyz") && !raw.contains("token=abc"));
 }
 
+/// A HEAD answer's body is never sent (axum drops it unpolled): over real TCP the line
+/// says `complete`, not a client that went away.
+#[tokio::test]
+async fn a_head_request_over_tcp_is_complete_not_aborted() {
+    let (capture, _g) = capture();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
+    let res = reqwest::Client::new()
+        .head(format!("http://{addr}/orders/42"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap().is_empty());
+    let access = wait_for_access_lines(&capture, 1).await;
+    server.abort();
+    let _ = server.await;
+    assert_eq!(access.len(), 1, "{access:#?}");
+    let a = &access[0];
+    assert_eq!(
+        (a["method"].as_str(), a["status"].as_u64()),
+        (Some("HEAD"), Some(200))
+    );
+    assert_eq!(a["end"], "complete", "{a}");
+    assert_eq!(a["level"], "INFO", "{a}");
+}
+
 #[tokio::test]
 async fn client_hang_up_over_tcp_is_logged_once_as_499() {
     let (capture, _g) = capture();
@@ -445,4 +473,97 @@ fn a_part_given_trace_ids_writes_them_without_a_parent_span() {
     assert_eq!(lines[1]["status"], 500);
     // The ids were current only while the line was written.
     assert_eq!(trace_ids::in_call(), None);
+}
+
+/// Needs the `axum` feature, which reads axum's `OriginalUri`.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn under_router_nest_the_path_is_the_one_the_client_sent() {
+    let (capture, _g) = capture();
+    let inner = Router::new()
+        .route("/orders/{id}", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/internal", get(|| async { "ok" }))
+        .layer(
+            AccessLogLayer::builder()
+                .exclude_paths(["/healthz", "/api/v1/internal"])
+                .build()
+                .unwrap(),
+        );
+    let app = Router::new().nest("/api/v1", inner);
+    assert_eq!(
+        call(app.clone(), "/api/v1/orders/42?token=abc").await.status(),
+        200
+    );
+    // Exclusions match the path as sent too: `/api/v1/internal` is excluded, and the
+    // nested `/api/v1/healthz` is not `/healthz`.
+    assert_eq!(call(app.clone(), "/api/v1/internal").await.status(), 200);
+    assert_eq!(call(app, "/api/v1/healthz").await.status(), 200);
+    let access = access_lines(&capture);
+    assert_eq!(access.len(), 2, "{access:#?}");
+    assert_eq!(access[0]["path"], "/api/v1/orders/42");
+    assert_eq!(access[0]["route"], "/api/v1/orders/{id}");
+    assert_eq!(access[1]["path"], "/api/v1/healthz");
+    assert!(!capture.contents().contains("token=abc"));
+}
+
+#[tokio::test]
+async fn secret_headers_are_redacted_by_the_last_segment_of_their_name() {
+    let (capture, _g) = capture();
+    let config = LogConfig::new("orders-api").redact(["x-session"]);
+    // Both ways of building the layer redact the built-in names; only the configuration's
+    // builder knows `x-session`.
+    for layer in [AccessLogLayer::builder(), config.access_log()] {
+        let app = Router::new().route("/x", get(|| async { "ok" })).layer(
+            layer
+                .request_headers(["proxy-authorization", "x-api-key", "x-auth-token", "user-agent"])
+                .build()
+                .unwrap(),
+        );
+        let req = Request::get("/x")
+            .header("proxy-authorization", "Basic dXNlcjpwYXNz")
+            .header("x-api-key", "AKIA-SECRET")
+            .header("x-auth-token", "tok-123")
+            .header("user-agent", "curl/8")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        let _ = res.into_body().collect().await.unwrap();
+    }
+    let with_session = Router::new().route("/x", get(|| async { "ok" })).layer(
+        config
+            .access_log()
+            .request_headers(["x-session"])
+            .build()
+            .unwrap(),
+    );
+    let req = Request::get("/x")
+        .header("x-session", "sess-9")
+        .body(Body::empty())
+        .unwrap();
+    let _ = with_session
+        .oneshot(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await;
+
+    let raw = capture.contents();
+    for secret in ["dXNlcjpwYXNz", "AKIA-SECRET", "tok-123", "sess-9"] {
+        assert!(!raw.contains(secret), "{secret} leaked: {raw}");
+    }
+    let access = access_lines(&capture);
+    assert_eq!(access.len(), 3);
+    for line in &access[..2] {
+        let headers = line["request_headers"].as_str().unwrap();
+        for name in ["proxy-authorization", "x-api-key", "x-auth-token"] {
+            assert!(
+                headers.contains(&format!("\"{name}\": \"[REDACTED]\"")),
+                "{name}: {headers}"
+            );
+        }
+        assert!(headers.contains("\"user-agent\": \"curl/8\""), "{headers}");
+    }
+    assert_eq!(access[2]["request_headers"], "{\"x-session\": \"[REDACTED]\"}");
 }

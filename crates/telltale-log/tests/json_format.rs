@@ -486,3 +486,208 @@ fn composed_layer_with_env_filter_drops_below_the_default_level() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["message"], "shown");
 }
+
+/// How many times `"key":` appears in `line` (the values in these tests never hold it).
+fn key_count(line: &str, key: &str) -> usize {
+    line.matches(&format!("\"{key}\":")).count()
+}
+
+#[test]
+fn a_second_message_or_request_id_is_written_as_an_ordinary_field() {
+    let (capture, _g) = capture();
+    tracing::info!(message = "explicit", "formatted {}", 1);
+    tracing::info!(message = "second", message = "third", "formatted");
+    let id = "r-1";
+    tracing::info!(request_id = id, request_id = "r-2", "two ids");
+    let lines = capture.json_lines().expect("every line is valid JSON");
+    // `tracing` puts the format string's message first: it is the message.
+    assert_eq!(lines[0]["message"], "formatted 1");
+    assert_eq!(lines[0]["fields.message"], "explicit");
+    // A third has no place left: the first value of a key wins.
+    assert_eq!(lines[1]["message"], "formatted");
+    assert_eq!(lines[1]["fields.message"], "second");
+    assert_eq!(lines[2]["request_id"], "r-1");
+    assert_eq!(lines[2]["fields.request_id"], "r-2");
+    let raw = capture.lines();
+    for (line, keys) in [
+        (&raw[0], ["message", "fields.message"]),
+        (&raw[1], ["message", "fields.message"]),
+        (&raw[2], ["request_id", "fields.request_id"]),
+    ] {
+        for key in keys {
+            assert_eq!(key_count(line, key), 1, "{key}: {line}");
+        }
+    }
+}
+
+#[test]
+fn a_redacted_request_id_stays_redacted_when_written_twice() {
+    let (capture, _g) = capture_with(LogConfig::new("svc").redact(["request_id"]));
+    tracing::info!(request_id = "r-1", request_id = "r-2", "m");
+    let line = only_line(&capture);
+    assert_eq!(line["request_id"], keys::REDACTED);
+    assert_eq!(line["fields.request_id"], keys::REDACTED);
+}
+
+#[test]
+fn each_key_is_written_once_and_its_first_value_wins() {
+    let (capture, _g) = capture();
+    tracing::info!(a = 1, a = 2, "one name twice");
+    // `level` is written as `fields.level`: the same key as a field of that name.
+    tracing::info!(level = "a", "fields.level" = "b", "reserved and prefixed");
+    let span = tracing::info_span!(
+        "s",
+        level = "span",
+        b = "span",
+        "fields.target" = "span",
+        only_span = "span"
+    );
+    span.in_scope(|| {
+        tracing::info!(
+            "fields.level" = "event",
+            b = "event",
+            target = "event",
+            "span and event"
+        );
+    });
+    let raw = capture.lines();
+    let lines = capture.json_lines().unwrap();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(key_count(&raw[0], "a"), 1, "{}", raw[0]);
+    assert_eq!(lines[0]["a"], 1);
+    assert_eq!(key_count(&raw[1], "fields.level"), 1, "{}", raw[1]);
+    assert_eq!(lines[1]["fields.level"], "a");
+    for key in ["fields.level", "b", "fields.target", "only_span"] {
+        assert_eq!(key_count(&raw[2], key), 1, "{key}: {}", raw[2]);
+    }
+    // The event's own field wins over the span's, whatever name either was written from.
+    assert_eq!(lines[2]["fields.level"], "event");
+    assert_eq!(lines[2]["b"], "event");
+    assert_eq!(lines[2]["fields.target"], "event");
+    assert_eq!(lines[2]["only_span"], "span");
+}
+
+#[test]
+fn a_log_target_field_cannot_change_the_target() {
+    let (capture, _g) = capture();
+    tracing::info!("log.target" = "spoofed", "log.file" = "x.rs", "m");
+    let line = only_line(&capture);
+    assert_eq!(line["target"], "json_format");
+    // An ordinary field like any other.
+    assert_eq!(line["log.target"], "spoofed");
+    assert_eq!(line["log.file"], "x.rs");
+}
+
+/// The callsite tracing-log's `LogTracer` dispatches a `log` crate record from: name
+/// `log event`, target `log`, no file, line or module (they are fields).
+struct LogBridgeCallsite;
+static LOG_BRIDGE_CALLSITE: LogBridgeCallsite = LogBridgeCallsite;
+static LOG_BRIDGE_META: tracing::Metadata<'static> = tracing::Metadata::new(
+    "log event",
+    "log",
+    tracing::Level::WARN,
+    None,
+    None,
+    None,
+    tracing::field::FieldSet::new(
+        &["message", "log.target", "log.module_path", "log.file", "log.line"],
+        tracing::callsite::Identifier(&LOG_BRIDGE_CALLSITE),
+    ),
+    tracing::metadata::Kind::EVENT,
+);
+impl tracing::Callsite for LogBridgeCallsite {
+    fn set_interest(&self, _: tracing::subscriber::Interest) {}
+    fn metadata(&self) -> &tracing::Metadata<'_> {
+        &LOG_BRIDGE_META
+    }
+}
+
+#[test]
+fn events_from_the_log_bridge_take_their_target_from_log_target() {
+    let (capture, _g) = capture();
+    let fields = LOG_BRIDGE_META.fields();
+    let field = |name| fields.field(name).unwrap();
+    let (message, target, module, file, line) = (
+        field("message"),
+        field("log.target"),
+        field("log.module_path"),
+        field("log.file"),
+        field("log.line"),
+    );
+    let text = format_args!("pool exhausted");
+    tracing::Event::dispatch(
+        &LOG_BRIDGE_META,
+        &fields.value_set(&[
+            (&message, Some(&text as &dyn tracing::Value)),
+            (&target, Some(&"sqlx::pool" as &dyn tracing::Value)),
+            (&module, Some(&"sqlx::pool::inner" as &dyn tracing::Value)),
+            (&file, Some(&"src/pool/inner.rs" as &dyn tracing::Value)),
+            (&line, Some(&42_u64 as &dyn tracing::Value)),
+        ]),
+    );
+    let line = only_line(&capture);
+    assert_eq!(line["target"], "sqlx::pool");
+    assert_eq!(line["message"], "pool exhausted");
+    assert_eq!(line["level"], "WARN");
+    for key in ["log.target", "log.module_path", "log.file", "log.line"] {
+        assert!(line.get(key).is_none(), "{key} in {line}");
+    }
+}
+
+#[test]
+fn c1_control_characters_never_reach_the_line_raw() {
+    let (capture, _g) = capture();
+    // What an allow-listed header with the (valid UTF-8) bytes C2 85 looks like as text:
+    // a NEL, which some readers take for a line break, then a forged line.
+    let forged = "curl\u{85}{\"level\":\"ERROR\",\"message\":\"forged\"}";
+    let csi = "\u{9b}31mred";
+    tracing::info!(user_agent = %forged, csi, "{csi}");
+    let raw = capture.contents();
+    assert!(
+        !raw.contains('\u{85}') && !raw.contains('\u{9b}'),
+        "raw C1 control in {raw:?}"
+    );
+    assert!(
+        raw.contains(r"curl\u0085{") && raw.contains(r"\u009b31mred"),
+        "{raw}"
+    );
+    let line = only_line(&capture);
+    assert_eq!(line["user_agent"], forged);
+    assert_eq!(line["csi"], csi);
+    assert_eq!(line["message"], csi);
+}
+
+#[test]
+fn secret_field_names_are_redacted_as_the_last_segment_of_a_name() {
+    let (capture, _g) = capture();
+    let span = tracing::info_span!("db", db.password = "span-pw", db.user = "app");
+    span.in_scope(|| {
+        tracing::info!(
+            http.request.header.authorization = "Bearer abc",
+            access_token = "at-1",
+            client_secret = "cs-1",
+            stripe.api_key = "sk-1",
+            token_count = 3,
+            password_policy = "strict",
+            "dotted"
+        );
+    });
+    let raw = capture.contents();
+    for secret in ["span-pw", "Bearer abc", "at-1", "cs-1", "sk-1"] {
+        assert!(!raw.contains(secret), "{secret} leaked: {raw}");
+    }
+    let line = only_line(&capture);
+    for key in [
+        "db.password",
+        "http.request.header.authorization",
+        "access_token",
+        "client_secret",
+        "stripe.api_key",
+    ] {
+        assert_eq!(line[key], keys::REDACTED, "{key}");
+    }
+    // A name that only starts with a secret word is not a secret.
+    assert_eq!(line["token_count"], 3);
+    assert_eq!(line["password_policy"], "strict");
+    assert_eq!(line["db.user"], "app");
+}
