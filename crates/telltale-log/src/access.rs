@@ -463,6 +463,23 @@ const END_COMPLETE: &str = "complete";
 const END_ERROR: &str = "error";
 const END_ABORTED: &str = "aborted";
 
+/// Longest `path` written to an access line, in bytes. A path is bounded only by the
+/// server's URI limit (hyper takes up to 64 KiB): a scanner's 20 KB paths would make
+/// 20 KB lines. Longer paths are cut (at a character boundary) and end with `...`; the
+/// metrics never see the path at all.
+pub const MAX_LOGGED_PATH: usize = 1024;
+
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path.into();
+    }
+    let mut cut = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &path[..cut]).into()
+}
+
 impl Pending {
     fn emit(self, status: u16, end: &'static str, bytes: u64) {
         self.emit_at(status, end, bytes, Instant::now());
@@ -470,7 +487,8 @@ impl Pending {
 
     fn emit_at(self, status: u16, end: &'static str, bytes: u64, now: Instant) {
         let duration_ms = now.saturating_duration_since(self.start).as_micros() as f64 / 1000.0;
-        let path = self.path.as_ref().map_or("/", PathAndQuery::path);
+        let path = logged_path(self.path.as_ref().map_or("/", PathAndQuery::path));
+        let path = &*path;
         let request_id = self.request_id.as_ref().map(RequestId::as_str);
         let request_headers =
             (!self.headers.is_empty()).then(|| tracing::field::debug(HeadersDebug(&self.headers)));

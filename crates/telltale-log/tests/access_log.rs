@@ -138,6 +138,27 @@ async fn one_line_per_request_over_real_tcp_with_one_request_id() {
     assert!(!raw.contains("s3cret") && !raw.contains("session=xyz") && !raw.contains("token=abc"));
 }
 
+/// A scanner's very long path is cut in the line (the line stays small), and says so.
+#[tokio::test]
+async fn a_very_long_path_is_cut_in_the_line() {
+    let (capture, _g) = capture();
+    let long = format!("/orders/{}", "x".repeat(20_000));
+    let _ = call(app(), &long).await;
+    let access = wait_for_access_lines(&capture, 1).await;
+    let path = access[0]["path"].as_str().unwrap();
+    assert_eq!(
+        path.len(),
+        telltale_log::access::MAX_LOGGED_PATH + 3,
+        "{}",
+        path.len()
+    );
+    assert!(
+        path.starts_with("/orders/xxx") && path.ends_with("x..."),
+        "{path}"
+    );
+    assert_eq!(access[0]["route"], "/orders/{id}");
+}
+
 /// A HEAD answer's body is never sent (axum drops it unpolled): over real TCP the line
 /// says `complete`, not a client that went away.
 #[tokio::test]
