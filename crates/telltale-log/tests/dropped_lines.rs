@@ -2,8 +2,8 @@
 //! (Its own test binary: the recorder is process-wide.)
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use telltale_log::{LogConfig, keys};
@@ -40,26 +40,12 @@ impl Recorder for DroppedLines {
     }
 }
 
-/// What the writer thread wrote.
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn lines_written_after_the_guard_is_dropped_are_counted_as_dropped() {
     let sum = Arc::new(Sum::default());
     metrics::set_global_recorder(DroppedLines(sum.clone())).expect("the only recorder");
 
-    let sink = Sink::default();
+    let sink = telltale_log::CaptureWriter::new();
     let (writer, guard) = LogConfig::new("svc").non_blocking(sink.clone()).unwrap();
     writer.make_writer().write_all(b"before\n").unwrap();
     drop(guard); // writes "before"
@@ -67,7 +53,7 @@ fn lines_written_after_the_guard_is_dropped_are_counted_as_dropped() {
         writer.make_writer().write_all(b"after\n").unwrap();
     }
 
-    let written = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let written = sink.contents();
     assert_eq!(written, "before\n");
     // Not written (no writer thread is left, and the caller must not block on the sink),
     // but not lost unseen either.

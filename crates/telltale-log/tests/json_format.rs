@@ -435,22 +435,9 @@ fn a_line_outside_any_span_takes_the_ids_a_server_layer_set_for_it() {
     );
 }
 
-/// A writer the test can read after the non-blocking writer's thread wrote to it.
-#[derive(Clone, Default)]
-struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-impl std::io::Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn non_blocking_writer_delivers_every_line_and_guard_flushes() {
-    let out = Shared::default();
+    let out = telltale_log::CaptureWriter::new();
     let config = LogConfig::new("svc");
     let (writer, guard) = config.non_blocking(out.clone()).unwrap();
     let layer = config.json_layer(writer).unwrap();
@@ -461,7 +448,7 @@ fn non_blocking_writer_delivers_every_line_and_guard_flushes() {
     });
     assert_eq!(guard.dropped_lines(), 0);
     drop(guard);
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let text = out.contents();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1000);
     assert_eq!(lines[999]["i"], 999);
