@@ -11,6 +11,11 @@
 //! The messages are written with prost's derive and the service with tonic's building
 //! blocks (what `tonic-prost-build` would generate, trimmed to one unary method), so the
 //! example builds without `protoc`. An unknown SKU answers `NOT_FOUND`.
+//!
+//! An error's `grpc-message` never echoes more than [`MAX_ECHOED_SKU`] characters of the
+//! request: it travels in an HTTP/2 header, and a header list over the peer's limit
+//! (16 KiB by default in h2) breaks the whole response, so the caller would get a
+//! protocol error instead of `NOT_FOUND`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +31,17 @@ use crate::Inventory;
 pub const SERVICE_NAME: &str = "inventory.v1.Inventory";
 /// The `GetStock` method path.
 pub const GET_STOCK_PATH: &str = "/inventory.v1.Inventory/GetStock";
+
+/// The most characters of a SKU an error message repeats (the rest is cut, marked `…`).
+pub const MAX_ECHOED_SKU: usize = 64;
+
+/// `sku` for an error message: at most [`MAX_ECHOED_SKU`] characters, `…` when cut.
+fn echo(sku: &str) -> String {
+    match sku.char_indices().nth(MAX_ECHOED_SKU) {
+        Some((cut, _)) => format!("{:?}…", &sku[..cut]),
+        None => format!("{sku:?}"),
+    }
+}
 
 /// `GetStock` request.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -74,7 +90,7 @@ impl tonic::server::UnaryService<StockRequest> for GetStock {
         let sku = request.into_inner().sku;
         std::future::ready(match self.0.available(&sku) {
             Some(available) => Ok(tonic::Response::new(StockReply { sku, available })),
-            None => Err(tonic::Status::not_found(format!("unknown sku {sku:?}"))),
+            None => Err(tonic::Status::not_found(format!("unknown sku {}", echo(&sku)))),
         })
     }
 }
@@ -159,7 +175,53 @@ mod tests {
         );
         let err = get_stock(channel, "nope").await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::NotFound);
+        assert_eq!(err.message(), r#"unknown sku "nope""#);
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unknown_long_sku_is_not_found_with_a_bounded_message() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(InventoryGrpcServer::new(Inventory::with_stock([("a", 7)])))
+                .serve_with_incoming(tokio_stream_from(listener)),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        // Far beyond h2's 16 KiB header-list limit if it were echoed whole.
+        let sku = "é".repeat(20_000);
+        let err = get_stock(channel, &sku).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+        assert!(
+            err.message().chars().count() <= MAX_ECHOED_SKU + 20,
+            "{}",
+            err.message()
+        );
+        assert!(
+            err.message().starts_with(r#"unknown sku "éé"#),
+            "{}",
+            err.message()
+        );
+        assert!(err.message().ends_with('…'), "{}", err.message());
+        server.abort();
+    }
+
+    #[test]
+    fn short_skus_are_echoed_whole() {
+        assert_eq!(echo("sku-1"), r#""sku-1""#);
+        assert_eq!(
+            echo(&"x".repeat(MAX_ECHOED_SKU)),
+            format!("{:?}", "x".repeat(MAX_ECHOED_SKU))
+        );
+        assert_eq!(
+            echo(&"x".repeat(MAX_ECHOED_SKU + 1)),
+            format!("{:?}…", "x".repeat(MAX_ECHOED_SKU))
+        );
     }
 
     fn tokio_stream_from(

@@ -1,29 +1,61 @@
 //! Configuration from the environment, with embedded defaults so `cargo run -p orders-api`
 //! needs no set-up.
+//!
+//! Every setting is checked here, at start-up, with an error naming the variable and
+//! what it accepts: a value that would only fail later (an inventory URL every order
+//! then trips over, a drain delay that never ends) stops the service before it serves.
+//!
+//! ```
+//! use orders_api::Config;
+//!
+//! let config = Config::from_lookup(|key| (key == "PORT").then(|| "0".to_owned())).unwrap();
+//! assert_eq!(config.addr.port(), 0);
+//! let err = Config::from_lookup(|key| (key == "INVENTORY_URL").then(|| "garbage".to_owned())).unwrap_err();
+//! assert!(err.to_string().contains("INVENTORY_URL"));
+//! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
+
+/// The longest `DRAIN_DELAY_MS` and `SHUTDOWN_GRACE_MS` accepted: 10 minutes each.
+///
+/// Orchestrators kill a stopping process long before that (Kubernetes after 30 s unless
+/// `terminationGracePeriodSeconds` says otherwise), so a longer value is a typo; the
+/// extreme ones (`u64::MAX` ms) are past what the clock can add, and SIGTERM would
+/// never finish.
+pub const MAX_SHUTDOWN_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// The longest `REQUEST_TIMEOUT_MS` accepted: 10 minutes, for the same reasons.
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Orders API settings.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where to listen (`HOST`, default 127.0.0.1; `PORT`, default 8080; 0 picks a free port).
     pub addr: SocketAddr,
-    /// `DATABASE_URL`: a `postgres://` URL, or unset for an embedded in-memory SQLite.
+    /// `DATABASE_URL`: a `postgres://` URL, or unset for the embedded SQLite (a throwaway
+    /// database, see [`store`](crate::store#the-embedded-database)).
     pub database_url: Option<String>,
-    /// `INVENTORY_URL`: the inventory's HTTP base URL, or unset to start an embedded
-    /// inventory on a free loopback port (a real HTTP hop all the same).
+    /// `INVENTORY_URL`: the inventory's HTTP base URL (`http://` or `https://` with a
+    /// host, no query), or unset to start an embedded inventory on a free loopback port
+    /// (a real HTTP hop all the same).
     pub inventory_url: Option<String>,
-    /// `INVENTORY_GRPC_URL`: the inventory's gRPC endpoint, or unset for the embedded one.
+    /// `INVENTORY_GRPC_URL`: the inventory's gRPC endpoint (`http://` or `https://` with a
+    /// host), or unset for the embedded one.
     pub inventory_grpc_url: Option<String>,
     /// `ENVIRONMENT` (default `dev`).
     pub environment: String,
     /// `FAULT_ERROR_RATE`: share of `/orders` requests answered 500, for demos of alerting (0..=1).
     pub fault_error_rate: f64,
-    /// `DRAIN_DELAY_MS`: how long to keep serving after SIGTERM while readiness says draining.
+    /// `DRAIN_DELAY_MS` (default 5 000): how long to keep serving after SIGTERM while
+    /// readiness says draining. At most [`MAX_SHUTDOWN_WAIT`].
     pub drain_delay: Duration,
-    /// `SHUTDOWN_GRACE_MS`: how long in-flight requests get after the drain delay.
+    /// `SHUTDOWN_GRACE_MS` (default 10 000): how long in-flight requests get after the
+    /// drain delay. At most [`MAX_SHUTDOWN_WAIT`].
     pub shutdown_grace: Duration,
+    /// `REQUEST_TIMEOUT_MS` (default 10 000): a request not answered by then gets 503
+    /// (a slow client's body included). At least 1 ms, at most [`MAX_REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
     /// `WORKER`: `embedded` (default) runs the fulfilment worker inside the API; `off`
     /// leaves the jobs to a separate `worker` process sharing the database.
     pub embedded_worker: bool,
@@ -73,14 +105,22 @@ impl Config {
                 })?,
             None => 0.0,
         };
-        let millis = |key: &str, default: u64| -> Result<Duration, ConfigError> {
-            match get(key) {
-                Some(v) => v
-                    .parse::<u64>()
-                    .map(Duration::from_millis)
-                    .map_err(|_| ConfigError(format!("{key} must be whole milliseconds, got {v:?}"))),
-                None => Ok(Duration::from_millis(default)),
-            }
+        // Whole milliseconds from `min` to `max`.
+        let millis = |key: &str, default: u64, min: u64, max: Duration| -> Result<Duration, ConfigError> {
+            let Some(v) = get(key) else {
+                return Ok(Duration::from_millis(default));
+            };
+            let max_ms = max.as_millis() as u64;
+            v.parse::<u64>()
+                .ok()
+                .filter(|ms| (min..=max_ms).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{key} must be whole milliseconds from {min} to {max_ms} ({} minutes), got {v:?}",
+                        max.as_secs() / 60
+                    ))
+                })
         };
         let embedded_worker = match get("WORKER").as_deref() {
             None | Some("embedded") => true,
@@ -97,14 +137,57 @@ impl Config {
             database_url: get("DATABASE_URL").filter(|s| !s.is_empty()),
             inventory_url: get("INVENTORY_URL")
                 .filter(|s| !s.is_empty())
-                .map(|s| s.trim_end_matches('/').to_owned()),
-            inventory_grpc_url: get("INVENTORY_GRPC_URL").filter(|s| !s.is_empty()),
+                .map(|s| http_url("INVENTORY_URL", &s).map(|()| s.trim_end_matches('/').to_owned()))
+                .transpose()?,
+            inventory_grpc_url: get("INVENTORY_GRPC_URL")
+                .filter(|s| !s.is_empty())
+                .map(|s| grpc_url("INVENTORY_GRPC_URL", &s).map(|()| s))
+                .transpose()?,
             environment: get("ENVIRONMENT").unwrap_or_else(|| "dev".to_owned()),
             fault_error_rate,
-            drain_delay: millis("DRAIN_DELAY_MS", 5_000)?,
-            shutdown_grace: millis("SHUTDOWN_GRACE_MS", 10_000)?,
+            drain_delay: millis("DRAIN_DELAY_MS", 5_000, 0, MAX_SHUTDOWN_WAIT)?,
+            shutdown_grace: millis("SHUTDOWN_GRACE_MS", 10_000, 0, MAX_SHUTDOWN_WAIT)?,
+            request_timeout: millis("REQUEST_TIMEOUT_MS", 10_000, 1, MAX_REQUEST_TIMEOUT)?,
         })
     }
+}
+
+/// Checks that `value` of `key` is an `http://` or `https://` URL with a host and no
+/// query or fragment (paths are appended to it).
+fn http_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "{key} must be an http:// or https:// URL with a host, like http://127.0.0.1:8081 ({why}), got {value:?}"
+        ))
+    };
+    let url = reqwest::Url::parse(value).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("paths are appended to it, so no query or fragment"));
+    }
+    Ok(())
+}
+
+/// As [`http_url`], and also a URI the gRPC transport accepts (`http::Uri`: ASCII only,
+/// no path beyond `/`).
+fn grpc_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    http_url(key, value)?;
+    let uri: axum::http::Uri = value.parse().map_err(|e| {
+        ConfigError(format!(
+            "{key} must be an http:// or https:// URI with a host, like http://127.0.0.1:50051 ({e}), got {value:?}"
+        ))
+    })?;
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(ConfigError(format!(
+            "{key} must name only a scheme, host and port, like http://127.0.0.1:50051 (gRPC puts its own path there), got {value:?}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -146,5 +229,62 @@ mod tests {
                 .contains("DRAIN_DELAY_MS")
         );
         assert!(cfg(&[("WORKER", "yes")]).unwrap_err().0.contains("WORKER"));
+    }
+
+    #[test]
+    fn shutdown_waits_are_capped_at_ten_minutes() {
+        for key in ["DRAIN_DELAY_MS", "SHUTDOWN_GRACE_MS"] {
+            for v in ["18446744073709551615", "600001"] {
+                let err = cfg(&[(key, v)]).unwrap_err().0;
+                assert!(err.contains(key) && err.contains("600000"), "{err}");
+            }
+            let c = cfg(&[(key, "600000")]).unwrap();
+            assert_eq!(c.drain_delay.max(c.shutdown_grace), MAX_SHUTDOWN_WAIT);
+            assert!(cfg(&[(key, "0")]).is_ok(), "no wait at all is a valid choice");
+        }
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.drain_delay, Duration::from_secs(5));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_request_timeout_is_positive_and_capped() {
+        assert_eq!(cfg(&[]).unwrap().request_timeout, Duration::from_secs(10));
+        assert_eq!(
+            cfg(&[("REQUEST_TIMEOUT_MS", "250")]).unwrap().request_timeout,
+            Duration::from_millis(250)
+        );
+        for v in ["0", "600001", "18446744073709551615", "1s", ""] {
+            let err = cfg(&[("REQUEST_TIMEOUT_MS", v)]).unwrap_err().0;
+            assert!(err.contains("REQUEST_TIMEOUT_MS"), "{v:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn inventory_urls_must_be_http_urls_with_a_host() {
+        for key in ["INVENTORY_URL", "INVENTORY_GRPC_URL"] {
+            for bad in [
+                "garbage",
+                "not a uri",
+                "127.0.0.1:8081",
+                "ftp://inventory",
+                "http://",
+                "unix:/run/inventory.sock",
+                "http://inventory?x=1",
+            ] {
+                let err = cfg(&[(key, bad)]).unwrap_err().0;
+                assert!(err.starts_with(key), "{key}={bad:?}: {err}");
+            }
+            let ok = cfg(&[(key, "https://inventory.internal:8443")]).unwrap();
+            assert!(ok.inventory_url.is_some() || ok.inventory_grpc_url.is_some());
+        }
+        let c = cfg(&[("INVENTORY_URL", "http://127.0.0.1:8081/")]).unwrap();
+        assert_eq!(c.inventory_url.as_deref(), Some("http://127.0.0.1:8081"));
+        assert!(
+            cfg(&[("INVENTORY_GRPC_URL", "http://127.0.0.1:50051/inventory")])
+                .unwrap_err()
+                .0
+                .contains("INVENTORY_GRPC_URL")
+        );
     }
 }

@@ -5,7 +5,13 @@
 //!   over HTTP through telltale's client stack; `GET /stock/{sku}` asks the inventory over
 //!   gRPC.
 //! - `/healthz`, `/livez`, `/readyz` (database critical, inventory not), `/startupz`,
-//!   `/metrics`; JSON logs on stdout; graceful drain on SIGTERM.
+//!   `/metrics`; JSON logs on stdout; graceful drain on SIGTERM; a request not answered
+//!   within `REQUEST_TIMEOUT_MS` (10 s) gets 503.
+//! - Both ways to the inventory get the outbound treatment: the request id is sent on,
+//!   a client span and dependency RED metrics (`http_client_request_duration_seconds`,
+//!   `rpc_client_call_duration_seconds`, `peer_service="inventory"`) record each call,
+//!   and a resilience policy bounds it (per-attempt timeout, deadline, budgeted retries,
+//!   circuit breaker, the breakers' state in `/readyz` as non-critical checks).
 //! - Traces: W3C context in and out, spans for the request, the HTTP and gRPC calls to the
 //!   inventory; OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; 5% of traces kept,
 //!   plus every error and every request slower than 500 ms (`OTEL_TRACES_SAMPLER` overrides).
@@ -28,20 +34,23 @@ pub mod worker;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use telltale::health::{Health, ReadinessCheck as _, checks};
-use telltale::resilience::{CircuitBreaker, Retry};
+use axum::{Json, Router};
+use telltale::health::{CheckError, Health, ReadinessCheck as _, checks};
+use telltale::metrics::grpc::{GrpcClientMetricsLayer, GrpcClientMetricsService};
+use telltale::request_id::{PropagateRequestId, PropagateRequestIdLayer};
+use telltale::resilience::tower::ClientPolicyService;
+use telltale::resilience::{CircuitBreaker, ClientPolicy, Retry};
 use telltale::trace::client::ClientTrace;
 use telltale::{Sampling, ShutdownConfig, Telemetry};
 use tokio::net::TcpListener;
 
 pub use config::Config;
-use routes::AppState;
+use routes::{ApiError, ApiExtract, AppState};
 use store::Store;
 
 /// Everything `run` needs to serve, built from a [`Config`] (tests build it too).
@@ -137,21 +146,24 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
                 .open_for(Duration::from_secs(10)),
         )
         .build()?;
-    let grpc_channel = tower::ServiceBuilder::new()
-        .layer(telemetry.tracing().grpc_client_layer("inventory"))
-        .service(
-            tonic::transport::Endpoint::from_shared(inventory_grpc_url.clone())?
-                .connect_timeout(Duration::from_millis(500))
-                .timeout(Duration::from_secs(2))
-                .connect_lazy(),
-        );
+    let (grpc_channel, grpc_policy) = inventory_grpc(telemetry, &inventory_grpc_url)?;
 
-    let db_check = match &store {
-        Store::Sqlite(pool) => Health::builder().check("db", checks::sqlx(pool.clone())),
-        Store::Postgres(pool) => Health::builder().check("db", checks::sqlx(pool.clone())),
-    };
-    let health = db_check
+    let schema = store.clone();
+    let health = Health::builder()
+        // The tables, not just `SELECT 1`: a database that lost its schema is not ready.
+        .check(
+            "db",
+            checks::from_fn(move || {
+                let store = schema.clone();
+                async move { store.check_schema().await.map_err(CheckError::from) }
+            }),
+        )
         .check("inventory", inventory.readiness_check().non_critical())
+        .check(
+            "inventory-grpc",
+            checks::from_fn(move || std::future::ready(grpc_policy.readiness().map_err(CheckError::msg)))
+                .non_critical(),
+        )
         .timeout(Duration::from_millis(300))
         .cache_for(Duration::from_secs(1))
         .build()?;
@@ -176,6 +188,14 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
     let router = app
         .merge(health.router())
         .merge(telemetry.metrics_router())
+        // A request not answered in time (a slow handler, or a client sending its body
+        // slowly) gets 503. Inside the panic layer and the server layer, as
+        // telltale-resilience's `server` docs order them, so the span, metrics and access
+        // log see the 503.
+        .layer(telltale::resilience::server::request_timeout(
+            config.request_timeout,
+            StatusCode::SERVICE_UNAVAILABLE,
+        )?)
         // A handler panic becomes a JSON 500 naming the request id (counted, logged at
         // ERROR); inside the server layer, so the span, metrics and access log see it.
         .layer(telltale::resilience::server::CatchPanicLayer::new())
@@ -192,8 +212,11 @@ pub async fn build(config: &Config, telemetry: &Telemetry) -> Result<Service, Bo
 /// Runs the Orders API until SIGTERM/SIGINT, then drains.
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let telemetry = telemetry(&config)?;
+    // Bound first: a busy port stops the start before anything else is set up.
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {} (set by HOST and PORT): {e}", config.addr))?;
     let mut service = build(&config, &telemetry).await?;
-    let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "orders-api listening");
     let shutdown = ShutdownConfig {
@@ -228,26 +251,74 @@ async fn inject_faults(rate: f64, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// The traced gRPC channel to the inventory.
-type InventoryGrpc = ClientTrace<tonic::transport::Channel>;
+/// The gRPC channel to the inventory, outermost layer first: request id, client span,
+/// dependency metrics, resilience policy, the tonic channel.
+type InventoryGrpc =
+    PropagateRequestId<ClientTrace<GrpcClientMetricsService<ClientPolicyService<tonic::transport::Channel>>>>;
 
-async fn stock(State(channel): State<InventoryGrpc>, Path(sku): Path<String>) -> Response {
-    match inventory::grpc::get_stock(channel, &sku).await {
-        Ok(reply) => {
-            axum::Json(serde_json::json!({ "sku": reply.sku, "available": reply.available })).into_response()
-        }
-        Err(status) if status.code() == tonic::Code::NotFound => (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({ "error": "unknown sku" })),
+/// The gRPC channel to the inventory and its resilience policy.
+///
+/// The layers are in the order telltale's design gives for clients (the resilience
+/// `policy` docs: the request id, trace and dependency-metrics layers in front of the
+/// policy), so one `GetStock` is one span and one `rpc_client_call_duration_seconds`
+/// observation however many attempts it took, and the attempts are counted in
+/// `telltale_client_attempts_total{peer_service="inventory-grpc"}`.
+///
+/// The policy is the gRPC channel's own, `inventory-grpc`: its breaker must not open on
+/// the HTTP calls' failures (nor theirs on these), and breaker metrics are labelled by
+/// the policy's name. It may retry `UNAVAILABLE` (`retry_non_idempotent`) because the
+/// channel carries only reads (`GetStock`); a method that changes something would need a
+/// policy of its own that does not.
+fn inventory_grpc(
+    telemetry: &Telemetry,
+    url: &str,
+) -> Result<(InventoryGrpc, ClientPolicy), Box<dyn std::error::Error>> {
+    let policy = ClientPolicy::builder("inventory-grpc")
+        .timeout(Duration::from_millis(500))
+        .deadline(Duration::from_secs(2))
+        .retry(
+            Retry::exponential()
+                .max_attempts(3)
+                .budget(0.2)
+                .retry_non_idempotent(),
         )
-            .into_response(),
+        .circuit_breaker(
+            CircuitBreaker::failure_rate(0.5)
+                .min_calls(20)
+                .open_for(Duration::from_secs(10)),
+        )
+        .build()?;
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("INVENTORY_GRPC_URL {url:?}: {e}"))?
+        .connect_timeout(Duration::from_millis(500));
+    let channel = tower::ServiceBuilder::new()
+        .layer(PropagateRequestIdLayer::new())
+        .layer(telemetry.tracing().grpc_client_layer("inventory"))
+        .layer(GrpcClientMetricsLayer::new("inventory"))
+        .layer(policy.layer())
+        .service(endpoint.connect_lazy());
+    Ok((channel, policy))
+}
+
+async fn stock(
+    State(channel): State<InventoryGrpc>,
+    ApiExtract(Path(sku)): ApiExtract<Path<String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    // As for `POST /orders`; the inventory is not asked about what cannot be a SKU.
+    routes::check_sku(&sku, StatusCode::BAD_REQUEST)?;
+    match inventory::grpc::get_stock(channel, &sku).await {
+        Ok(reply) => Ok(Json(
+            serde_json::json!({ "sku": reply.sku, "available": reply.available }),
+        )),
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "unknown sku"))
+        }
         Err(status) => {
-            tracing::warn!(code = ?status.code(), message = status.message(), "inventory gRPC call failed");
-            (
+            tracing::warn!(code = ?status.code(), grpc_message = status.message(), "inventory gRPC call failed");
+            Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({ "error": "inventory unavailable" })),
-            )
-                .into_response()
+                "inventory unavailable",
+            ))
         }
     }
 }

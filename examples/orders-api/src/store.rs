@@ -1,11 +1,39 @@
 //! Order storage: embedded SQLite by default (no set-up), Postgres when `DATABASE_URL` says so.
+//!
+//! # The embedded database
+//!
+//! Without `DATABASE_URL` (or with `sqlite::memory:`) the orders live in a SQLite file in
+//! a private temporary directory that the [`Store`] owns: created at start, deleted when
+//! the last clone of the store is dropped (at exit; a process killed with SIGKILL leaves
+//! it in the system's temporary directory). It is a throwaway database for demos and
+//! tests, like an in-memory one, but it is a *file* on purpose:
+//!
+//! - An SQLite `:memory:` database belongs to one connection and dies with it. sqlx
+//!   closes a connection whose query was cancelled mid-way (a client hanging up drops the
+//!   request's future), the pool opens a fresh one, and that one is a new, empty
+//!   database: every order gone, every request failing with "no such table". A file
+//!   outlives any connection, so the pool can close and open connections as it likes.
+//! - Several connections can work at once: WAL journaling lets reads go on while one
+//!   write commits, and a writer waits (`busy_timeout`) rather than failing when another
+//!   holds the lock. The fulfilment worker and the requests do not queue on one
+//!   connection.
+//!
+//! (A named shared-cache in-memory database with one connection pinned open would also
+//! survive churn, but its table-level locks fail concurrent writers with
+//! `SQLITE_LOCKED` instead of waiting.)
+//!
+//! The readiness check ([`Store::check_schema`]) reads the tables, not just `SELECT 1`,
+//! so a database that lost its schema is reported, not only one that is unreachable.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// An order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,10 +53,26 @@ pub struct Order {
 /// The order store.
 #[derive(Clone, Debug)]
 pub enum Store {
-    /// Embedded SQLite (in memory).
-    Sqlite(SqlitePool),
+    /// Embedded SQLite, a file in a temporary directory (see the
+    /// [module docs](self#the-embedded-database)).
+    Sqlite(EmbeddedSqlite),
     /// Postgres.
     Postgres(PgPool),
+}
+
+/// The embedded SQLite database: its pool, and the temporary directory holding its file
+/// (removed when the last clone is dropped).
+#[derive(Clone, Debug)]
+pub struct EmbeddedSqlite {
+    pool: SqlitePool,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl EmbeddedSqlite {
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 /// Runs the same query code on whichever pool the store holds (the SQL uses `$N`
@@ -36,7 +80,10 @@ pub enum Store {
 macro_rules! on_pool {
     ($store:expr, $p:ident => $body:expr) => {
         match $store {
-            Store::Sqlite($p) => $body,
+            Store::Sqlite(db) => {
+                let $p = db.pool();
+                $body
+            }
             Store::Postgres($p) => $body,
         }
     };
@@ -87,9 +134,10 @@ pub enum Fulfilled {
 }
 
 impl Store {
-    /// Connects: `None` or `sqlite::memory:` gives an embedded in-memory SQLite; a
-    /// `postgres://` URL a Postgres pool. The Postgres pool connects lazily, so the service
-    /// starts (and reports not-ready) while the database is down.
+    /// Connects: `None` or `sqlite::memory:` gives the embedded SQLite (a throwaway file,
+    /// see the [module docs](self#the-embedded-database)); a `postgres://` URL a Postgres
+    /// pool. The Postgres pool connects lazily, so the service starts (and reports
+    /// not-ready) while the database is down.
     pub async fn connect(url: Option<&str>) -> Result<Store, sqlx::Error> {
         match url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -107,22 +155,38 @@ impl Store {
                 .into(),
             )),
             _ => {
-                // One connection that never expires: an in-memory database lives as long as it.
+                let dir = tempfile::Builder::new().prefix("orders-api-").tempdir()?;
+                let options = SqliteConnectOptions::new()
+                    .filename(dir.path().join("orders.sqlite"))
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // Durable enough for a throwaway database, and no fsync per commit.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5));
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .connect_with(SqliteConnectOptions::new().in_memory(true))
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(2))
+                    .connect_with(options)
                     .await?;
-                let store = Store::Sqlite(pool);
+                let store = Store::Sqlite(EmbeddedSqlite {
+                    pool,
+                    _dir: Arc::new(dir),
+                });
                 store.migrate().await?;
                 Ok(store)
             }
         }
     }
 
-    /// Creates the table if missing.
+    /// Succeeds when both tables can be read: what the `db` readiness check runs. Unlike
+    /// `SELECT 1` it fails for a database that answers but lost (or never got) its schema.
+    pub async fn check_schema(&self) -> Result<(), sqlx::Error> {
+        // `LIMIT 0`: the tables must exist, no row is read.
+        const SQL: &str = "SELECT 1 FROM orders, jobs LIMIT 0";
+        on_pool!(self, p => sqlx::query(SQL).execute(p).await.map(drop))
+    }
+
+    /// Creates the tables if missing.
     pub async fn migrate(&self) -> Result<(), sqlx::Error> {
         on_pool!(self, p => {
             sqlx::query(SCHEMA).execute(p).await?;
@@ -226,7 +290,7 @@ impl Store {
         })
     }
 
-    /// One order by id.
+    /// One order by id (the id as stored: the hyphenated lower-case form of a UUID).
     pub async fn get(&self, id: &str) -> Result<Option<Order>, sqlx::Error> {
         const SQL: &str = "SELECT id, sku, quantity, status, created_at_ms FROM orders WHERE id = $1";
         on_pool!(self, p => sqlx::query(SQL).bind(id).fetch_optional(p).await?.as_ref().map(to_order).transpose())
@@ -257,4 +321,61 @@ where
         status: r.try_get("status")?,
         created_at_ms: r.try_get("created_at_ms")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(id: &str) -> Order {
+        Order {
+            id: id.to_owned(),
+            sku: "sku-apple".to_owned(),
+            quantity: 1,
+            status: "placed".to_owned(),
+            created_at_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_embedded_database_outlives_its_connections() {
+        let store = Store::connect(None).await.unwrap();
+        store.insert_with_job(&order("a"), "q", "").await.unwrap();
+        let Store::Sqlite(db) = &store else { unreachable!() };
+        // Every connection closed (what a cancelled query does to one): an in-memory
+        // database would be gone with them.
+        db.pool().close().await;
+        let reopened = SqlitePoolOptions::new()
+            .connect_with(db.pool().connect_options().as_ref().clone())
+            .await
+            .unwrap();
+        let store = Store::Sqlite(EmbeddedSqlite {
+            pool: reopened,
+            _dir: db._dir.clone(),
+        });
+        assert_eq!(store.get("a").await.unwrap(), Some(order("a")));
+        store.check_schema().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_schema_check_fails_when_a_table_is_missing() {
+        let store = Store::connect(None).await.unwrap();
+        store.check_schema().await.unwrap();
+        on_pool!(&store, p => sqlx::query("DROP TABLE jobs").execute(p).await.map(drop).unwrap());
+        let err = store.check_schema().await.unwrap_err();
+        assert!(err.to_string().contains("no such table"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_temporary_directory_is_removed_with_the_last_store() {
+        let store = Store::connect(None).await.unwrap();
+        let Store::Sqlite(db) = &store else { unreachable!() };
+        let dir = db._dir.path().to_owned();
+        assert!(dir.join("orders.sqlite").exists());
+        let clone = store.clone();
+        drop(store);
+        assert!(dir.exists(), "a clone still uses it");
+        drop(clone);
+        assert!(!dir.exists());
+    }
 }

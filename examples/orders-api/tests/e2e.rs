@@ -6,60 +6,15 @@
 //! when 10% of requests fail, and the generated dashboards and rules reference only
 //! metrics the service really emits.
 
-use std::process::Command;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{OrdersApi, agent};
 use serde_json::Value;
-use telltale_test_support::service::{JsonLogProcess, wait_for};
+use telltale_test_support::service::wait_for;
 use telltale_test_support::{PostgresServer, PrometheusServer};
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// A running `orders-api` process on a free port, killed on drop; its stdout (the JSON
-/// logs) is collected line by line.
-struct OrdersApi {
-    process: JsonLogProcess,
-    base: String,
-}
-
-impl OrdersApi {
-    fn start(env: &[(&str, &str)]) -> OrdersApi {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orders-api"));
-        cmd.env("PORT", "0")
-            .env("RUST_LOG", "info")
-            .env("TELLTALE_LOG_FORMAT", "json")
-            .env("DRAIN_DELAY_MS", "100")
-            .envs(env.iter().copied());
-        let (process, addr) = JsonLogProcess::start(cmd, "orders-api listening");
-        OrdersApi {
-            process,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    fn json_lines(&self) -> Vec<Value> {
-        self.process.json_lines()
-    }
-
-    fn output(&self) -> String {
-        self.process.output()
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut res = agent().get(&format!("{}{path}", self.base)).call().expect("GET");
-        (
-            res.status().as_u16(),
-            res.body_mut().read_to_string().unwrap_or_default(),
-        )
-    }
-}
 
 #[test]
 fn readiness_flips_when_the_database_is_unreachable_and_liveness_stays_up() {
