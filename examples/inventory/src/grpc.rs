@@ -153,18 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn get_stock_over_a_real_grpc_connection() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(InventoryGrpcServer::new(Inventory::with_stock([("a", 7)])))
-                .serve_with_incoming(tokio_stream_from(listener)),
-        );
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let (channel, server) = serve_with_a().await;
         let reply = get_stock(channel.clone(), "a").await.unwrap();
         assert_eq!(
             reply,
@@ -181,18 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_long_sku_is_not_found_with_a_bounded_message() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(InventoryGrpcServer::new(Inventory::with_stock([("a", 7)])))
-                .serve_with_incoming(tokio_stream_from(listener)),
-        );
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let (channel, server) = serve_with_a().await;
         // Far beyond h2's 16 KiB header-list limit if it were echoed whole.
         let sku = "é".repeat(20_000);
         let err = get_stock(channel, &sku).await.unwrap_err();
@@ -222,6 +200,25 @@ mod tests {
             echo(&"x".repeat(MAX_ECHOED_SKU + 1)),
             format!("{:?}…", "x".repeat(MAX_ECHOED_SKU))
         );
+    }
+
+    /// An inventory holding 7 of `a`, served over gRPC on a loopback port, and a channel
+    /// to it.
+    async fn serve_with_a() -> (tonic::transport::Channel, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(InventoryGrpcServer::new(Inventory::with_stock([("a", 7)])))
+                .serve_with_incoming(tokio_stream_from(listener))
+                .await;
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        (channel, server)
     }
 
     fn tokio_stream_from(
