@@ -382,10 +382,14 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec![Seen::Error("boom".into(), 2)]);
     }
 
-    /// A body whose second poll panics.
-    struct PanicsOnSecondPoll(bool);
+    /// Five bytes, announced by an exact size hint, with no end of its own: after them it
+    /// waits forever, or (`panics`) panics.
+    struct Hello {
+        sent: bool,
+        panics: bool,
+    }
 
-    impl Body for PanicsOnSecondPoll {
+    impl Body for Hello {
         type Data = Bytes;
         type Error = std::io::Error;
 
@@ -393,37 +397,8 @@ mod tests {
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-            if std::mem::replace(&mut self.0, true) {
-                panic!("stream broke");
-            }
-            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"hello")))))
-        }
-    }
-
-    #[tokio::test]
-    async fn a_panic_while_polling_is_an_error_not_a_hang_up() {
-        let (seen, obs) = recorder();
-        let body = ObservedBody::new(PanicsOnSecondPoll(false), obs);
-        let polled = tokio::spawn(body.collect()).await;
-        assert!(polled.unwrap_err().is_panic());
-        assert_eq!(
-            *seen.lock().unwrap(),
-            vec![Seen::Error(BodyPanicked.to_string(), 5)]
-        );
-    }
-
-    /// Five bytes, announced by an exact size hint, with no end of its own.
-    struct SizedStream(bool);
-
-    impl Body for SizedStream {
-        type Data = Bytes;
-        type Error = std::io::Error;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-            if std::mem::replace(&mut self.0, true) {
+            if std::mem::replace(&mut self.sent, true) {
+                assert!(!self.panics, "stream broke");
                 return Poll::Pending;
             }
             Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"hello")))))
@@ -432,6 +407,24 @@ mod tests {
         fn size_hint(&self) -> SizeHint {
             SizeHint::with_exact(5)
         }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_polling_is_an_error_not_a_hang_up() {
+        let (seen, obs) = recorder();
+        let body = ObservedBody::new(
+            Hello {
+                sent: false,
+                panics: true,
+            },
+            obs,
+        );
+        let polled = tokio::spawn(body.collect()).await;
+        assert!(polled.unwrap_err().is_panic());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![Seen::Error(BodyPanicked.to_string(), 5)]
+        );
     }
 
     #[tokio::test]
@@ -452,7 +445,10 @@ mod tests {
         // A stream whose exact size hint hyper sent as the Content-Length: dropped once
         // that many bytes went out, without being asked for its end.
         let (seen, obs) = recorder();
-        let sized = http::Response::new(SizedStream(false));
+        let sized = http::Response::new(Hello {
+            sent: false,
+            panics: false,
+        });
         let declared = declared_length(false, &sized);
         assert_eq!(declared, Some(5));
         let mut body = ObservedBody::new(sized.into_body(), obs).with_declared_length(declared);

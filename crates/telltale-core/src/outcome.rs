@@ -227,6 +227,28 @@ impl GrpcCode {
         }
     }
 
+    /// The code a gRPC client infers from the HTTP status of a response that carries no
+    /// `grpc-status` (gRPC's `doc/http-grpc-status-mapping.md`): a proxy or load balancer
+    /// answered instead of the server.
+    ///
+    /// ```
+    /// use telltale_core::outcome::GrpcCode;
+    ///
+    /// assert_eq!(GrpcCode::from_http_status(http::StatusCode::SERVICE_UNAVAILABLE), GrpcCode::Unavailable);
+    /// assert_eq!(GrpcCode::from_http_status(http::StatusCode::NOT_FOUND), GrpcCode::Unimplemented);
+    /// assert_eq!(GrpcCode::from_http_status(http::StatusCode::INTERNAL_SERVER_ERROR), GrpcCode::Unknown);
+    /// ```
+    pub const fn from_http_status(status: http::StatusCode) -> GrpcCode {
+        match status.as_u16() {
+            400 => GrpcCode::Internal,
+            401 => GrpcCode::Unauthenticated,
+            403 => GrpcCode::PermissionDenied,
+            404 => GrpcCode::Unimplemented,
+            429 | 502 | 503 | 504 => GrpcCode::Unavailable,
+            _ => GrpcCode::Unknown,
+        }
+    }
+
     /// Reads `grpc-status` from a header map (response headers for trailers-only
     /// responses, or trailers). `None` when absent; a malformed value is `Unknown`.
     pub fn from_headers(headers: &HeaderMap) -> Option<GrpcCode> {

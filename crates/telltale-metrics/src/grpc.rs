@@ -168,27 +168,12 @@ fn grpc_cache(
     })
 }
 
-/// The gRPC code a client infers from an HTTP status when the response has no
-/// `grpc-status` (gRPC's `doc/http-grpc-status-mapping.md`).
-// TODO(telltale-core): belongs beside `GrpcCode` (`GrpcCode::from_http_status`), for the
-// trace and log layers too; kept here until it moves.
-pub(crate) const fn grpc_code_for_http_status(status: StatusCode) -> GrpcCode {
-    match status.as_u16() {
-        400 => GrpcCode::Internal,
-        401 => GrpcCode::Unauthenticated,
-        403 => GrpcCode::PermissionDenied,
-        404 => GrpcCode::Unimplemented,
-        429 | 502 | 503 | 504 => GrpcCode::Unavailable,
-        _ => GrpcCode::Unknown,
-    }
-}
-
 /// The code a response head settles: `grpc-status` in the headers (trailers-only), else
 /// for a non-200 response the code inferred from its HTTP status; `None` when the
 /// trailers will tell.
 fn head_code(status: StatusCode, headers: &HeaderMap) -> Option<GrpcCode> {
     GrpcCode::from_headers(headers)
-        .or_else(|| (status != StatusCode::OK).then(|| grpc_code_for_http_status(status)))
+        .or_else(|| (status != StatusCode::OK).then(|| GrpcCode::from_http_status(status)))
 }
 
 /// Tower layer recording gRPC server metrics. See the [module docs](self).
@@ -735,7 +720,7 @@ mod tests {
         ];
         for (http, grpc) in cases {
             let status = StatusCode::from_u16(http).unwrap();
-            assert_eq!(grpc_code_for_http_status(status), grpc, "{http}");
+            assert_eq!(GrpcCode::from_http_status(status), grpc, "{http}");
             assert_eq!(head_code(status, &HeaderMap::new()), Some(grpc), "{http}");
         }
         // 200: the trailers will tell.

@@ -18,19 +18,8 @@ const COUNT: &str = "rpc_server_call_duration_seconds_count";
 #[tokio::test]
 async fn status_codes_from_trailers_and_trailers_only_responses() {
     let prom = PrometheusConfig::new("grpc-svc").build().unwrap();
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("orders", ServingStatus::Serving)
-        .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let layer = GrpcMetricsLayer::with_options(prom.recorder(), 100).unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(health)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let addr = health_server(layer).await;
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -128,17 +117,9 @@ async fn status_codes_from_trailers_and_trailers_only_responses() {
 #[tokio::test]
 async fn client_side_codes_are_all_errors_and_a_refused_channel_is_connect() {
     let prom = PrometheusConfig::new("caller").build().unwrap();
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("orders", ServingStatus::Serving)
-        .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    // The server's own metrics go to a registry of their own.
+    let callee = PrometheusConfig::new("callee").build().unwrap();
+    let addr = health_server(GrpcMetricsLayer::with_options(callee.recorder(), 100).unwrap()).await;
     let layer = GrpcClientMetricsLayer::with_options("health-dep", prom.recorder(), 100).unwrap();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -204,7 +185,7 @@ async fn client_side_codes_are_all_errors_and_a_refused_channel_is_connect() {
     );
 }
 
-/// A tonic server (tonic-health) behind `layer`, on 127.0.0.1.
+/// A tonic server (tonic-health, `orders` serving) behind `layer`, on 127.0.0.1.
 async fn health_server(layer: GrpcMetricsLayer) -> std::net::SocketAddr {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter

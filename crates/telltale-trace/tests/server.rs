@@ -149,10 +149,9 @@ async fn a_500_from_an_inner_catch_panic_layer_is_classified_as_panic() {
     assert_eq!(got[0].events.events[0].name, "exception");
 }
 
-#[tokio::test]
-async fn a_client_hang_up_is_recorded_but_not_an_error() {
-    let (p, spans) = pipeline(Sampling::always());
-    let app = Router::new()
+/// `GET /big`: a streamed body of three chunks (no length announced), traced by `p`.
+fn big_stream_app(p: SpanPipeline) -> Router {
+    Router::new()
         .route(
             "/big",
             get(|| async {
@@ -162,7 +161,13 @@ async fn a_client_hang_up_is_recorded_but_not_an_error() {
                 Body::from_stream(stream)
             }),
         )
-        .layer(TraceLayer::new(p));
+        .layer(TraceLayer::new(p))
+}
+
+#[tokio::test]
+async fn a_client_hang_up_is_recorded_but_not_an_error() {
+    let (p, spans) = pipeline(Sampling::always());
+    let app = big_stream_app(p);
     let res = app.oneshot(get_req("/big")).await.unwrap();
     let mut body = res.into_body();
     let _ = body.frame().await;
@@ -176,22 +181,12 @@ async fn a_client_hang_up_is_recorded_but_not_an_error() {
     assert_eq!(got[0].status, Status::Unset);
 }
 
-/// A HEAD answer's body is never sent (axum drops it unpolled), nor is a streamed body
-/// past the exact length it announced (hyper stops there): that is their normal end.
+/// A HEAD answer's body is never sent (axum drops it unpolled): that is its normal end,
+/// not a hang-up. (A body dropped at its announced length: `telltale_core::body` tests.)
 #[tokio::test]
-async fn a_head_answer_and_a_body_sent_to_its_announced_length_are_not_hang_ups() {
+async fn a_head_answer_is_not_a_hang_up() {
     let (p, spans) = pipeline(Sampling::always());
-    let app = Router::new()
-        .route(
-            "/big",
-            get(|| async {
-                let stream = futures_util::stream::iter(
-                    (0..3).map(|_| Ok::<_, Infallible>(Bytes::from_static(b"chunk"))),
-                );
-                Body::from_stream(stream)
-            }),
-        )
-        .layer(TraceLayer::new(p));
+    let app = big_stream_app(p);
     let head = Request::head("/big").body(Body::empty()).unwrap();
     let res = app.clone().oneshot(head).await.unwrap();
     assert!(res.into_body().collect().await.unwrap().to_bytes().is_empty());
